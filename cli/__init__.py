@@ -1,0 +1,1 @@
+"""The `fulfillment` console command."""

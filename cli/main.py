@@ -1,0 +1,61 @@
+"""Entry point of the `fulfillment` command: sub-commands for operators and integrators."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import stack
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+stack_app = typer.Typer(
+    no_args_is_help=True, help="Start, stop and show the local Kafka broker and store."
+)
+app.add_typer(stack_app, name="stack")
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one line on stderr and exit: operators get no tracebacks."""
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def say(message: str) -> None:
+    console.print(f"[dim]stack:[/dim] {message}", highlight=False)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start the local stack (idempotent); build it on first use."""
+    try:
+        stack.up(say)
+    except stack.StackError as problem:
+        fail(str(problem))
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop what `stack up` started."""
+    stack.down(say)
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Show what runs where."""
+    table = Table("service", "state", "address", "detail")
+    for row in stack.status():
+        table.add_row(*row)
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        sys.exit(130)
