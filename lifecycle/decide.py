@@ -1,0 +1,277 @@
+"""One input event applied to one order: the rules of CONTRACT.md, "The order lifecycle"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from lifecycle.fulfillment import cancel, carry_out
+from lifecycle.record import note, set_status
+from schemas.document import Capture, EarlyCancel, Fulfillment, Line, OrderDocument, OutboxMessage
+from schemas.events import (
+    FulfillmentCancelRequested,
+    FulfillmentRequested,
+    Inbound,
+    OrderCancelRequested,
+    OrderPlaced,
+    PaymentCaptured,
+    amount,
+)
+from schemas.names import (
+    CancelReason,
+    EventType,
+    FulfillmentStatus,
+    OrderStatus,
+    PaymentStatus,
+    TimelineType,
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The order after the event, and the output events it caused (none for a duplicate)."""
+
+    order: OrderDocument
+    outputs: list[OutboxMessage]
+    applied: bool
+
+
+def decide(order: OrderDocument | None, event: Inbound, now: datetime) -> Decision:
+    """Apply `event` to a copy of `order` (a new one when the order is not known yet)."""
+    state = order.model_copy(deep=True) if order else OrderDocument(_id=event.order_id)
+    outputs = apply(state, event, now)
+    return Decision(state, outputs or [], outputs is not None)
+
+
+def apply(order: OrderDocument, event: Inbound, now: datetime) -> list[OutboxMessage] | None:
+    """Apply `event` to `order` in place; None when the event id was applied before."""
+    if event.id in order.applied_event_ids:
+        return None
+    order.applied_event_ids.append(event.id)
+    first_new = len(order.outbox)
+    _HANDLERS[event.type](order, event, now)
+    order.updated_at = now
+    return order.outbox[first_new:]
+
+
+def _is_paid(order: OrderDocument) -> bool:
+    return order.placed and order.payment_status is PaymentStatus.CAPTURED
+
+
+def _count_payments(order: OrderDocument) -> None:
+    if not order.placed or order.total is None:
+        return
+    captured = sum(
+        (
+            amount(capture.amount)
+            for capture in order.captures
+            if capture.currency == order.currency
+        ),
+        Decimal(0),
+    )
+    order.captured_amount = str(captured)
+    if captured >= amount(order.total):
+        order.payment_status = PaymentStatus.CAPTURED
+    elif captured > 0:
+        order.payment_status = PaymentStatus.PARTIALLY_CAPTURED
+    else:
+        order.payment_status = PaymentStatus.PENDING
+
+
+def _advance(order: OrderDocument, event: Inbound, now: datetime) -> None:
+    """Once paid, the order is ready to fulfill and pending requests run in arrival order."""
+    if order.status is not OrderStatus.AWAITING_PAYMENT or not _is_paid(order):
+        return
+    set_status(order, OrderStatus.UNFULFILLED, event, now)
+    for fulfillment in order.fulfillments:
+        if fulfillment.status is FulfillmentStatus.PENDING:
+            carry_out(order, fulfillment, event, now)
+
+
+def _placed(order: OrderDocument, event: Inbound, now: datetime) -> None:
+    data = event.data
+    assert isinstance(data, OrderPlaced)
+    if order.placed:
+        note(
+            order,
+            TimelineType.ORDER_PLACED_IGNORED,
+            event,
+            "order.placed ignored: already placed",
+            now,
+        )
+        return
+    order.placed = True
+    order.order_number = data.order_number
+    order.customer = data.customer
+    order.currency = data.currency
+    order.total = data.total
+    order.lines = [Line(**line.model_dump()) for line in data.lines]
+    order.shipping_address = data.shipping_address
+    order.billing_address = data.billing_address
+    order.placed_at = event.time
+    note(
+        order,
+        EventType.ORDER_PLACED,
+        event,
+        f"order {data.order_number} placed: {len(data.lines)} lines, total {data.total} {data.currency}",
+        now,
+    )
+    _count_payments(order)
+    if order.status is None:
+        set_status(order, OrderStatus.AWAITING_PAYMENT, event, now)
+    _advance(order, event, now)
+
+
+def _captured(order: OrderDocument, event: Inbound, now: datetime) -> None:
+    data = event.data
+    assert isinstance(data, PaymentCaptured)
+    if any(capture.payment_id == data.payment_id for capture in order.captures):
+        note(
+            order,
+            TimelineType.PAYMENT_DUPLICATE,
+            event,
+            f"payment {data.payment_id} counted once",
+            now,
+        )
+        return
+    order.captures.append(Capture(**data.model_dump(), event_id=event.id))
+    note(order, EventType.PAYMENT_CAPTURED, event, f"captured {data.amount} {data.currency}", now)
+    if order.placed and data.currency != order.currency:
+        summary = (
+            f"capture in {data.currency} recorded, not counted: the order is in {order.currency}"
+        )
+        note(order, TimelineType.PAYMENT_NOT_COUNTED, event, summary, now)
+    _count_payments(order)
+    _advance(order, event, now)
+
+
+def _requested(order: OrderDocument, event: Inbound, now: datetime) -> None:
+    data = event.data
+    assert isinstance(data, FulfillmentRequested)
+    fulfillment_id = data.fulfillment_id
+    if order.fulfillment(fulfillment_id) is not None:
+        note(
+            order,
+            TimelineType.FULFILLMENT_DUPLICATE,
+            event,
+            "fulfillment_id seen before",
+            now,
+            fulfillment_id,
+        )
+        return
+    fulfillment = Fulfillment(
+        fulfillment_id=fulfillment_id,
+        status=FulfillmentStatus.PENDING,
+        event_id=event.id,
+        requested_at=event.time,
+        requested_lines=data.lines or None,
+        shipment=data.shipment,
+        distributions=data.distributions,
+        shipping_address=data.shipping_address,
+        requested_by=data.requested_by,
+    )
+    order.fulfillments.append(fulfillment)
+    note(
+        order, EventType.FULFILLMENT_REQUESTED, event, "fulfillment requested", now, fulfillment_id
+    )
+    early = next((c for c in order.early_cancels if c.fulfillment_id == fulfillment_id), None)
+    if early is not None:
+        detail = early.reason or "cancel request arrived before the fulfillment request"
+        cancel(order, fulfillment, CancelReason.CANCEL_REQUESTED, detail, event, now)
+    elif order.status is OrderStatus.CANCELLED:
+        cancel(
+            order, fulfillment, CancelReason.ORDER_CANCELLED, "the order was cancelled", event, now
+        )
+    elif _is_paid(order):
+        carry_out(order, fulfillment, event, now)
+    else:
+        waiting = "payment" if order.placed else "the order to be placed"
+        note(
+            order,
+            TimelineType.FULFILLMENT_PENDING,
+            event,
+            f"pending: waiting for {waiting}",
+            now,
+            fulfillment_id,
+        )
+
+
+def _cancel_fulfillment(order: OrderDocument, event: Inbound, now: datetime) -> None:
+    data = event.data
+    assert isinstance(data, FulfillmentCancelRequested)
+    fulfillment_id = data.fulfillment_id
+    fulfillment = order.fulfillment(fulfillment_id)
+    if fulfillment is None:
+        if any(c.fulfillment_id == fulfillment_id for c in order.early_cancels):
+            note(
+                order,
+                TimelineType.FULFILLMENT_CANCEL_IGNORED,
+                event,
+                "already remembered",
+                now,
+                fulfillment_id,
+            )
+            return
+        order.early_cancels.append(
+            EarlyCancel(fulfillment_id=fulfillment_id, event_id=event.id, reason=data.reason)
+        )
+        summary = "cancel remembered: the fulfillment request has not arrived yet"
+        note(order, TimelineType.FULFILLMENT_CANCEL_REMEMBERED, event, summary, now, fulfillment_id)
+    elif fulfillment.status is FulfillmentStatus.CANCELLED:
+        note(
+            order,
+            TimelineType.FULFILLMENT_CANCEL_IGNORED,
+            event,
+            "already cancelled",
+            now,
+            fulfillment_id,
+        )
+    else:
+        detail = data.reason or "cancel requested"
+        cancel(order, fulfillment, CancelReason.CANCEL_REQUESTED, detail, event, now)
+
+
+def _cancel_order(order: OrderDocument, event: Inbound, now: datetime) -> None:
+    data = event.data
+    assert isinstance(data, OrderCancelRequested)
+    if order.status is OrderStatus.CANCELLED:
+        note(order, TimelineType.ORDER_CANCEL_IGNORED, event, "order already cancelled", now)
+        return
+    completed = [
+        f.fulfillment_id for f in order.fulfillments if f.status is FulfillmentStatus.COMPLETED
+    ]
+    if completed:
+        summary = (
+            f"cancel refused: fulfillments {', '.join(completed)} are completed; cancel them first"
+        )
+        note(order, TimelineType.ORDER_CANCEL_REFUSED, event, summary, now)
+        return
+    note(
+        order,
+        EventType.ORDER_CANCEL_REQUESTED,
+        event,
+        f"order cancelled: {data.reason or 'no reason'}",
+        now,
+    )
+    set_status(order, OrderStatus.CANCELLED, event, now)
+    for fulfillment in order.fulfillments:
+        if fulfillment.status is FulfillmentStatus.PENDING:
+            cancel(
+                order,
+                fulfillment,
+                CancelReason.ORDER_CANCELLED,
+                "the order was cancelled",
+                event,
+                now,
+            )
+
+
+_HANDLERS: dict[EventType, Callable[[OrderDocument, Inbound, datetime], None]] = {
+    EventType.ORDER_PLACED: _placed,
+    EventType.PAYMENT_CAPTURED: _captured,
+    EventType.FULFILLMENT_REQUESTED: _requested,
+    EventType.FULFILLMENT_CANCEL_REQUESTED: _cancel_fulfillment,
+    EventType.ORDER_CANCEL_REQUESTED: _cancel_order,
+}

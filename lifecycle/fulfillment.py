@@ -1,0 +1,185 @@
+"""Carrying out, refusing and undoing fulfillments of a paid order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lifecycle.record import emit, note, set_status
+from schemas.document import Fulfillment, OrderDocument
+from schemas.events import (
+    CancelledLine,
+    FulfilledLine,
+    FulfillmentCancelled,
+    FulfillmentCompleted,
+    Inbound,
+)
+from schemas.names import (
+    CancelReason,
+    Delivery,
+    EventType,
+    FulfillmentStatus,
+    OrderStatus,
+    TimelineType,
+)
+
+
+def progress_status(order: OrderDocument) -> OrderStatus:
+    """The status a paid order has, given how much of it is fulfilled."""
+    if all(line.unfulfilled == 0 for line in order.lines):
+        return OrderStatus.FULFILLED
+    if any(line.fulfilled_quantity > 0 for line in order.lines):
+        return OrderStatus.PARTIALLY_FULFILLED
+    return OrderStatus.UNFULFILLED
+
+
+def resolve_lines(
+    order: OrderDocument, fulfillment: Fulfillment
+) -> tuple[list[FulfilledLine], str | None]:
+    """The lines and quantities to fulfill, or why the request is invalid."""
+    if fulfillment.requested_lines is None:
+        remaining = [
+            FulfilledLine(line_id=line.line_id, sku=line.sku, quantity=line.unfulfilled)
+            for line in order.lines
+            if line.unfulfilled > 0
+        ]
+        return remaining, None if remaining else "nothing left to fulfill"
+    wanted: dict[str, int] = {}
+    for requested in fulfillment.requested_lines:
+        if order.line(requested.line_id) is None:
+            return [], f"unknown line_id {requested.line_id!r}"
+        wanted[requested.line_id] = wanted.get(requested.line_id, 0) + requested.quantity
+    lines = []
+    for line_id, quantity in wanted.items():
+        line = order.line(line_id)
+        assert line is not None
+        if quantity > line.unfulfilled:
+            return [], (
+                f"line {line_id!r}: quantity {quantity} is above the {line.unfulfilled} still unfulfilled"
+            )
+        lines.append(FulfilledLine(line_id=line_id, sku=line.sku, quantity=quantity))
+    return lines, None
+
+
+def _address_problem(
+    order: OrderDocument, fulfillment: Fulfillment, lines: list[FulfilledLine]
+) -> str | None:
+    if fulfillment.shipping_address or order.shipping_address:
+        return None
+    for fulfilled in lines:
+        line = order.line(fulfilled.line_id)
+        if line is not None and line.delivery is Delivery.SHIPMENT:
+            return f"line {fulfilled.line_id!r} is shipped but there is no shipping address"
+    return None
+
+
+def carry_out(
+    order: OrderDocument, fulfillment: Fulfillment, event: Inbound, now: datetime
+) -> None:
+    """Fulfill the request on a paid order, or refuse it as invalid."""
+    lines, problem = resolve_lines(order, fulfillment)
+    problem = problem or _address_problem(order, fulfillment, lines)
+    if problem:
+        cancel(order, fulfillment, CancelReason.INVALID_REQUEST, problem, event, now)
+        return
+    for fulfilled in lines:
+        line = order.line(fulfilled.line_id)
+        assert line is not None
+        line.fulfilled_quantity += fulfilled.quantity
+    if fulfillment.shipping_address and fulfillment.shipping_address != order.shipping_address:
+        order.shipping_address = fulfillment.shipping_address
+        note(order, TimelineType.SHIPPING_ADDRESS_CHANGED, event, "shipping address corrected", now)
+    fulfillment.status = FulfillmentStatus.COMPLETED
+    fulfillment.lines = lines
+    fulfillment.completed_at = now
+    status = progress_status(order)
+    emit(
+        order,
+        EventType.FULFILLMENT_COMPLETED,
+        FulfillmentCompleted(
+            order_id=order.id,
+            order_number=order.order_number or "",
+            fulfillment_id=fulfillment.fulfillment_id,
+            lines=lines,
+            shipment=fulfillment.shipment,
+            distributions=fulfillment.distributions,
+            order_status=status,
+        ),
+        now,
+        fulfillment.fulfillment_id,
+    )
+    summary = ", ".join(f"{line.quantity} x {line.sku}" for line in lines)
+    if fulfillment.shipment:
+        summary += f" via {fulfillment.shipment.carrier} {fulfillment.shipment.tracking_number}"
+    note(
+        order,
+        EventType.FULFILLMENT_COMPLETED,
+        event,
+        f"fulfilled {summary}",
+        now,
+        fulfillment.fulfillment_id,
+    )
+    set_status(order, status, event, now)
+
+
+def _cancelled_lines(order: OrderDocument, fulfillment: Fulfillment) -> list[CancelledLine]:
+    if fulfillment.status is FulfillmentStatus.COMPLETED or fulfillment.requested_lines is None:
+        return [CancelledLine(**line.model_dump()) for line in fulfillment.lines]
+    return [
+        CancelledLine(
+            line_id=requested.line_id,
+            sku=line.sku if (line := order.line(requested.line_id)) else None,
+            quantity=requested.quantity,
+        )
+        for requested in fulfillment.requested_lines
+    ]
+
+
+def cancel(
+    order: OrderDocument,
+    fulfillment: Fulfillment,
+    reason: CancelReason,
+    detail: str,
+    event: Inbound,
+    now: datetime,
+) -> None:
+    """Refuse, withdraw or undo a fulfillment; an undone one gives its quantities back."""
+    undo = fulfillment.status is FulfillmentStatus.COMPLETED
+    lines = _cancelled_lines(order, fulfillment)
+    if undo:
+        for cancelled in lines:
+            line = order.line(cancelled.line_id)
+            assert line is not None
+            line.fulfilled_quantity -= cancelled.quantity
+    fulfillment.status = FulfillmentStatus.CANCELLED
+    fulfillment.reason = reason
+    fulfillment.detail = detail
+    fulfillment.previously_completed = undo
+    fulfillment.cancelled_at = now
+    status = progress_status(order) if undo else order.status
+    emit(
+        order,
+        EventType.FULFILLMENT_CANCELLED,
+        FulfillmentCancelled(
+            order_id=order.id,
+            order_number=order.order_number,
+            fulfillment_id=fulfillment.fulfillment_id,
+            reason=reason,
+            detail=detail,
+            previously_completed=undo,
+            lines=lines,
+            order_status=status,
+        ),
+        now,
+        fulfillment.fulfillment_id,
+    )
+    verb = "undone" if undo else "cancelled"
+    note(
+        order,
+        EventType.FULFILLMENT_CANCELLED,
+        event,
+        f"fulfillment {verb} ({reason.value}): {detail}",
+        now,
+        fulfillment.fulfillment_id,
+    )
+    if status is not None:
+        set_status(order, status, event, now)

@@ -1,0 +1,90 @@
+"""What every decision leaves behind: timeline entries and output events with deterministic ids."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from schemas.document import OrderDocument, OutboxMessage, TimelineEntry
+from schemas.events import Inbound, OrderStatusChanged, WireModel
+from schemas.names import SERVICE_SOURCE, TYPE_TOPIC, EventType, OrderStatus
+
+
+def output_id(*parts: str) -> str:
+    """The same logical outcome always gets the same id, however often it is re-published."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"evt-{digest[:32]}"
+
+
+def note(
+    order: OrderDocument,
+    kind: str,
+    event: Inbound,
+    summary: str,
+    now: datetime,
+    fulfillment_id: str | None = None,
+) -> None:
+    order.timeline.append(
+        TimelineEntry(
+            at=now,
+            type=kind,
+            event_id=event.id,
+            summary=summary,
+            event_time=event.time,
+            fulfillment_id=fulfillment_id,
+        )
+    )
+
+
+def emit(
+    order: OrderDocument, event_type: EventType, data: WireModel, now: datetime, *key: str
+) -> None:
+    """Put an output event in the order's outbox, to be published after the save."""
+    message_id = output_id(event_type.value, order.id, *key)
+    order.outbox.append(
+        OutboxMessage(
+            id=message_id,
+            topic=TYPE_TOPIC[event_type].value,
+            key=order.id,
+            value={
+                "specversion": "1.0",
+                "id": message_id,
+                "source": SERVICE_SOURCE,
+                "type": event_type.value,
+                "subject": order.id,
+                "time": now.isoformat().replace("+00:00", "Z"),
+                "datacontenttype": "application/json",
+                "data": data.model_dump(mode="json"),
+            },
+        )
+    )
+    order.outbox_pending = True
+
+
+def set_status(order: OrderDocument, status: OrderStatus, event: Inbound, now: datetime) -> None:
+    """Move the order to `status`, announcing the change on the analytics feed."""
+    if order.status == status:
+        return
+    previous = order.status
+    order.status = status
+    emit(
+        order,
+        EventType.ORDER_STATUS_CHANGED,
+        OrderStatusChanged(
+            order_id=order.id,
+            order_number=order.order_number,
+            from_status=previous,
+            to_status=status,
+            payment_status=order.payment_status,
+        ),
+        now,
+        event.id,
+        status.value,
+    )
+    note(
+        order,
+        EventType.ORDER_STATUS_CHANGED,
+        event,
+        f"status {previous.value if previous else 'none'} -> {status.value}",
+        now,
+    )

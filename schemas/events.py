@@ -1,0 +1,260 @@
+"""Wire models: the CloudEvents envelope and the `data` of every input and output event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from schemas.iso import COUNTRIES, CURRENCIES
+from schemas.names import (
+    CancelReason,
+    Delivery,
+    EventType,
+    OrderStatus,
+    PaymentStatus,
+)
+
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+OptionalText = Annotated[str, StringConstraints(max_length=1000)]
+# Decimal strings, never floats: "19.99", "0", "1200.5".
+Money = Annotated[str, StringConstraints(pattern=r"^\d{1,15}(\.\d{1,6})?$")]
+Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
+
+
+def _currency(code: str) -> str:
+    if code not in CURRENCIES:
+        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+    return code
+
+
+def _country(code: str) -> str:
+    if code not in COUNTRIES:
+        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+Currency = Annotated[str, AfterValidator(_currency)]
+Country = Annotated[str, AfterValidator(_country)]
+
+
+class WireModel(BaseModel):
+    """Unknown extra fields are accepted and ignored (contract: envelope rules)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Envelope(WireModel):
+    """CloudEvents 1.0 structured mode; `data` is validated by the model of its `type`."""
+
+    specversion: Literal["1.0"]
+    id: Identifier
+    source: Text
+    type: Text
+    subject: Identifier
+    time: AwareDatetime
+    datacontenttype: Literal["application/json"] | None = None
+    data: dict[str, Any]
+
+
+# ---- input data ---------------------------------------------------------------------------
+
+
+class Customer(WireModel):
+    name: Text
+    email: Email
+    phone: OptionalText | None = None
+
+
+class Address(WireModel):
+    name: Text
+    line1: Text
+    line2: OptionalText | None = None
+    city: Text
+    region: OptionalText | None = None
+    postal_code: Text
+    country: Country
+
+
+class OrderLine(WireModel):
+    line_id: Identifier
+    sku: Text
+    title: Text
+    quantity: Quantity
+    unit_price: Money
+    delivery: Delivery
+
+
+class OrderPlaced(WireModel):
+    order_number: Text
+    customer: Customer
+    currency: Currency
+    total: Money
+    lines: list[OrderLine] = Field(min_length=1, max_length=1000)
+    shipping_address: Address | None = None
+    billing_address: Address | None = None
+
+    @model_validator(mode="after")
+    def _lines_are_consistent(self) -> OrderPlaced:
+        ids = [line.line_id for line in self.lines]
+        if len(ids) != len(set(ids)):
+            raise ValueError("line_id must be unique within the order")
+        ships = any(line.delivery is Delivery.SHIPMENT for line in self.lines)
+        if ships and self.shipping_address is None:
+            raise ValueError("shipping_address is required when any line is a shipment")
+        return self
+
+
+class PaymentCaptured(WireModel):
+    payment_id: Identifier
+    amount: Money
+    currency: Currency
+    method: OptionalText | None = None
+
+
+class RequestedLine(WireModel):
+    line_id: Identifier
+    quantity: Quantity
+
+
+class Shipment(WireModel):
+    """The shipping agent and its airway bill / tracking number."""
+
+    carrier: Text
+    tracking_number: Text
+    tracking_url: OptionalText | None = None
+
+
+class Credentials(WireModel):
+    username: OptionalText | None = None
+    password: OptionalText | None = None
+    token: OptionalText | None = None
+
+
+class Distribution(WireModel):
+    """Delivery of a digital line; credentials are sealed by the service before storage."""
+
+    line_id: Identifier
+    access_url: OptionalText | None = None
+    credentials: Credentials | None = None
+    instructions: OptionalText | None = None
+    # Set by the service (encrypted credentials); never taken from input, never published.
+    sealed_credentials: SkipJsonSchema[str | None] = None
+
+
+class FulfillmentRequested(WireModel):
+    fulfillment_id: Identifier
+    lines: list[RequestedLine] | None = Field(default=None, max_length=1000)
+    shipment: Shipment | None = None
+    distributions: list[Distribution] | None = Field(default=None, max_length=1000)
+    shipping_address: Address | None = None
+    requested_by: OptionalText | None = None
+
+
+class FulfillmentCancelRequested(WireModel):
+    fulfillment_id: Identifier
+    reason: OptionalText | None = None
+
+
+class OrderCancelRequested(WireModel):
+    reason: OptionalText | None = None
+
+
+InputData = (
+    OrderPlaced
+    | PaymentCaptured
+    | FulfillmentRequested
+    | FulfillmentCancelRequested
+    | OrderCancelRequested
+)
+
+INPUT_DATA: dict[EventType, type[WireModel]] = {
+    EventType.ORDER_PLACED: OrderPlaced,
+    EventType.PAYMENT_CAPTURED: PaymentCaptured,
+    EventType.FULFILLMENT_REQUESTED: FulfillmentRequested,
+    EventType.FULFILLMENT_CANCEL_REQUESTED: FulfillmentCancelRequested,
+    EventType.ORDER_CANCEL_REQUESTED: OrderCancelRequested,
+}
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A validated input event, as the lifecycle sees it."""
+
+    id: str
+    type: EventType
+    order_id: str
+    time: datetime
+    data: InputData
+
+
+# ---- output data --------------------------------------------------------------------------
+
+
+class FulfilledLine(WireModel):
+    line_id: Identifier
+    sku: Text
+    quantity: Quantity
+
+
+class FulfillmentCompleted(WireModel):
+    order_id: Identifier
+    order_number: Text
+    fulfillment_id: Identifier
+    lines: list[FulfilledLine]
+    shipment: Shipment | None = None
+    distributions: list[Distribution] | None = None
+    order_status: OrderStatus
+
+
+class CancelledLine(WireModel):
+    """A line of a cancelled fulfillment; `sku` is null when the line_id is unknown."""
+
+    line_id: Identifier
+    sku: str | None
+    quantity: int
+
+
+class FulfillmentCancelled(WireModel):
+    order_id: Identifier
+    order_number: Text | None
+    fulfillment_id: Identifier
+    reason: CancelReason
+    detail: str
+    previously_completed: bool
+    lines: list[CancelledLine]
+    order_status: OrderStatus | None
+
+
+class OrderStatusChanged(WireModel):
+    order_id: Identifier
+    order_number: Text | None
+    from_status: OrderStatus | None
+    to_status: OrderStatus
+    payment_status: PaymentStatus
+
+
+OUTPUT_DATA: dict[EventType, type[WireModel]] = {
+    EventType.FULFILLMENT_COMPLETED: FulfillmentCompleted,
+    EventType.FULFILLMENT_CANCELLED: FulfillmentCancelled,
+    EventType.ORDER_STATUS_CHANGED: OrderStatusChanged,
+}
+
+
+def amount(money: str) -> Decimal:
+    """A Money string as a Decimal, for arithmetic."""
+    return Decimal(money)

@@ -1,0 +1,1 @@
+"""MongoDB access: client, indexes, load, compare-and-set save with outbox, queries."""
