@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 import stack
+from config import ConfigError, Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
@@ -51,6 +52,29 @@ def stack_status() -> None:
     for row in stack.status():
         table.add_row(*row)
     console.print(table)
+
+
+@app.command()
+def worker(
+    processes: int = typer.Option(
+        1, "--processes", "-p", min=1, help="Worker processes in one consumer group."
+    ),
+) -> None:
+    """Run the consumers in the foreground; creates missing topics first."""
+    from consumers import logs
+    from consumers.sealing import Sealer
+    from consumers.worker import run_many, run_one
+
+    logs.configure()
+    try:
+        settings = Settings.from_env()
+        Sealer.from_env()
+        if processes == 1:
+            run_one(settings)
+        else:
+            raise typer.Exit(run_many(processes))
+    except ConfigError as problem:
+        fail(str(problem), code=2)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_KAFKA = "localhost:9092"
 DEFAULT_MONGODB = "mongodb://localhost:27017"
@@ -81,6 +82,18 @@ class Settings:
             batch_size=_int_env("FULFILLMENT_BATCH_SIZE", 500),
             kafka_security=security,
         )
+
+    def kafka_options(self) -> dict[str, Any]:
+        """TLS/SASL keyword arguments for aiokafka clients."""
+        from config.kafka_security import client_options
+
+        return client_options(self.kafka_security)
+
+    def broker_security(self) -> Any:
+        """TLS/SASL for the FastStream broker (None for plaintext)."""
+        from config.kafka_security import broker_security
+
+        return broker_security(self.kafka_security)
 
     def topic(self, name: str) -> str:
         """The real topic name of a contract topic."""

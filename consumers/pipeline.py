@@ -1,0 +1,169 @@
+"""One batch of input records: decode, dead-letter, apply the lifecycle, save, publish."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from config import Settings
+from consumers.decode import Rejection, decode
+from consumers.outputs import Message, event_message
+from consumers.retry import retrying
+from consumers.sealing import Sealer
+from lifecycle import apply
+from schemas.document import OrderDocument
+from schemas.events import FulfillmentRequested, Inbound
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS
+from store.orders import Change, OrderStore
+
+log = logging.getLogger("fulfillment.pipeline")
+
+
+class Record(Protocol):
+    """What the pipeline needs of a consumed Kafka record (aiokafka's ConsumerRecord fits)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
+
+
+class Outputs(Protocol):
+    async def send(self, messages: Sequence[Message]) -> None: ...
+
+
+@dataclass
+class BatchReport:
+    """What one batch did, for metrics and the demo."""
+
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    published: int = 0
+    conflicts: int = 0
+    dead_letter_reasons: list[str] = field(default_factory=list)
+
+
+def utc_now() -> datetime:
+    """Now, at the millisecond precision that BSON keeps."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class Pipeline:
+    """The imperative shell around `lifecycle`: everything between Kafka and MongoDB."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: OrderStore,
+        outputs: Outputs,
+        sealer: Sealer,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.outputs = outputs
+        self.sealer = sealer
+        self.clock = clock
+        self._topics = {settings.topic(topic): topic for topic in INPUT_TOPICS}
+
+    async def handle(self, records: Sequence[Record]) -> BatchReport:
+        """Process a batch; when this returns, every effect is saved and acknowledged."""
+        report = BatchReport(records=len(records))
+        events: list[Inbound] = []
+        dead: list[Message] = []
+        for record in records:
+            result = decode(self._topics[record.topic], record.key, record.value)
+            if isinstance(result, Rejection):
+                dead.append(dead_letter(record, result))
+                report.dead_letter_reasons.append(result.reason.value)
+                log.warning(
+                    "dead letter %s[%d]@%d: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    result.reason.value,
+                )
+            else:
+                events.append(self._sealed(result))
+        await retrying("publishing dead letters", self.outputs.send, dead)
+        report.dead_letters = len(dead)
+        await self._apply(events, report)
+        return report
+
+    def _sealed(self, event: Inbound) -> Inbound:
+        data = event.data
+        if not isinstance(data, FulfillmentRequested) or not data.distributions:
+            return event
+        sealed = [self.sealer.seal_distribution(d) for d in data.distributions]
+        return Inbound(
+            event.id,
+            event.type,
+            event.order_id,
+            event.time,
+            data.model_copy(update={"distributions": sealed}),
+        )
+
+    async def _apply(self, events: Sequence[Inbound], report: BatchReport) -> None:
+        by_order: dict[str, list[Inbound]] = {}
+        for event in events:
+            by_order.setdefault(event.order_id, []).append(event)
+        while by_order:
+            stored = await retrying("loading orders", self.store.load_many, list(by_order))
+            now = self.clock()
+            changes: list[Change] = []
+            unsent: list[OrderDocument] = []
+            applied: dict[str, int] = {}
+            for order_id, order_events in by_order.items():
+                order = stored.get(order_id) or OrderDocument(_id=order_id)
+                loaded_version = order.version
+                applied[order_id] = sum(
+                    apply(order, event, now) is not None for event in order_events
+                )
+                if applied[order_id]:
+                    changes.append(Change(order, loaded_version))
+                elif order.outbox:
+                    unsent.append(order)
+            lost = await retrying("saving orders", self.store.save_many, changes)
+            for order_id, count in applied.items():
+                if order_id not in lost:
+                    report.applied += count
+                    report.duplicates += len(by_order[order_id]) - count
+            report.conflicts += len(lost)
+            saved = [change.order for change in changes if change.order.id not in lost]
+            report.published += await self.publish(saved + unsent)
+            by_order = {order_id: by_order[order_id] for order_id in lost}
+
+    async def publish(self, orders: Sequence[OrderDocument]) -> int:
+        """Send the orders' outboxes, wait for the broker, then forget what was sent."""
+        with_outbox = [order for order in orders if order.outbox]
+        messages = [
+            event_message(
+                self.settings.topic(entry.topic), entry.key, self.sealer.open_output(entry.value)
+            )
+            for order in with_outbox
+            for entry in order.outbox
+        ]
+        await retrying("publishing outputs", self.outputs.send, messages)
+        await retrying("clearing outboxes", self.store.clear_outboxes, with_outbox)
+        return len(messages)
+
+
+def dead_letter(record: Record, rejection: Rejection) -> Message:
+    """The original record, to `<topic>.dlq`, with the contract's `x-` headers added."""
+    headers = [
+        *record.headers,
+        ("x-dlq-reason", rejection.reason.value.encode()),
+        ("x-dlq-error", rejection.error.encode()),
+        ("x-original-topic", record.topic.encode()),
+        ("x-original-partition", str(record.partition).encode()),
+        ("x-original-offset", str(record.offset).encode()),
+    ]
+    return Message(f"{record.topic}{DLQ_SUFFIX}", record.key, record.value, headers)

@@ -1,0 +1,32 @@
+"""The outbox relay: publishes outputs that a crash left saved but unsent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from consumers.pipeline import Pipeline, utc_now
+from consumers.retry import retrying
+
+log = logging.getLogger("fulfillment.relay")
+
+
+async def relay_forever(pipeline: Pipeline, interval: float = 5.0, grace: float = 10.0) -> None:
+    """Every `interval`, publish outboxes older than `grace` (younger ones are still in flight)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await relay_once(pipeline, grace)
+        except Exception:
+            log.exception("outbox relay pass failed; will try again")
+
+
+async def relay_once(pipeline: Pipeline, grace: float = 10.0) -> int:
+    saved_before = utc_now() - timedelta(seconds=grace)
+    orders = await retrying("finding unsent outboxes", pipeline.store.unsent, saved_before)
+    if not orders:
+        return 0
+    sent = await pipeline.publish(orders)
+    log.info("relay re-published %d outputs of %d orders", sent, len(orders))
+    return sent

@@ -1,0 +1,67 @@
+"""Running the worker: one process in the foreground, or N supervised processes in one group."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from config import ConfigError, Settings
+from consumers import logs
+from consumers.app import build_app
+from consumers.sealing import Sealer
+
+log = logging.getLogger("fulfillment.worker")
+
+
+def run_one(settings: Settings) -> None:
+    """One worker process until SIGINT/SIGTERM; raises ConfigError before connecting."""
+    sealer = Sealer.from_env()
+    app = build_app(settings, sealer)
+    asyncio.run(app.run())
+
+
+def run_many(processes: int) -> int:
+    """Start `processes` workers in one consumer group; restart any that dies; stop all on a signal."""
+    children: dict[int, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        env = {**os.environ, "FULFILLMENT_WORKER_SLOT": str(slot)}
+        children[slot] = subprocess.Popen([sys.executable, "-m", "consumers.worker"], env=env)
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children.values():
+            child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for slot in range(processes):
+        spawn(slot)
+    while not stopping:
+        for slot, child in list(children.items()):
+            code = child.poll()
+            if code is not None and not stopping:
+                log.warning("worker %d exited with %s; restarting", slot, code)
+                spawn(slot)
+        time.sleep(0.5)
+    return max((child.wait() for child in children.values()), default=0)
+
+
+def main() -> None:
+    logs.configure()
+    try:
+        run_one(Settings.from_env())
+    except ConfigError as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The `orders` collection: batched load, compare-and-set save with the outbox, queries."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+from schemas.document import OrderDocument
+
+DUPLICATE_KEY = 11000
+Raw = dict[str, Any]
+
+
+@dataclass
+class Change:
+    """A new state of an order, to be saved only if nobody saved another since it was loaded."""
+
+    order: OrderDocument
+    loaded_version: int
+
+
+class OrderStore:
+    """One document per order; every write is a single-document compare-and-set."""
+
+    def __init__(self, client: AsyncMongoClient[Raw], database: str) -> None:
+        self.client = client
+        self.orders: AsyncCollection[Raw] = client[database]["orders"]
+
+    async def ensure_indexes(self) -> None:
+        await self.orders.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
+        await self.orders.create_index([("order_number", ASCENDING)])
+        await self.orders.create_index([("customer.email", ASCENDING)])
+        await self.orders.create_index([("status", ASCENDING), ("placed_at", DESCENDING)])
+
+    async def load(self, order_id: str) -> OrderDocument | None:
+        raw = await self.orders.find_one({"_id": order_id})
+        return OrderDocument.model_validate(raw) if raw else None
+
+    async def load_many(self, order_ids: Iterable[str]) -> dict[str, OrderDocument]:
+        """The stored orders among `order_ids`, in one query."""
+        found = self.orders.find({"_id": {"$in": list(order_ids)}})
+        return {raw["_id"]: OrderDocument.model_validate(raw) async for raw in found}
+
+    async def save_many(self, changes: Sequence[Change]) -> set[str]:
+        """Save all changes in one unordered bulk write; return the ids that lost a race."""
+        if not changes:
+            return set()
+        token = uuid.uuid4().hex
+        operations: list[InsertOne[Raw] | ReplaceOne[Raw]] = []
+        for change in changes:
+            change.order.version = change.loaded_version + 1
+            document = change.order.to_mongo() | {"write_token": token}
+            if change.loaded_version == 0:
+                operations.append(InsertOne(document))
+            else:
+                selector = {"_id": change.order.id, "version": change.loaded_version}
+                operations.append(ReplaceOne(selector, document))
+        try:
+            result = await self.orders.bulk_write(operations, ordered=False)
+            written = result.inserted_count + result.matched_count
+        except BulkWriteError as failure:
+            errors = failure.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            written = len(changes) - len(errors)
+        if written == len(changes):
+            return set()
+        return await self._lost_races(changes, token)
+
+    async def _lost_races(self, changes: Sequence[Change], token: str) -> set[str]:
+        ids = [change.order.id for change in changes]
+        cursor = self.orders.find({"_id": {"$in": ids}}, {"write_token": 1})
+        ours = {raw["_id"] async for raw in cursor if raw.get("write_token") == token}
+        return set(ids) - ours
+
+    async def clear_outboxes(self, orders: Sequence[OrderDocument]) -> None:
+        """Forget sent outputs; a newer version keeps its outbox for whoever saved it."""
+        if not orders:
+            return
+        await self.orders.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": order.id, "version": order.version},
+                    {"$set": {"outbox": [], "outbox_pending": False}},
+                )
+                for order in orders
+            ],
+            ordered=False,
+        )
+        for order in orders:
+            order.outbox = []
+            order.outbox_pending = False
+
+    async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
+        """Orders whose outbox was left behind (a crash between save and publish)."""
+        cursor = self.orders.find(
+            {"outbox_pending": True, "updated_at": {"$lt": saved_before}}, limit=limit
+        )
+        return [OrderDocument.model_validate(raw) async for raw in cursor]
+
+    async def search(
+        self,
+        text: str | None = None,
+        status: str | None = None,
+        newest_first: bool = True,
+        limit: int = 50,
+    ) -> list[OrderDocument]:
+        """Orders by customer name or email or order number, optionally of one status."""
+        query: Raw = {"placed": True}
+        if text:
+            pattern = {"$regex": re.escape(text), "$options": "i"}
+            query["$or"] = [
+                {"customer.name": pattern},
+                {"customer.email": pattern},
+                {"order_number": pattern},
+            ]
+        if status:
+            query["status"] = status
+        cursor = self.orders.find(query, limit=limit).sort(
+            "placed_at", DESCENDING if newest_first else ASCENDING
+        )
+        return [OrderDocument.model_validate(raw) async for raw in cursor]
+
+
+def connect(uri: str, **options: Any) -> AsyncMongoClient[Raw]:
+    """A client that waits out short outages instead of failing the first call."""
+    return AsyncMongoClient(
+        uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, **options
+    )

@@ -1,0 +1,47 @@
+"""The main job on the real stack: placed, paid, fulfilled, announced."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas.names import EventType, OrderStatus, Topic
+from tests.e2e.harness import Harness
+from tests.factories import envelope, line, placed_data
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_paid_order_is_fulfilled_and_announced(harness: Harness) -> None:
+    order_id = "ord-happy"
+    await harness.send(
+        Topic.ORDERS_PLACED,
+        envelope(EventType.ORDER_PLACED, order_id, placed_data([line("L1", 2)])),
+    )
+    await harness.send(
+        Topic.PAYMENTS_CAPTURED,
+        envelope(
+            EventType.PAYMENT_CAPTURED,
+            order_id,
+            {"payment_id": "p1", "amount": "20.00", "currency": "USD"},
+        ),
+    )
+    await harness.send(
+        Topic.FULFILLMENTS_REQUESTED,
+        envelope(
+            EventType.FULFILLMENT_REQUESTED,
+            order_id,
+            {"fulfillment_id": "f1", "shipment": {"carrier": "DHL", "tracking_number": "AWB123"}},
+        ),
+    )
+    completed = await harness.outputs_of(Topic.FULFILLMENTS_COMPLETED, 1)
+    assert completed[0]["data"]["order_status"] == "fulfilled"
+    assert completed[0]["data"]["shipment"]["tracking_number"] == "AWB123"
+    assert completed[0]["key"] == order_id.encode()
+    order = await harness.settled(order_id, lambda o: o.status is OrderStatus.FULFILLED)
+    assert order.lines[0].fulfilled_quantity == 2
+    statuses = await harness.outputs_of(Topic.ORDERS_STATUS_CHANGED, 3)
+    assert [s["data"]["to_status"] for s in statuses] == [
+        "awaiting_payment",
+        "unfulfilled",
+        "fulfilled",
+    ]
