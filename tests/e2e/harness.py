@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -100,7 +101,9 @@ class Harness:
     def check_workers(self) -> None:
         for worker in self.workers:
             code = worker.poll()
-            assert code in (None, -signal.SIGKILL), f"worker exited with {code}:\n{self.logs()[-3000:]}"
+            assert code in (None, -signal.SIGKILL), (
+                f"worker exited with {code}:\n{self.logs()[-3000:]}"
+            )
 
     def logs(self) -> str:
         return "\n".join(
@@ -146,10 +149,8 @@ class Harness:
                     "headers": dict(record.headers),
                     "raw": record.value,
                 }
-                try:
+                with contextlib.suppress(ValueError, TypeError):
                     entry |= json.loads(record.value)
-                except (ValueError, TypeError):
-                    pass
                 self._seen.setdefault(name, []).append(entry)
 
     def seen(self, topic: str) -> list[Record]:

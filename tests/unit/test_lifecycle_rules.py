@@ -1,0 +1,282 @@
+"""One test per rule of CONTRACT.md, "The order lifecycle", on the pure core."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from lifecycle import decide
+from schemas.document import OrderDocument, OutboxMessage
+from schemas.events import Inbound
+from schemas.names import CancelReason, EventType, FulfillmentStatus, OrderStatus, PaymentStatus
+from tests.factories import (
+    ADDRESS,
+    cancel_fulfillment,
+    cancel_order,
+    captured,
+    line,
+    placed,
+    requested,
+)
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def run(
+    *events: Inbound, order: OrderDocument | None = None
+) -> tuple[OrderDocument, list[OutboxMessage]]:
+    outputs: list[OutboxMessage] = []
+    for event in events:
+        decision = decide(order, event, NOW)
+        order = decision.order
+        outputs += decision.outputs
+    assert order is not None
+    return order, outputs
+
+
+def of_type(outputs: list[OutboxMessage], event_type: EventType) -> list[dict[str, Any]]:
+    return [o.value["data"] for o in outputs if o.value["type"] == event_type]
+
+
+def fulfillment_status(order: OrderDocument, fulfillment_id: str = "ful-1") -> FulfillmentStatus:
+    found = order.fulfillment(fulfillment_id)
+    assert found is not None
+    return found.status
+
+
+# ---- payment gating -------------------------------------------------------------------------
+
+
+def test_placed_order_awaits_payment_with_first_status_from_null() -> None:
+    order, outputs = run(placed())
+    assert order.status is OrderStatus.AWAITING_PAYMENT
+    assert order.payment_status is PaymentStatus.PENDING
+    assert of_type(outputs, EventType.ORDER_STATUS_CHANGED)[0]["from_status"] is None
+
+
+def test_order_is_paid_once_captures_in_its_currency_reach_the_total() -> None:
+    order, _ = run(placed(), captured(amount="5.00", payment_id="p1"))
+    assert order.payment_status is PaymentStatus.PARTIALLY_CAPTURED
+    assert order.status is OrderStatus.AWAITING_PAYMENT
+    order, _ = run(captured(amount="15.00", payment_id="p2"), order=order)
+    assert order.payment_status is PaymentStatus.CAPTURED
+    assert order.status is OrderStatus.UNFULFILLED
+
+
+def test_capture_in_another_currency_is_recorded_but_does_not_count() -> None:
+    order, _ = run(placed(), captured(amount="20.00", currency="EUR"))
+    assert order.payment_status is PaymentStatus.PENDING
+    assert len(order.captures) == 1
+    assert any(entry.type == "payment.not_counted" for entry in order.timeline)
+
+
+def test_repeated_payment_id_counts_once() -> None:
+    order, _ = run(
+        placed(),
+        captured(amount="10.00", payment_id="p1"),
+        captured(amount="10.00", payment_id="p1"),
+    )
+    assert order.payment_status is PaymentStatus.PARTIALLY_CAPTURED
+    assert order.captured_amount == "10.00"
+
+
+def test_request_for_an_unpaid_order_is_kept_pending() -> None:
+    order, outputs = run(placed(), requested())
+    assert fulfillment_status(order) is FulfillmentStatus.PENDING
+    assert not of_type(outputs, EventType.FULFILLMENT_COMPLETED)
+
+
+def test_request_before_the_order_is_placed_is_kept_pending() -> None:
+    order, _ = run(requested())
+    assert order.status is None
+    assert fulfillment_status(order) is FulfillmentStatus.PENDING
+
+
+def test_pending_requests_are_carried_out_in_arrival_order_once_paid() -> None:
+    order, outputs = run(
+        placed(lines=[line("L1", 2)]),
+        requested(fulfillment_id="a", lines=[("L1", 2)]),
+        requested(fulfillment_id="b", lines=[("L1", 1)]),
+        captured(),
+    )
+    assert fulfillment_status(order, "a") is FulfillmentStatus.COMPLETED
+    assert fulfillment_status(order, "b") is FulfillmentStatus.CANCELLED
+    completed = of_type(outputs, EventType.FULFILLMENT_COMPLETED)
+    cancelled = of_type(outputs, EventType.FULFILLMENT_CANCELLED)
+    assert [c["fulfillment_id"] for c in completed] == ["a"]
+    assert cancelled[0]["reason"] == CancelReason.INVALID_REQUEST
+
+
+def test_zero_total_order_is_paid_on_placement() -> None:
+    order, _ = run(placed(lines=[line("L1", 1, price="0")], total="0"), requested())
+    assert order.status is OrderStatus.FULFILLED
+
+
+# ---- fulfillment ---------------------------------------------------------------------------
+
+
+def test_partial_fulfillment_makes_the_order_partially_fulfilled() -> None:
+    order, outputs = run(placed(), captured(), requested(lines=[("L1", 1)]))
+    assert order.status is OrderStatus.PARTIALLY_FULFILLED
+    assert order.lines[0].fulfilled_quantity == 1
+    assert (
+        of_type(outputs, EventType.FULFILLMENT_COMPLETED)[0]["order_status"]
+        == "partially_fulfilled"
+    )
+
+
+def test_request_without_lines_fulfills_every_remaining_quantity() -> None:
+    order, outputs = run(
+        placed(lines=[line("L1", 2), line("L2", 3)]),
+        captured(amount="50.00"),
+        requested(fulfillment_id="a", lines=[("L1", 1)]),
+        requested(fulfillment_id="b"),
+    )
+    assert order.status is OrderStatus.FULFILLED
+    second = of_type(outputs, EventType.FULFILLMENT_COMPLETED)[1]
+    assert {(item["line_id"], item["quantity"]) for item in second["lines"]} == {
+        ("L1", 1),
+        ("L2", 3),
+    }
+
+
+def test_unknown_line_id_is_an_invalid_request() -> None:
+    order, outputs = run(placed(), captured(), requested(lines=[("nope", 1)]))
+    cancelled = of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]
+    assert cancelled["reason"] == "invalid_request"
+    assert "unknown line_id" in cancelled["detail"]
+    assert order.status is OrderStatus.UNFULFILLED
+
+
+def test_quantity_above_what_is_unfulfilled_is_an_invalid_request() -> None:
+    _, outputs = run(placed(), captured(), requested(lines=[("L1", 3)]))
+    assert "above" in of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]["detail"]
+
+
+def test_nothing_left_to_fulfill_is_an_invalid_request() -> None:
+    _, outputs = run(
+        placed(), captured(), requested(fulfillment_id="a"), requested(fulfillment_id="b")
+    )
+    cancelled = of_type(outputs, EventType.FULFILLMENT_CANCELLED)
+    assert [c["fulfillment_id"] for c in cancelled] == ["b"]
+    assert cancelled[0]["detail"] == "nothing left to fulfill"
+
+
+def test_shipment_line_without_a_shipping_address_is_an_invalid_request() -> None:
+    order, _ = run(placed(), captured())
+    order.shipping_address = None
+    order, outputs = run(requested(), order=order)
+    assert "no shipping address" in of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]["detail"]
+
+
+def test_corrected_shipping_address_becomes_the_orders_address() -> None:
+    corrected = ADDRESS | {"line1": "2 Side St"}
+    order, _ = run(placed(), captured(), requested(shipping_address=corrected))
+    assert order.shipping_address is not None and order.shipping_address.line1 == "2 Side St"
+
+
+def test_fulfillment_id_reused_under_a_new_event_id_is_not_carried_out_twice() -> None:
+    order, outputs = run(
+        placed(lines=[line("L1", 4)]),
+        captured(amount="40.00"),
+        requested(lines=[("L1", 1)], event_id="e1"),
+        requested(lines=[("L1", 1)], event_id="e2"),
+    )
+    assert order.lines[0].fulfilled_quantity == 1
+    assert len(of_type(outputs, EventType.FULFILLMENT_COMPLETED)) == 1
+
+
+def test_duplicate_event_id_has_no_further_effect() -> None:
+    order, _ = run(placed(), captured(event_id="pay-evt"))
+    decision = decide(order, captured(payment_id="other", event_id="pay-evt"), NOW)
+    assert not decision.applied
+    assert decision.outputs == []
+    assert decision.order.model_dump() == order.model_dump()
+
+
+def test_shipment_carrier_and_tracking_number_are_published() -> None:
+    shipment = {"carrier": "DHL", "tracking_number": "AWB-1"}
+    _, outputs = run(placed(), captured(), requested(shipment=shipment))
+    assert (
+        of_type(outputs, EventType.FULFILLMENT_COMPLETED)[0]["shipment"]["tracking_number"]
+        == "AWB-1"
+    )
+
+
+# ---- cancelling a fulfillment --------------------------------------------------------------
+
+
+def test_cancelling_a_pending_fulfillment_withdraws_it() -> None:
+    order, outputs = run(placed(), requested(), cancel_fulfillment(), captured())
+    assert fulfillment_status(order) is FulfillmentStatus.CANCELLED
+    cancelled = of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]
+    assert cancelled["reason"] == "cancel_requested" and cancelled["previously_completed"] is False
+    assert not of_type(outputs, EventType.FULFILLMENT_COMPLETED)
+
+
+def test_cancelling_a_completed_fulfillment_makes_its_quantities_unfulfilled_again() -> None:
+    order, outputs = run(placed(), captured(), requested(), cancel_fulfillment())
+    assert order.lines[0].fulfilled_quantity == 0
+    assert order.status is OrderStatus.UNFULFILLED
+    cancelled = of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]
+    assert cancelled["previously_completed"] is True
+    assert cancelled["order_status"] == "unfulfilled"
+
+
+def test_cancelled_fulfillment_can_be_fulfilled_again_under_a_new_id() -> None:
+    order, _ = run(
+        placed(), captured(), requested(), cancel_fulfillment(), requested(fulfillment_id="ful-2")
+    )
+    assert order.status is OrderStatus.FULFILLED
+
+
+def test_cancel_for_a_fulfillment_not_seen_yet_is_remembered_and_applied_on_arrival() -> None:
+    order, outputs = run(cancel_fulfillment(), placed(), captured(), requested())
+    assert fulfillment_status(order) is FulfillmentStatus.CANCELLED
+    assert order.lines[0].fulfilled_quantity == 0
+    assert of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]["reason"] == "cancel_requested"
+
+
+# ---- cancelling the order ------------------------------------------------------------------
+
+
+def test_order_cancel_cancels_pending_fulfillments_and_later_requests() -> None:
+    order, outputs = run(
+        placed(), requested(), cancel_order(), requested(fulfillment_id="ful-2"), captured()
+    )
+    assert order.status is OrderStatus.CANCELLED
+    reasons = {
+        c["fulfillment_id"]: c["reason"] for c in of_type(outputs, EventType.FULFILLMENT_CANCELLED)
+    }
+    assert reasons == {"ful-1": "order_cancelled", "ful-2": "order_cancelled"}
+
+
+def test_order_cancel_is_refused_while_a_fulfillment_is_completed() -> None:
+    order, outputs = run(placed(), captured(), requested(lines=[("L1", 1)]), cancel_order())
+    assert order.status is OrderStatus.PARTIALLY_FULFILLED
+    assert any(entry.type == "order.cancel_refused" for entry in order.timeline)
+    assert not [
+        s for s in of_type(outputs, EventType.ORDER_STATUS_CHANGED) if s["to_status"] == "cancelled"
+    ]
+
+
+def test_order_cancel_is_accepted_once_completed_fulfillments_are_undone() -> None:
+    order, _ = run(placed(), captured(), requested(), cancel_fulfillment(), cancel_order())
+    assert order.status is OrderStatus.CANCELLED
+
+
+# ---- records -------------------------------------------------------------------------------
+
+
+def test_every_applied_event_is_on_the_timeline_with_its_event_id() -> None:
+    events = [placed(), captured(), requested()]
+    order, _ = run(*events)
+    assert {event.id for event in events} <= {entry.event_id for entry in order.timeline}
+
+
+def test_output_ids_are_deterministic() -> None:
+    events = [placed(), captured(), requested()]
+    _, first = run(*events)
+    _, second = run(*events)
+    assert [o.id for o in first] == [o.id for o in second]
+    assert len({o.id for o in first}) == len(first)
