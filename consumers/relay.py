@@ -12,7 +12,7 @@ from consumers.retry import retrying
 log = logging.getLogger("fulfillment.relay")
 
 
-async def relay_forever(pipeline: Pipeline, interval: float = 5.0, grace: float = 10.0) -> None:
+async def relay_forever(pipeline: Pipeline, interval: float = 5.0, grace: float = 30.0) -> None:
     """Every `interval`, publish outboxes older than `grace` (younger ones are still in flight)."""
     while True:
         await asyncio.sleep(interval)
@@ -22,7 +22,7 @@ async def relay_forever(pipeline: Pipeline, interval: float = 5.0, grace: float 
             log.exception("outbox relay pass failed; will try again")
 
 
-async def relay_once(pipeline: Pipeline, grace: float = 10.0) -> int:
+async def relay_once(pipeline: Pipeline, grace: float = 30.0) -> int:
     saved_before = utc_now() - timedelta(seconds=grace)
     orders = await retrying("finding unsent outboxes", pipeline.store.unsent, saved_before)
     if not orders:

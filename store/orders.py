@@ -17,6 +17,11 @@ from schemas.document import OrderDocument
 
 DUPLICATE_KEY = 11000
 Raw = dict[str, Any]
+# FerretDB v1 keeps one SQLite connection open per update statement until the whole command
+# ends, from a pool of 100: a command of ~100 updates, or a few concurrent ones, deadlock it.
+# Small chunks keep every worker far below that; real MongoDB takes large ones.
+FERRETDB_WRITE_CHUNK = 12
+MONGODB_WRITE_CHUNK = 1000
 
 
 @dataclass
@@ -33,8 +38,19 @@ class OrderStore:
     def __init__(self, client: AsyncMongoClient[Raw], database: str) -> None:
         self.client = client
         self.orders: AsyncCollection[Raw] = client[database]["orders"]
+        self.write_chunk = FERRETDB_WRITE_CHUNK
+
+    async def detect_server(self) -> str:
+        """Tune write sizes to the server: FerretDB or MongoDB."""
+        info = await self.client.admin.command("buildInfo")
+        if "ferretdbVersion" in info:
+            self.write_chunk = FERRETDB_WRITE_CHUNK
+            return f"FerretDB {info['ferretdbVersion']}"
+        self.write_chunk = MONGODB_WRITE_CHUNK
+        return f"MongoDB {info.get('version', '?')}"
 
     async def ensure_indexes(self) -> None:
+        await self.detect_server()
         await self.orders.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
         await self.orders.create_index([("order_number", ASCENDING)])
         await self.orders.create_index([("customer.email", ASCENDING)])
@@ -63,17 +79,29 @@ class OrderStore:
             else:
                 selector = {"_id": change.order.id, "version": change.loaded_version}
                 operations.append(ReplaceOne(selector, document))
+        written = 0
+        for chunk in self._chunks(operations):
+            written += await self._write_counting_conflicts(chunk)
+        if written == len(changes):
+            return set()
+        return await self._lost_races(changes, token)
+
+    def _chunks(self, operations: Sequence[Any]) -> list[Sequence[Any]]:
+        size = self.write_chunk
+        return [operations[start : start + size] for start in range(0, len(operations), size)]
+
+    async def _write_counting_conflicts(
+        self, operations: Sequence[InsertOne[Raw] | ReplaceOne[Raw]]
+    ) -> int:
+        """Documents written; an insert that meets an existing `_id` lost a race."""
         try:
-            result = await self.orders.bulk_write(operations, ordered=False)
-            written = result.inserted_count + result.matched_count
+            result = await self.orders.bulk_write(list(operations), ordered=False)
+            return result.inserted_count + result.matched_count
         except BulkWriteError as failure:
             errors = failure.details.get("writeErrors", [])
             if any(error.get("code") != DUPLICATE_KEY for error in errors):
                 raise
-            written = len(changes) - len(errors)
-        if written == len(changes):
-            return set()
-        return await self._lost_races(changes, token)
+            return len(operations) - len(errors)
 
     async def _lost_races(self, changes: Sequence[Change], token: str) -> set[str]:
         ids = [change.order.id for change in changes]
@@ -85,16 +113,12 @@ class OrderStore:
         """Forget sent outputs; a newer version keeps its outbox for whoever saved it."""
         if not orders:
             return
-        await self.orders.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": order.id, "version": order.version},
-                    {"$set": {"outbox": [], "outbox_pending": False}},
-                )
-                for order in orders
-            ],
-            ordered=False,
-        )
+        clear = {"$set": {"outbox": [], "outbox_pending": False}}
+        updates = [
+            UpdateOne({"_id": order.id, "version": order.version}, clear) for order in orders
+        ]
+        for chunk in self._chunks(updates):
+            await self.orders.bulk_write(list(chunk), ordered=False)
         for order in orders:
             order.outbox = []
             order.outbox_pending = False
