@@ -32,5 +32,11 @@ def configure(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level or os.environ.get("FULFILLMENT_LOG_LEVEL", "INFO"))
+    # FastStream's access log reports each batch; it reuses a stdout handler it finds, so this
+    # one keeps its lines in JSON and its per-batch INFO lines out of production logs.
+    access = logging.StreamHandler(sys.stdout)
+    access.setFormatter(JsonFormatter())
+    access.setLevel(logging.WARNING)
+    logging.getLogger("faststream.access.kafka").handlers[:] = [access]
     # aiokafka logs every refused connection during an outage; our retry log says it once per try.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
