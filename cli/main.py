@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -77,9 +78,38 @@ def worker(
         fail(str(problem), code=2)
 
 
+@app.command()
+def demo(
+    workers: int = typer.Option(
+        2, "--workers", min=1, help="Worker processes to run for the demo."
+    ),
+    keep_stack: bool = typer.Option(
+        False, "--keep-stack", help="Leave a stack the demo started running."
+    ),
+) -> None:
+    """The main job end to end: stack, workers, realistic traffic, live progress, summary."""
+    from producers.demo import demo as run_demo
+
+    try:
+        run_demo(workers, keep_stack, console)
+    except (ConfigError, stack.StackError) as problem:
+        fail(str(problem), code=2)
+    except TimeoutError:
+        fail("the demo's outputs did not all arrive in time; see the worker logs in .stack/demo/")
+
+
 def main() -> None:
+    """Run the CLI; unexpected failures are one line unless FULFILLMENT_DEBUG is set."""
     try:
         app()
     except KeyboardInterrupt:
         errors.print("interrupted")
         sys.exit(130)
+    except Exception as problem:
+        if os.environ.get("FULFILLMENT_DEBUG"):
+            raise
+        errors.print(
+            f"[red]error:[/red] {type(problem).__name__}: {problem} (FULFILLMENT_DEBUG=1 shows the traceback)",
+            highlight=False,
+        )
+        sys.exit(1)

@@ -1,0 +1,277 @@
+"""`fulfillment demo`: the main job end to end on the local stack, with live progress and a summary."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+import stack
+from config import Settings, project_root, stack_dir
+from consumers.topics import ensure_topics
+from producers.publisher import FulfillmentPublisher
+from producers.scenarios import Phase, Plan, build
+from schemas.document import OrderDocument
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, Topic
+from store.orders import OrderStore, connect
+
+
+@dataclass
+class Seen:
+    """Outputs of this run, by id (duplicates of one id count once)."""
+
+    completed: set[str] = field(default_factory=set)
+    cancelled: set[str] = field(default_factory=set)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+
+
+class Watcher:
+    """Reads the output and dead-letter topics from where they stood when the demo began."""
+
+    def __init__(self, settings: Settings, run: str) -> None:
+        self.settings = settings
+        self.run = run
+        self.seen = Seen()
+        self._ids: set[str] = set()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        topics = [
+            self.settings.topic(Topic.FULFILLMENTS_COMPLETED),
+            self.settings.topic(Topic.FULFILLMENTS_CANCELLED),
+        ]
+        topics += [f"{self.settings.topic(t)}{DLQ_SUFFIX}" for t in INPUT_TOPICS]
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            **self.settings.kafka_options(),
+        )
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in (self._consumer.partitions_for_topic(t) or await self._partitions(t))
+        ]
+        self._consumer.assign(partitions)
+        for partition, offset in (await self._consumer.end_offsets(partitions)).items():
+            self._consumer.seek(partition, offset)
+
+    async def _partitions(self, topic: str) -> set[int]:
+        assert self._consumer is not None
+        await self._consumer._client.force_metadata_update()
+        return self._consumer.partitions_for_topic(topic) or {0}
+
+    async def poll(self) -> None:
+        assert self._consumer is not None
+        import json
+
+        for records in (await self._consumer.getmany(timeout_ms=100)).values():
+            for record in records:
+                if record.topic.endswith(DLQ_SUFFIX):
+                    headers = dict(record.headers)
+                    self.seen.dead_letters[headers.get("x-dlq-reason", b"?").decode()] += 1
+                    continue
+                event = json.loads(record.value)
+                if not event["subject"].startswith(f"ord-{self.run}-"):
+                    continue
+                if event["id"] in self._ids:
+                    self.seen.duplicates += 1
+                    continue
+                self._ids.add(event["id"])
+                target = (
+                    self.seen.completed
+                    if event["type"] == "fulfillment.completed"
+                    else self.seen.cancelled
+                )
+                target.add(event["id"])
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
+    logs = stack_dir() / "demo"
+    logs.mkdir(parents=True, exist_ok=True)
+    workers = []
+    for index in range(count):
+        with (logs / f"worker-{index}.log").open("ab") as log:
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "consumers.worker"],
+                    cwd=project_root(),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=dict(os.environ),
+                )
+            )
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+
+
+async def _send(publisher: FulfillmentPublisher, phase: Phase, settings: Settings) -> int:
+    for send in phase.sends:
+        if send.raw is not None:
+            topic, key, value = send.raw
+            await publisher.send_raw(settings.topic(topic), key, value)
+        else:
+            assert send.data is not None
+            await publisher.publish(
+                send.event_type,
+                send.order_id,
+                send.data,
+                event_id=send.event_id,
+            )
+    return len(phase.sends)
+
+
+async def _wait_pending(store: OrderStore, order_ids: list[str], watcher: Watcher) -> None:
+    while order_ids:
+        found = await store.load_many(order_ids)
+        order_ids = [i for i in order_ids if i not in found or not found[i].fulfillments]
+        await watcher.poll()
+
+
+async def run_demo(settings: Settings, workers: int, console: Console) -> Plan:
+    """Publish the demo traffic and follow it to the last output; return what was planned."""
+    run = uuid.uuid4().hex[:6]
+    plan = build(run)
+    await ensure_topics(settings)
+    store = OrderStore(connect(settings.mongodb_uri), settings.database)
+    watcher = Watcher(settings, run)
+    await watcher.start()
+    started = time.monotonic()
+    sent = 0
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        completed = progress.add_task("fulfillments completed", total=plan.expected_completed)
+        cancelled = progress.add_task("fulfillments cancelled", total=plan.expected_cancelled)
+        dead = progress.add_task("dead letters", total=plan.expected_dead_letters)
+        async with FulfillmentPublisher(settings, source=f"urn:demo:{run}") as publisher:
+            targets = _phase_targets(plan)
+            for phase, (want_completed, want_cancelled) in zip(plan.phases, targets, strict=True):
+                sent += await _send(publisher, phase, settings)
+                await _wait_pending(store, phase.wait_pending, watcher)
+                async with asyncio.timeout(120):
+                    while (
+                        len(watcher.seen.completed) < want_completed
+                        or len(watcher.seen.cancelled) < want_cancelled
+                    ):
+                        await watcher.poll()
+                        progress.update(completed, completed=len(watcher.seen.completed))
+                        progress.update(cancelled, completed=len(watcher.seen.cancelled))
+                        progress.update(dead, completed=sum(watcher.seen.dead_letters.values()))
+        async with asyncio.timeout(60):
+            while sum(watcher.seen.dead_letters.values()) < plan.expected_dead_letters:
+                await watcher.poll()
+        progress.update(dead, completed=sum(watcher.seen.dead_letters.values()))
+    elapsed = time.monotonic() - started
+    orders = await store.load_many(plan.orders)
+    await watcher.stop()
+    await store.client.close()
+    _summary(console, plan, orders, watcher.seen, sent, elapsed)
+    return plan
+
+
+def _phase_targets(plan: Plan) -> list[tuple[int, int]]:
+    """Outputs expected once each phase is done, cumulative: (completed, cancelled)."""
+    targets, completed, cancelled = [], 0, 0
+    for phase in plan.phases:
+        completed, cancelled = completed + phase.completes, cancelled + phase.cancels
+        targets.append((completed, cancelled))
+    return targets
+
+
+def _summary(
+    console: Console,
+    plan: Plan,
+    orders: dict[str, OrderDocument],
+    seen: Seen,
+    sent: int,
+    elapsed: float,
+) -> None:
+    by_status = Counter(str(o.status.value if o.status else "unknown") for o in orders.values())
+    outcomes = Counter(
+        (f.status.value, f.reason.value if f.reason else "")
+        for o in orders.values()
+        for f in o.fulfillments
+    )
+    table = Table("orders by status", "count", title="Summary")
+    for status, count in sorted(by_status.items()):
+        table.add_row(status, str(count))
+    console.print(table)
+    table = Table("fulfillment outcome", "reason", "count")
+    for (status, reason), count in sorted(outcomes.items()):
+        table.add_row(status, reason or "-", str(count))
+    console.print(table)
+    table = Table("dead-letter reason", "count")
+    for reason, count in sorted(seen.dead_letters.items()):
+        table.add_row(reason, str(count))
+    console.print(table)
+    console.print(
+        f"{len(plan.orders)} orders, {sent} input messages (duplicates and malformed included) in {elapsed:.1f}s: "
+        f"{sent / elapsed:.0f} messages/s, {len(plan.orders) / elapsed:.0f} orders/s; "
+        f"{seen.duplicates} duplicate output deliveries dropped by id"
+    )
+    for title, order_id in plan.examples.items():
+        if order_id in orders:
+            console.print(timeline_table(orders[order_id], title=f"{title}: {order_id}"))
+
+
+def timeline_table(order: OrderDocument, title: str) -> Table:
+    table = Table("at", "type", "summary", "event", title=title, title_justify="left")
+    for entry in order.timeline:
+        table.add_row(
+            entry.at.strftime("%H:%M:%S.%f")[:-3], entry.type, entry.summary, entry.event_id[:24]
+        )
+    return table
+
+
+def demo(workers: int = 2, keep_stack: bool = False, console: Console | None = None) -> None:
+    """Start (or reuse) the stack, run workers, send the traffic, summarise, stop what was started."""
+    console = console or Console()
+    running = {row[0]: row[1] for row in stack.status()}
+    stack.up(say=lambda message: console.print(f"[dim]stack:[/dim] {message}", highlight=False))
+    started_stack = running.get("kafka") == "stopped" or running.get("store") == "stopped"
+    settings = Settings.from_env()
+    os.environ.setdefault("FULFILLMENT_SECRET_KEY", stack.ensure_secret_key())
+    console.print(f"starting {workers} workers (logs in {stack_dir() / 'demo'}) ...")
+    processes = start_workers(workers)
+    try:
+        asyncio.run(run_demo(settings, workers, console))
+    finally:
+        stop_workers(processes)
+        console.print(f"stopped {workers} workers")
+        if started_stack and not keep_stack:
+            stack.down(
+                say=lambda message: console.print(f"[dim]stack:[/dim] {message}", highlight=False)
+            )
+        elif started_stack:
+            console.print("stack left running (--keep-stack); `fulfillment stack down` stops it")

@@ -1,0 +1,128 @@
+"""A typed publisher of the contract's input events, for platforms and partners to embed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from config import Settings
+from schemas.events import (
+    INPUT_DATA,
+    FulfillmentCancelRequested,
+    FulfillmentRequested,
+    OrderCancelRequested,
+    OrderPlaced,
+    PaymentCaptured,
+    WireModel,
+)
+from schemas.names import TYPE_TOPIC, EventType
+
+CLOUDEVENTS_JSON = b"application/cloudevents+json; charset=UTF-8"
+
+
+def cloud_event(
+    event_type: EventType,
+    order_id: str,
+    data: WireModel,
+    source: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> dict[str, Any]:
+    """The CloudEvents 1.0 envelope of one input event (structured mode)."""
+    return {
+        "specversion": "1.0",
+        "id": event_id or f"evt-{uuid.uuid4()}",
+        "source": source,
+        "type": event_type.value,
+        "subject": order_id,
+        "time": (time or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+        "datacontenttype": "application/json",
+        "data": data.model_dump(mode="json", exclude_none=True),
+    }
+
+
+class FulfillmentPublisher:
+    """Validates and publishes input events; keyed by order id, acknowledged by the broker.
+
+    Use as `async with FulfillmentPublisher(Settings.from_env(), source="urn:shop") as publish:`.
+    """
+
+    def __init__(self, settings: Settings, source: str = "urn:fulfillment-publisher") -> None:
+        self.settings = settings
+        self.source = source
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> FulfillmentPublisher:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            **self.settings.kafka_options(),
+        )
+        await self._producer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def order_placed(self, order_id: str, data: OrderPlaced, **envelope: Any) -> str:
+        return await self.publish(EventType.ORDER_PLACED, order_id, data, **envelope)
+
+    async def payment_captured(self, order_id: str, data: PaymentCaptured, **envelope: Any) -> str:
+        return await self.publish(EventType.PAYMENT_CAPTURED, order_id, data, **envelope)
+
+    async def fulfillment_requested(
+        self, order_id: str, data: FulfillmentRequested, **envelope: Any
+    ) -> str:
+        return await self.publish(EventType.FULFILLMENT_REQUESTED, order_id, data, **envelope)
+
+    async def fulfillment_cancel_requested(
+        self, order_id: str, data: FulfillmentCancelRequested, **envelope: Any
+    ) -> str:
+        return await self.publish(
+            EventType.FULFILLMENT_CANCEL_REQUESTED, order_id, data, **envelope
+        )
+
+    async def order_cancel_requested(
+        self, order_id: str, data: OrderCancelRequested, **envelope: Any
+    ) -> str:
+        return await self.publish(EventType.ORDER_CANCEL_REQUESTED, order_id, data, **envelope)
+
+    async def publish(
+        self,
+        event_type: EventType,
+        order_id: str,
+        data: WireModel,
+        event_id: str | None = None,
+        time: datetime | None = None,
+    ) -> str:
+        """Publish one event; returns its id (reuse it to re-send safely)."""
+        if not isinstance(data, INPUT_DATA[event_type]):
+            raise TypeError(f"{event_type.value} takes {INPUT_DATA[event_type].__name__}")
+        event = cloud_event(event_type, order_id, data, self.source, event_id, time)
+        await self.send_raw(
+            self.settings.topic(TYPE_TOPIC[event_type]),
+            order_id.encode(),
+            json.dumps(event).encode(),
+        )
+        return str(event["id"])
+
+    async def send_raw(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Send bytes as they are (for replays and tests); waits for the broker's ack."""
+        assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
+        default = [("content-type", CLOUDEVENTS_JSON)]
+        await self._producer.send_and_wait(
+            topic, value, key=key, headers=headers if headers is not None else default
+        )
