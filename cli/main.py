@@ -6,10 +6,12 @@ import os
 import sys
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 import stack
+from cli.common import EXIT_USAGE, console, errors, fail
+from cli.messages import dlq_app, publish, topics_app
+from cli.orders import order_app, orders_app
 from config import ConfigError, Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -17,14 +19,11 @@ stack_app = typer.Typer(
     no_args_is_help=True, help="Start, stop and show the local Kafka broker and store."
 )
 app.add_typer(stack_app, name="stack")
-console = Console()
-errors = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print one line on stderr and exit: operators get no tracebacks."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
+app.add_typer(order_app, name="order")
+app.add_typer(orders_app, name="orders")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(topics_app, name="topics")
+app.command("publish")(publish)
 
 
 def say(message: str) -> None:
@@ -75,7 +74,7 @@ def worker(
         else:
             raise typer.Exit(run_many(processes))
     except ConfigError as problem:
-        fail(str(problem), code=2)
+        fail(str(problem), EXIT_USAGE)
 
 
 @app.command()
@@ -93,7 +92,7 @@ def demo(
     try:
         run_demo(workers, keep_stack, console)
     except (ConfigError, stack.StackError) as problem:
-        fail(str(problem), code=2)
+        fail(str(problem), EXIT_USAGE)
     except TimeoutError:
         fail("the demo's outputs did not all arrive in time; see the worker logs in .stack/demo/")
 

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import stack
+from cli.tables import timeline_table
 from config import Settings, project_root, stack_dir
 from consumers.topics import ensure_topics
 from producers.publisher import FulfillmentPublisher
@@ -243,15 +244,6 @@ def _summary(
     for title, order_id in plan.examples.items():
         if order_id in orders:
             console.print(timeline_table(orders[order_id], title=f"{title}: {order_id}"))
-
-
-def timeline_table(order: OrderDocument, title: str) -> Table:
-    table = Table("at", "type", "summary", "event", title=title, title_justify="left")
-    for entry in order.timeline:
-        table.add_row(
-            entry.at.strftime("%H:%M:%S.%f")[:-3], entry.type, entry.summary, entry.event_id[:24]
-        )
-    return table
 
 
 def demo(workers: int = 2, keep_stack: bool = False, console: Console | None = None) -> None:

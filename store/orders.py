@@ -156,6 +156,9 @@ class OrderStore:
 
 def connect(uri: str, **options: Any) -> AsyncMongoClient[Raw]:
     """A client that waits out short outages instead of failing the first call."""
-    return AsyncMongoClient(
-        uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, tz_aware=True, **options
-    )
+    settings: dict[str, Any] = {
+        "serverSelectionTimeoutMS": 5000,
+        "connectTimeoutMS": 5000,
+        "tz_aware": True,
+    }
+    return AsyncMongoClient(uri, **(settings | options))

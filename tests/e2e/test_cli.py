@@ -1,0 +1,183 @@
+"""Every operator and integrator command, run as a person would, against the real stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from schemas.names import EventType, OrderStatus, Topic
+from tests.e2e.harness import Harness
+from tests.factories import envelope, placed_data
+
+pytestmark = pytest.mark.e2e
+FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
+
+
+def cli(
+    harness: Harness, *args: str, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [FULFILLMENT, *args],
+        env=harness.worker_env() | {"COLUMNS": "200"},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+async def test_publish_validates_then_publishes_and_order_show_displays_the_timeline(
+    harness: Harness, tmp_path: Path
+) -> None:
+    event = envelope(EventType.ORDER_PLACED, "ord-cli-1", placed_data())
+    path = tmp_path / "placed.json"
+    path.write_text(json.dumps(event))
+    published = cli(harness, "publish", "order.placed", "--file", str(path))
+    assert published.returncode == 0, published.stderr
+    assert "published order.placed" in published.stdout
+
+    payment = {"payment_id": "p1", "amount": "20.00", "currency": "USD"}
+    from_stdin = cli(
+        harness,
+        "publish",
+        "payment.captured",
+        "--file",
+        "-",
+        "--order",
+        "ord-cli-1",
+        stdin=json.dumps(payment),
+    )
+    assert from_stdin.returncode == 0, from_stdin.stderr
+
+    await harness.settled("ord-cli-1", lambda o: o.status is OrderStatus.UNFULFILLED)
+    shown = cli(harness, "order", "show", "ord-cli-1")
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "unfulfilled" in shown.stdout
+        and "order.placed" in shown.stdout
+        and "payment.captured" in shown.stdout
+    )
+    as_json = json.loads(cli(harness, "order", "show", "ord-cli-1", "--json").stdout)
+    assert as_json["_id"] == "ord-cli-1" and as_json["timeline"]
+
+    found = cli(harness, "orders", "search", "ada@example", "--status", "unfulfilled", "--json")
+    assert [json.loads(line)["_id"] for line in found.stdout.splitlines()] == ["ord-cli-1"]
+
+
+def test_publish_shows_every_validation_error_on_its_own_line_without_a_traceback(
+    harness: Harness,
+) -> None:
+    data = placed_data() | {"currency": "usd", "lines": [{"line_id": "L1", "quantity": 0}]}
+    result = cli(
+        harness,
+        "publish",
+        "order.placed",
+        "--file",
+        "-",
+        "--order",
+        "ord-x",
+        stdin=json.dumps(data),
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "data.currency" in result.stderr and "data.lines.0.quantity" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["order", "show", "no-such-order"], 1, "not found"),
+        (["publish", "order.placed", "--file", "/no/such/file"], 1, "cannot read"),
+        (["dlq", "list", "not-a-topic"], 1, "not an input topic"),
+        (["publish", "fulfillment.completed", "--file", "-"], 1, "output event"),
+    ],
+)
+def test_errors_are_one_line_with_conventional_exit_codes(
+    harness: Harness, args: list[str], code: int, message: str
+) -> None:
+    result = cli(harness, *args, stdin="{}")
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_store_is_a_one_line_error_with_exit_69(harness: Harness) -> None:
+    result = subprocess.run(
+        [FULFILLMENT, "order", "show", "x"],
+        env=harness.worker_env()
+        | {"MONGODB_URI": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 69
+    assert "cannot reach the store" in result.stderr and "Traceback" not in result.stderr
+
+
+async def test_dead_letters_are_listed_and_replayed_once_after_a_fix(harness: Harness) -> None:
+    # An older worker wrongly rejected a valid event; after the fix, the replay applies it once.
+    good = envelope(EventType.ORDER_PLACED, "ord-replay", placed_data())
+    original = harness.settings.topic(Topic.ORDERS_PLACED)
+    headers = [
+        ("x-dlq-reason", b"invalid_data"),
+        ("x-dlq-error", b"bug"),
+        ("x-original-topic", original.encode()),
+        ("x-original-partition", b"0"),
+        ("x-original-offset", b"0"),
+    ]
+    await harness.producer.send_and_wait(
+        f"{original}.dlq", json.dumps(good).encode(), key=b"ord-replay", headers=headers
+    )
+    # And a letter that is still broken: replayed once, dead-lettered again, then left alone.
+    await harness.send(Topic.ORDERS_PLACED, good | {"id": "evt-wrong-key"}, key="wrong-key")
+    await harness.until(lambda: len(harness.seen("orders.placed.dlq")) >= 2)
+
+    listed = cli(harness, "dlq", "list", "orders.placed")
+    assert (
+        listed.returncode == 0
+        and "key_mismatch" in listed.stdout
+        and "2 dead letters" in listed.stdout
+    )
+    assert "would replay 2" in cli(harness, "dlq", "replay", "orders.placed", "--dry-run").stdout
+    first = cli(harness, "dlq", "replay", "orders.placed")
+    assert first.returncode == 0 and "replayed 2" in first.stdout
+
+    order = await harness.settled("ord-replay", lambda o: o.status is OrderStatus.AWAITING_PAYMENT)
+    assert order.order_number == "#1001"
+    await harness.until(lambda: len(harness.seen("orders.placed.dlq")) >= 3)
+    again = harness.seen("orders.placed.dlq")[2]
+    assert (
+        again["headers"]["x-dlq-reason"] == b"key_mismatch"
+        and again["headers"]["x-dlq-replays"] == b"1"
+    )
+
+    second = cli(harness, "dlq", "replay", "orders.placed")
+    assert "replayed 0" in second.stdout and "skipped 1" in second.stdout
+    assert "replayed 0" in cli(harness, "dlq", "replay", "orders.placed").stdout
+
+
+def test_topics_create_is_idempotent(harness: Harness) -> None:
+    result = cli(harness, "topics", "create")
+    assert result.returncode == 0
+    assert "already exists" in result.stdout
+
+
+def test_demo_runs_every_workflow_end_to_end_and_summarises(harness: Harness) -> None:
+    result = cli(harness, "demo", "--workers", "1", timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    for expected in (
+        "Summary",
+        "75/75",
+        "15/15",
+        "4/4",
+        "cancel_requested",
+        "order_cancelled",
+        "key_mismatch",
+        "orders/s",
+    ):
+        assert expected in result.stdout
