@@ -77,6 +77,21 @@ def worker(
         fail(str(problem), EXIT_USAGE)
 
 
+contracts_app = typer.Typer(
+    no_args_is_help=True, help="The published AsyncAPI document and JSON Schemas."
+)
+app.add_typer(contracts_app, name="contracts")
+
+
+@contracts_app.command("write")
+def contracts_write() -> None:
+    """Regenerate contracts/asyncapi.json and contracts/json-schema/*.json from the code."""
+    from schemas.contracts import write
+
+    for path in write():
+        console.print(f"wrote {path}", highlight=False)
+
+
 @app.command()
 def demo(
     workers: int = typer.Option(
