@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 from typing import Any
 
+from aiokafka import TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -16,11 +17,14 @@ from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
 from config import Settings
+from consumers import metrics
+from consumers.health import HealthServer
 from consumers.outputs import KafkaOutputs
 from consumers.pipeline import Pipeline
 from consumers.relay import relay_forever
 from consumers.sealing import Sealer
 from consumers.topics import ensure_topics
+from consumers.tracing import tracing_middlewares
 from schemas.contracts import event_model
 from schemas.names import INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_TYPE
 from store.orders import OrderStore, connect
@@ -29,16 +33,37 @@ log = logging.getLogger("fulfillment.worker")
 __version__ = version("fulfillment-pipeline")
 
 
-def build_app(settings: Settings, sealer: Sealer | None = None) -> FastStream:
+def build_app(
+    settings: Settings, sealer: Sealer | None = None, metrics_port: int | None = None
+) -> FastStream:
     """Wire the pipeline to Kafka and MongoDB; nothing connects until the app starts."""
     sealer = sealer or Sealer.from_env()
     broker = KafkaBroker(
-        settings.kafka_bootstrap, graceful_timeout=30.0, security=settings.broker_security()
+        settings.kafka_bootstrap,
+        graceful_timeout=30.0,
+        security=settings.broker_security(),
+        middlewares=tracing_middlewares(),
     )
     store = OrderStore(connect(settings.mongodb_uri), settings.database)
     outputs = KafkaOutputs(settings)
     pipeline = Pipeline(settings, store, outputs, sealer)
-    relay: list[asyncio.Task[None]] = []
+    background: list[asyncio.Task[None]] = []
+    started = asyncio.Event()
+
+    async def not_ready() -> str | None:
+        if not started.is_set():
+            return "starting"
+        try:
+            await asyncio.wait_for(store.client.admin.command("ping"), 3)
+        except Exception as problem:
+            return f"store: {type(problem).__name__}"
+        try:
+            await outputs.ping()
+        except Exception as problem:
+            return f"kafka: {type(problem).__name__}"
+        return None
+
+    health = HealthServer(metrics_port, not_ready) if metrics_port else None
 
     # NACK_ON_ERROR: an offset is committed only after the whole batch is saved and published;
     # on an error the batch's partitions are rewound and the records are read again.
@@ -54,33 +79,59 @@ def build_app(settings: Settings, sealer: Sealer | None = None) -> FastStream:
         include_in_schema=False,
     )
     async def handle_batch(message: KafkaMessage) -> None:
-        records = message.raw_message
-        await pipeline.handle(records if isinstance(records, tuple) else (records,))
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
+        with metrics.BATCH_SECONDS.time():
+            await pipeline.handle(records)
+        metrics.BATCH_RECORDS.observe(len(records))
+        _record_lag(message.consumer, records)
 
     app = FastStream(broker, logger=log)
 
     @app.on_startup
     async def prepare() -> None:
+        if health is not None:
+            await health.start()
         created = await ensure_topics(settings)
         if created:
             log.info("created %d topics with %d partitions", len(created), settings.partitions)
+        server = await store.detect_server()
         await store.ensure_indexes()
         await outputs.start()
+        log.info(
+            "store: %s, database %s; kafka: %s", server, settings.database, settings.kafka_bootstrap
+        )
 
     @app.after_startup
     async def start_relay() -> None:
-        relay.append(asyncio.create_task(relay_forever(pipeline)))
+        background.append(asyncio.create_task(relay_forever(pipeline)))
+        started.set()
 
     @app.after_shutdown
     async def stop() -> None:
-        for task in relay:
+        for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await outputs.stop()
         await store.client.close()
+        if health is not None:
+            await health.stop()
 
     return app
+
+
+def _record_lag(consumer: Any, records: tuple[Any, ...]) -> None:
+    """Consumer lag of the partitions in this batch: the broker's end minus what was read."""
+    last: dict[tuple[str, int], int] = {}
+    for record in records:
+        last[(record.topic, record.partition)] = max(
+            last.get((record.topic, record.partition), -1), record.offset
+        )
+    for (topic, partition), offset in last.items():
+        end = consumer.highwater(TopicPartition(topic, partition))
+        if end is not None:
+            metrics.LAG.labels(topic, str(partition)).set(max(end - offset - 1, 0))
 
 
 def asyncapi_document() -> dict[str, Any]:

@@ -40,3 +40,5 @@ def configure(level: str | None = None) -> None:
     logging.getLogger("faststream.access.kafka").handlers[:] = [access]
     # aiokafka logs every refused connection during an outage; our retry log says it once per try.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # The drivers' own DEBUG output (every command, every heartbeat) drowns the worker's.
+    logging.getLogger("pymongo").setLevel(logging.WARNING)

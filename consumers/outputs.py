@@ -55,6 +55,12 @@ class KafkaOutputs:
         if self._producer is not None:
             await self._producer.stop()
 
+    async def ping(self) -> None:
+        """Raise unless the broker answers a metadata request."""
+        assert self._producer is not None, "KafkaOutputs.start() was not awaited"
+        if not await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 3):
+            raise ConnectionError("no metadata from Kafka")
+
     async def send(self, messages: Sequence[Message]) -> None:
         if not messages:
             return

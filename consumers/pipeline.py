@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from config import Settings
+from consumers import metrics
 from consumers.decode import Rejection, decode
 from consumers.outputs import Message, event_message
 from consumers.retry import retrying
@@ -80,18 +81,25 @@ class Pipeline:
         events: list[Inbound] = []
         dead: list[Message] = []
         for record in records:
-            result = decode(self._topics[record.topic], record.key, record.value)
+            topic = self._topics[record.topic]
+            result = decode(topic, record.key, record.value)
             if isinstance(result, Rejection):
                 dead.append(dead_letter(record, result))
                 report.dead_letter_reasons.append(result.reason.value)
+                metrics.MESSAGES.labels(topic.value, "dead_letter").inc()
+                metrics.DEAD_LETTERS.labels(topic.value, result.reason.value).inc()
                 log.warning(
-                    "dead letter %s[%d]@%d: %s",
-                    record.topic,
-                    record.partition,
-                    record.offset,
+                    "dead letter: %s",
                     result.reason.value,
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "reason": result.reason.value,
+                    },
                 )
             else:
+                metrics.MESSAGES.labels(topic.value, "accepted").inc()
                 events.append(self._sealed(result))
         await retrying("publishing dead letters", self.outputs.send, dead)
         report.dead_letters = len(dead)
@@ -120,26 +128,36 @@ class Pipeline:
             now = self.clock()
             changes: list[Change] = []
             unsent: list[OrderDocument] = []
-            applied: dict[str, int] = {}
+            applied: dict[str, list[bool]] = {}
             for order_id, order_events in by_order.items():
                 order = stored.get(order_id) or OrderDocument(_id=order_id)
                 loaded_version = order.version
-                applied[order_id] = sum(
-                    apply(order, event, now) is not None for event in order_events
-                )
-                if applied[order_id]:
+                applied[order_id] = [apply(order, event, now) is not None for event in order_events]
+                if any(applied[order_id]):
                     changes.append(Change(order, loaded_version))
                 elif order.outbox:
                     unsent.append(order)
             lost = await retrying("saving orders", self.store.save_many, changes)
-            for order_id, count in applied.items():
+            for order_id, flags in applied.items():
                 if order_id not in lost:
-                    report.applied += count
-                    report.duplicates += len(by_order[order_id]) - count
+                    self._count(by_order[order_id], flags, report)
             report.conflicts += len(lost)
+            metrics.CONFLICTS.inc(len(lost))
             saved = [change.order for change in changes if change.order.id not in lost]
             report.published += await self.publish(saved + unsent)
             by_order = {order_id: by_order[order_id] for order_id in lost}
+
+    @staticmethod
+    def _count(events: Sequence[Inbound], flags: Sequence[bool], report: BatchReport) -> None:
+        for event, was_applied in zip(events, flags, strict=True):
+            outcome = "applied" if was_applied else "duplicate"
+            metrics.EVENTS.labels(event.type.value, outcome).inc()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "event %s", outcome, extra={"order_id": event.order_id, "event_id": event.id}
+                )
+        report.applied += sum(flags)
+        report.duplicates += len(flags) - sum(flags)
 
     async def publish(self, orders: Sequence[OrderDocument]) -> int:
         """Send the orders' outboxes, wait for the broker, then forget what was sent."""
@@ -152,6 +170,9 @@ class Pipeline:
             for entry in order.outbox
         ]
         await retrying("publishing outputs", self.outputs.send, messages)
+        for order in with_outbox:
+            for entry in order.outbox:
+                metrics.OUTPUTS.labels(entry.topic).inc()
         await retrying("clearing outboxes", self.store.clear_outboxes, with_outbox)
         return len(messages)
 

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from consumers.metrics import OUTBOX_BACKLOG
 from consumers.pipeline import Pipeline, utc_now
 from consumers.retry import retrying
 
@@ -25,6 +26,7 @@ async def relay_forever(pipeline: Pipeline, interval: float = 5.0, grace: float 
 async def relay_once(pipeline: Pipeline, grace: float = 30.0) -> int:
     saved_before = utc_now() - timedelta(seconds=grace)
     orders = await retrying("finding unsent outboxes", pipeline.store.unsent, saved_before)
+    OUTBOX_BACKLOG.set(len(orders))
     if not orders:
         return 0
     sent = await pipeline.publish(orders)

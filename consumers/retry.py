@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 from aiokafka.errors import KafkaError
 from pymongo.errors import ConnectionFailure
 
+from consumers.metrics import RETRIES
+
 T = TypeVar("T")
 log = logging.getLogger("fulfillment.retry")
 
@@ -27,6 +29,7 @@ async def retrying(
         try:
             return await operation(*args)
         except TRANSIENT as problem:
+            RETRIES.labels(what).inc()
             log.warning(
                 "%s failed (%s: %s); retry %d in %.1fs",
                 what,

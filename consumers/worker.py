@@ -18,10 +18,20 @@ from consumers.sealing import Sealer
 log = logging.getLogger("fulfillment.worker")
 
 
+def metrics_port() -> int | None:
+    """FULFILLMENT_METRICS_PORT (default 9400, `off` disables), plus this worker's slot."""
+    raw = os.environ.get("FULFILLMENT_METRICS_PORT", "9400").strip().lower()
+    if raw in ("off", "", "0"):
+        return None
+    if not raw.isdigit():
+        raise ConfigError(f"FULFILLMENT_METRICS_PORT must be a port number or off, not {raw!r}")
+    return int(raw) + int(os.environ.get("FULFILLMENT_WORKER_SLOT", "0"))
+
+
 def run_one(settings: Settings) -> None:
     """One worker process until SIGINT/SIGTERM; raises ConfigError before connecting."""
     sealer = Sealer.from_env()
-    app = build_app(settings, sealer)
+    app = build_app(settings, sealer, metrics_port())
     asyncio.run(app.run())
 
 

@@ -47,11 +47,11 @@ class Harness:
         self._seen: dict[str, list[Record]] = {}
         self._consumer: AIOKafkaConsumer | None = None
 
-    async def start(self, workers: int = 1) -> None:
+    async def start(self, workers: int = 1, **env: str) -> None:
         await ensure_topics(self.settings)
         await self.producer.start()
         for _ in range(workers):
-            self.start_worker()
+            self.start_worker(**env)
 
     def worker_env(self) -> dict[str, str]:
         return {
@@ -65,13 +65,14 @@ class Harness:
             "FULFILLMENT_BATCH_SIZE": str(self.settings.batch_size),
             "FULFILLMENT_SECRET_KEY": self.secret_key,
             "FULFILLMENT_LOG_LEVEL": "INFO",
+            "FULFILLMENT_METRICS_PORT": "off",
         }
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
+    def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
         log = (self.log_dir / f"worker-{len(self.workers)}.log").open("ab")
         worker = subprocess.Popen(
             [sys.executable, "-m", "consumers.worker"],
-            env=self.worker_env(),
+            env=self.worker_env() | env,
             cwd=project_root(),
             stdout=log,
             stderr=subprocess.STDOUT,

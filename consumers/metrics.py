@@ -1,0 +1,47 @@
+"""Prometheus metrics of the worker: messages, latency, dead letters, outbox backlog, lag."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter(
+    "fulfillment_messages_total",
+    "Input records by topic and outcome (accepted, dead_letter).",
+    ["topic", "outcome"],
+)
+EVENTS = Counter(
+    "fulfillment_events_total",
+    "Decoded input events by type and outcome (applied, duplicate).",
+    ["type", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "fulfillment_dead_letters_total",
+    "Records sent to a dead-letter topic, by input topic and reason.",
+    ["topic", "reason"],
+)
+OUTPUTS = Counter(
+    "fulfillment_outputs_published_total", "Output events published, by topic.", ["topic"]
+)
+CONFLICTS = Counter(
+    "fulfillment_save_conflicts_total", "Orders re-decided after losing a compare-and-set race."
+)
+RETRIES = Counter(
+    "fulfillment_retries_total", "Retries of an operation during an outage.", ["operation"]
+)
+BATCH_SECONDS = Histogram(
+    "fulfillment_batch_seconds",
+    "Time to handle one batch: decode, load, decide, save, publish.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BATCH_RECORDS = Histogram(
+    "fulfillment_batch_records", "Records per batch.", buckets=(1, 5, 10, 50, 100, 250, 500, 1000)
+)
+OUTBOX_BACKLOG = Gauge(
+    "fulfillment_outbox_backlog_orders",
+    "Orders whose outputs were saved but not yet sent, older than the relay's grace.",
+)
+LAG = Gauge(
+    "fulfillment_consumer_lag",
+    "Records behind the end of each assigned partition.",
+    ["topic", "partition"],
+)
