@@ -72,8 +72,11 @@ class Settings:
             if env.get(var)
         }
         return cls(
-            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_KAFKA,
-            mongodb_uri=env.get("MONGODB_URI") or DEFAULT_MONGODB,
+            # Unset means the local stack, on its configured ports.
+            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS")
+            or DEFAULT_KAFKA.replace("9092", env.get("FULFILLMENT_KAFKA_PORT") or "9092"),
+            mongodb_uri=env.get("MONGODB_URI")
+            or DEFAULT_MONGODB.replace("27017", env.get("FULFILLMENT_MONGODB_PORT") or "27017"),
             database=env.get("MONGODB_DATABASE") or DEFAULT_DATABASE,
             topic_prefix=env.get("FULFILLMENT_TOPIC_PREFIX", ""),
             group_id=env.get("FULFILLMENT_GROUP_ID") or "fulfillment-worker",

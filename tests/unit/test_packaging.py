@@ -10,8 +10,12 @@ from config import project_root
 
 def test_dockerfile_copies_every_package_of_the_project() -> None:
     root = project_root()
-    packages = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
-    copied = set(re.findall(r"^COPY (\w+) \1$", (root / "Dockerfile").read_text(), flags=re.MULTILINE))
+    packages = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    copied = set(
+        re.findall(r"^COPY (\w+) \1$", (root / "Dockerfile").read_text(), flags=re.MULTILINE)
+    )
     assert {name.rstrip("*") for name in packages} == copied
 
 
