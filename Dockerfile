@@ -3,6 +3,7 @@ FROM python:3.11-slim
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY bench bench
 COPY cli cli
 COPY config config
 COPY consumers consumers

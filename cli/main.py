@@ -92,6 +92,53 @@ def contracts_write() -> None:
         console.print(f"wrote {path}", highlight=False)
 
 
+@app.command("bench")
+def bench_command(
+    orders: int = typer.Option(
+        20_000, "--orders", min=10, help="Orders in the throughput runs (3 events each)."
+    ),
+    paced_orders: int = typer.Option(
+        5_000, "--paced-orders", min=10, help="Orders in the paced latency run."
+    ),
+    out: str = typer.Option(
+        "bench-results", "--out", help="Folder for the JSON result and the PNG chart."
+    ),
+    timeout: float = typer.Option(
+        900, "--timeout", help="Seconds a variant may take before the run fails."
+    ),
+) -> None:
+    """Throughput and latency: ceilings, the naive peer and our pipeline, on one stack in one run."""
+    from pathlib import Path
+
+    from bench.run import bench, write
+    from cli.common import run
+
+    stack.up(say)
+    report = run(
+        bench(
+            Settings.from_env(),
+            orders,
+            paced_orders,
+            lambda line: console.print(line, highlight=False),
+            timeout,
+        )
+    )
+    table = Table("variant", "orders/s", "seconds", "note", title=f"{orders:,} orders")
+    for result in report.results:
+        table.add_row(
+            result.variant, f"{result.orders_per_second:,.0f}", f"{result.seconds:.1f}", result.note
+        )
+    console.print(table)
+    console.print(
+        f"ours / naive: {report.ratios['ours_vs_naive']:.1f}x; ours / lower ceiling: {report.ratios['ours_vs_lower_ceiling']:.0%}; "
+        f"paced at {report.latency['orders_per_second']:,.0f} orders/s: p50 {report.latency['p50_ms']:.0f} ms, "
+        f"p95 {report.latency['p95_ms']:.0f} ms, p99 {report.latency['p99_ms']:.0f} ms",
+        highlight=False,
+    )
+    data, picture = write(report, Path(out))
+    console.print(f"wrote {data}" + (f" and {picture}" if picture else ""), highlight=False)
+
+
 @app.command()
 def demo(
     workers: int = typer.Option(

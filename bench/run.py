@@ -1,0 +1,414 @@
+"""`fulfillment bench`: every variant on the same stack and the same workload, in one run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cryptography.fernet import Fernet
+
+from bench.data import Workload, workload
+from config import Settings, project_root
+from consumers.topics import ensure_topics
+from lifecycle import apply
+from schemas.document import OrderDocument
+from schemas.names import INPUT_TOPICS, Topic
+from store.orders import Change, OrderStore, connect
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Result:
+    variant: str
+    orders: int
+    seconds: float
+    orders_per_second: float
+    note: str = ""
+
+
+@dataclass
+class Report:
+    started: str
+    machine: dict[str, Any]
+    orders: int
+    results: list[Result] = field(default_factory=list)
+    latency: dict[str, Any] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+
+
+class Lab:
+    """One isolated copy of the pipeline's topics and database per variant."""
+
+    def __init__(self, base: Settings, name: str) -> None:
+        token = uuid.uuid4().hex[:6]
+        name = "".join(c if c.isalnum() else "-" for c in name)
+        self.settings = Settings(
+            kafka_bootstrap=base.kafka_bootstrap,
+            mongodb_uri=base.mongodb_uri,
+            database=f"bench_{name}_{token}".replace("-", "_"),
+            topic_prefix=f"bench-{name}-{token}.",
+            group_id=f"bench-{name}-{token}",
+            partitions=base.partitions,
+            batch_size=base.batch_size,
+        )
+        self.key = Fernet.generate_key().decode()
+
+    def env(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap,
+            "MONGODB_URI": s.mongodb_uri,
+            "MONGODB_DATABASE": s.database,
+            "FULFILLMENT_TOPIC_PREFIX": s.topic_prefix,
+            "FULFILLMENT_GROUP_ID": s.group_id,
+            "FULFILLMENT_PARTITIONS": str(s.partitions),
+            "FULFILLMENT_BATCH_SIZE": str(s.batch_size),
+            "FULFILLMENT_SECRET_KEY": self.key,
+            "FULFILLMENT_METRICS_PORT": "off",
+            "FULFILLMENT_LOG_LEVEL": "WARNING",
+        }
+
+    def spawn(self, module: str, count: int) -> list[subprocess.Popen[bytes]]:
+        return [
+            subprocess.Popen(
+                [sys.executable, "-m", module],
+                env=self.env(),
+                cwd=project_root(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(count)
+        ]
+
+    async def cleanup(self) -> None:
+        client = connect(self.settings.mongodb_uri)
+        await client.drop_database(self.settings.database)
+        await client.close()
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def preload(settings: Settings, work: Workload) -> None:
+    """All input events onto their topics before the clock starts, round-robin by order."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+        acks="all",
+    )
+    await producer.start()
+    try:
+        pending = []
+        for index in range(work.orders):
+            for topic, records in work.by_topic().items():
+                key, value = records[index]
+                pending.append(await producer.send(settings.topic(topic), value, key=key))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+
+
+class Arrivals:
+    """Counts distinct events on one output topic and when each key's first one arrived."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.first_seen: dict[bytes, float] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await self._consumer.start()
+
+    async def until(
+        self, count: int, timeout: float, alive: Callable[[], None] = lambda: None
+    ) -> float:
+        """Wait until `count` keys were seen; return the monotonic time it happened."""
+        assert self._consumer is not None
+        async with asyncio.timeout(timeout):
+            while len(self.first_seen) < count:
+                alive()
+                for records in (
+                    await self._consumer.getmany(timeout_ms=100, max_records=5000)
+                ).values():
+                    now = time.monotonic()
+                    for record in records:
+                        self.first_seen.setdefault(record.key or b"", now)
+        return max(self.first_seen.values())
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+async def run_workers(
+    base: Settings, name: str, module: str, processes: int, work: Workload, say: Say, timeout: float
+) -> Result:
+    """Preload, start the workers, clock until every order's fulfillment.completed is out."""
+    lab = Lab(base, name)
+    await ensure_topics(lab.settings)
+    await preload(lab.settings, work)
+    arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED))
+    await arrivals.start()
+    started = time.monotonic()
+    workers = lab.spawn(module, processes)
+
+    def alive() -> None:
+        dead = [w.returncode for w in workers if w.poll() is not None]
+        if dead:
+            raise RuntimeError(f"{name}: a worker exited with {dead}")
+
+    try:
+        finished = await arrivals.until(work.orders, timeout, alive)
+    finally:
+        stop(workers)
+        await arrivals.stop()
+        await lab.cleanup()
+    seconds = finished - started
+    result = Result(
+        name,
+        work.orders,
+        seconds,
+        work.orders / seconds,
+        f"{processes} process(es), clock includes start-up",
+    )
+    say(f"{name}: {result.orders_per_second:,.0f} orders/s ({seconds:.1f}s)")
+    return result
+
+
+async def kafka_ceiling(base: Settings, work: Workload, say: Say) -> Result:
+    """aiokafka alone: consume every input record and produce one record per input, no processing."""
+    lab = Lab(base, "kafka-ceiling")
+    await ensure_topics(lab.settings)
+    await preload(lab.settings, work)
+    consumer = AIOKafkaConsumer(
+        *(lab.settings.topic(t) for t in INPUT_TOPICS),
+        bootstrap_servers=base.kafka_bootstrap,
+        group_id=lab.settings.group_id,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=base.kafka_bootstrap, linger_ms=5, acks="all", max_batch_size=512 * 1024
+    )
+    await producer.start()
+    started = time.monotonic()
+    await consumer.start()
+    out = lab.settings.topic(Topic.FULFILLMENTS_COMPLETED)
+    moved = 0
+    try:
+        while moved < work.messages:
+            batch = await consumer.getmany(timeout_ms=100, max_records=base.batch_size)
+            pending = [
+                await producer.send(out, r.value, key=r.key)
+                for records in batch.values()
+                for r in records
+            ]
+            await asyncio.gather(*pending)
+            if pending:
+                await consumer.commit()
+            moved += len(pending)
+        seconds = time.monotonic() - started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    result = Result(
+        "kafka ceiling",
+        work.orders,
+        seconds,
+        work.orders / seconds,
+        f"{work.messages} records consumed and produced",
+    )
+    say(f"kafka ceiling: {result.orders_per_second:,.0f} orders/s ({seconds:.1f}s)")
+    return result
+
+
+async def store_ceiling(base: Settings, work: Workload, say: Say) -> Result:
+    """The store alone: the same compare-and-set transitions (3 per order), bulk-written per batch."""
+    lab = Lab(base, "store-ceiling")
+    from consumers.decode import decode
+
+    states: list[list[OrderDocument]] = []
+    now = datetime.now(UTC)
+    for index in range(work.orders):
+        order = OrderDocument(_id=work.placed[index][0].decode())
+        steps = []
+        for topic, records in work.by_topic().items():
+            event = decode(topic, *records[index])
+            assert not isinstance(event, type(None)) and hasattr(event, "id")
+            apply(order, event, now)  # type: ignore[arg-type]
+            order.outbox = []
+            steps.append(order.model_copy(deep=True))
+        states.append(steps)
+    store = OrderStore(connect(base.mongodb_uri), lab.settings.database)
+    await store.ensure_indexes()
+    batch = max(1, base.batch_size // 3)  # a worker's batch of 500 records holds ~170 orders
+    started = time.monotonic()
+    for step in range(3):
+        for first in range(0, work.orders, batch):
+            changes = [
+                Change(states[i][step], step) for i in range(first, min(first + batch, work.orders))
+            ]
+            lost = await store.save_many(changes)
+            assert not lost
+    seconds = time.monotonic() - started
+    await store.client.drop_database(lab.settings.database)
+    await store.client.close()
+    result = Result(
+        "store ceiling",
+        work.orders,
+        seconds,
+        work.orders / seconds,
+        f"{3 * work.orders} compare-and-set writes, {batch} orders per bulk",
+    )
+    say(f"store ceiling: {result.orders_per_second:,.0f} orders/s ({seconds:.1f}s)")
+    return result
+
+
+async def paced(
+    base: Settings, work: Workload, rate: float, processes: int, say: Say
+) -> dict[str, Any]:
+    """Orders arrive at `rate` per second (3 events each); latency from the last event to completion."""
+    lab = Lab(base, "paced")
+    await ensure_topics(lab.settings)
+    arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED))
+    await arrivals.start()
+    workers = lab.spawn("consumers.worker", processes)
+    producer = AIOKafkaProducer(bootstrap_servers=base.kafka_bootstrap, linger_ms=0, acks="all")
+    await producer.start()
+    sent_at: dict[bytes, float] = {}
+    try:
+        await asyncio.sleep(3)  # let the workers join their group before the clock matters
+        started = time.monotonic()
+        for index in range(work.orders):
+            delay = started + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for topic, records in work.by_topic().items():
+                key, value = records[index]
+                await producer.send(lab.settings.topic(topic), value, key=key)
+            sent_at[work.requested[index][0]] = time.monotonic()
+        await producer.flush()
+        await arrivals.until(work.orders, timeout=120 + work.orders / rate)
+    finally:
+        await producer.stop()
+        stop(workers)
+        await arrivals.stop()
+        await lab.cleanup()
+    latencies = sorted((arrivals.first_seen[key] - sent) * 1000 for key, sent in sent_at.items())
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    figures = {
+        "orders_per_second": rate,
+        "orders": work.orders,
+        "processes": processes,
+        "p50_ms": q[49],
+        "p95_ms": q[94],
+        "p99_ms": q[98],
+        "max_ms": latencies[-1],
+    }
+    say(f"paced {rate:,.0f} orders/s: p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, p99 {q[98]:.0f} ms")
+    return figures
+
+
+async def bench(base: Settings, orders: int, paced_orders: int, say: Say, timeout: float) -> Report:
+    report = Report(
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine={
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
+        orders=orders,
+    )
+    work = workload(orders, uuid.uuid4().hex[:6])
+    say(f"workload: {orders:,} orders, {work.messages:,} input events")
+    steps: list[Callable[[], Awaitable[Result]]] = [
+        lambda: kafka_ceiling(base, work, say),
+        lambda: store_ceiling(base, work, say),
+        lambda: run_workers(base, "naive peer", "bench.naive", 1, work, say, timeout),
+        lambda: run_workers(base, "pipeline x1", "consumers.worker", 1, work, say, timeout),
+        lambda: run_workers(base, "pipeline x2", "consumers.worker", 2, work, say, timeout),
+    ]
+    for step in steps:
+        report.results.append(await step())
+    rate = {r.variant: r.orders_per_second for r in report.results}
+    best = max(rate["pipeline x1"], rate["pipeline x2"])
+    ceiling = min(rate["kafka ceiling"], rate["store ceiling"])
+    report.ratios = {
+        "ours_vs_naive": best / rate["naive peer"],
+        "ours_vs_lower_ceiling": best / ceiling,
+    }
+    paced_work = workload(paced_orders, uuid.uuid4().hex[:6])
+    report.latency = await paced(base, paced_work, rate=best / 2, processes=2, say=say)
+    return report
+
+
+def write(report: Report, folder: Path) -> tuple[Path, Path | None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = report.started.replace(":", "").replace("-", "")
+    data = folder / f"bench-{stamp}.json"
+    data.write_text(json.dumps(asdict(report), indent=2) + "\n")
+    (folder / "latest.json").write_text(data.read_text())
+    return data, chart(report, folder / f"bench-{stamp}.png")
+
+
+def chart(report: Report, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]}
+    )
+    names = [r.variant for r in report.results]
+    left.barh(
+        names,
+        [r.orders_per_second for r in report.results],
+        color=["#999", "#999", "#d62728", "#1f77b4", "#1f77b4"][: len(names)],
+    )
+    left.set_xlabel("orders/s (3 events each)")
+    left.set_title(f"Throughput, {report.orders:,} orders")
+    left.invert_yaxis()
+    if report.latency:
+        keys = ["p50_ms", "p95_ms", "p99_ms"]
+        right.bar([k[:-3] for k in keys], [report.latency[k] for k in keys], color="#1f77b4")
+        right.set_ylabel("ms, last event published -> fulfillment.completed")
+        right.set_title(f"Latency at {report.latency['orders_per_second']:,.0f} orders/s")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
