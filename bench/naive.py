@@ -60,7 +60,7 @@ def build(settings: Settings) -> FastStream:
         if outputs is None:
             return
         order.version = loaded + 1
-        order.outbox, order.outbox_pending = [], False
+        order.outbox = []
         if loaded == 0:
             await orders.insert_one(order.to_mongo())
         elif (

@@ -15,7 +15,7 @@ from consumers.outputs import Message, event_message
 from consumers.retry import retrying
 from consumers.sealing import Sealer
 from lifecycle import apply
-from schemas.document import OrderDocument
+from schemas.document import OrderDocument, PendingOutbox
 from schemas.events import FulfillmentRequested, Inbound
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS
 from store.orders import Change, OrderStore
@@ -125,12 +125,21 @@ class Pipeline:
             by_order.setdefault(event.order_id, []).append(event)
         while by_order:
             stored = await retrying("loading orders", self.store.load_many, list(by_order))
+            unsent_ids = await retrying(
+                "checking outboxes", self.store.unsent_among, list(stored.values())
+            )
             now = self.clock()
             changes: list[Change] = []
             unsent: list[OrderDocument] = []
+            carried: list[str] = []
             applied: dict[str, list[bool]] = {}
             for order_id, order_events in by_order.items():
                 order = stored.get(order_id) or OrderDocument(_id=order_id)
+                if order_id in unsent_ids:
+                    # A crash left these outputs unsent: they go out with this batch.
+                    carried.append(PendingOutbox.key(order_id, order.version))
+                else:
+                    order.outbox = []
                 loaded_version = order.version
                 applied[order_id] = [apply(order, event, now) is not None for event in order_events]
                 if any(applied[order_id]):
@@ -144,7 +153,8 @@ class Pipeline:
             report.conflicts += len(lost)
             metrics.CONFLICTS.inc(len(lost))
             saved = [change.order for change in changes if change.order.id not in lost]
-            report.published += await self.publish(saved + unsent)
+            stale = [key for key in carried if key.rsplit("@", 1)[0] not in lost]
+            report.published += await self.publish(saved + unsent, stale)
             by_order = {order_id: by_order[order_id] for order_id in lost}
 
     @staticmethod
@@ -159,8 +169,8 @@ class Pipeline:
         report.applied += sum(flags)
         report.duplicates += len(flags) - sum(flags)
 
-    async def publish(self, orders: Sequence[OrderDocument]) -> int:
-        """Send the orders' outboxes, wait for the broker, then forget what was sent."""
+    async def publish(self, orders: Sequence[OrderDocument], also_sent: Sequence[str] = ()) -> int:
+        """Send the orders' outboxes, wait for the broker, then drop their pending markers."""
         with_outbox = [order for order in orders if order.outbox]
         messages = [
             event_message(
@@ -173,7 +183,10 @@ class Pipeline:
         for order in with_outbox:
             for entry in order.outbox:
                 metrics.OUTPUTS.labels(entry.topic).inc()
-        await retrying("clearing outboxes", self.store.clear_outboxes, with_outbox)
+        keys = [PendingOutbox.key(order.id, order.version) for order in with_outbox] + list(
+            also_sent
+        )
+        await retrying("marking outboxes sent", self.store.mark_sent, keys)
         return len(messages)
 
 

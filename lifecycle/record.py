@@ -58,7 +58,6 @@ def emit(
             },
         )
     )
-    order.outbox_pending = True
 
 
 def set_status(order: OrderDocument, status: OrderStatus, event: Inbound, now: datetime) -> None:

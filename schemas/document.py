@@ -100,6 +100,28 @@ class OutboxMessage(DocumentModel):
     value: dict[str, Any]
 
 
+class PendingOutbox(DocumentModel):
+    """A marker in the `outbox_pending` collection: this saved version's outbox may be unsent."""
+
+    id: str = Field(alias="_id")
+    order_id: str
+    version: int
+    at: datetime
+
+    @staticmethod
+    def key(order_id: str, version: int) -> str:
+        return f"{order_id}@{version}"
+
+    @classmethod
+    def of(cls, order: OrderDocument, now: datetime) -> PendingOutbox:
+        return cls(
+            _id=cls.key(order.id, order.version), order_id=order.id, version=order.version, at=now
+        )
+
+    def to_mongo(self) -> dict[str, Any]:
+        return self.model_dump(mode="python", by_alias=True)
+
+
 class OrderDocument(DocumentModel):
     id: str = Field(alias="_id")
     version: int = 0
@@ -120,9 +142,8 @@ class OrderDocument(DocumentModel):
     early_cancels: list[EarlyCancel] = Field(default_factory=list)
     applied_event_ids: list[str] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    # The outputs of the last save; whether they were sent is kept in `outbox_pending`.
     outbox: list[OutboxMessage] = Field(default_factory=list)
-    # Lets the relay find unsent outboxes with one indexed query.
-    outbox_pending: bool = False
     updated_at: datetime | None = None
 
     def fulfillment(self, fulfillment_id: str) -> Fulfillment | None:

@@ -1,4 +1,11 @@
-"""The `orders` collection: batched load, compare-and-set save with the outbox, queries."""
+"""The `orders` collection: batched load, compare-and-set save with the outbox, queries.
+
+Each order's outputs are saved in its document's `outbox`, in the same write as the state
+that caused them. A small `outbox_pending` collection says which outboxes may be unsent:
+a marker `<order id>@<version>` is inserted before the save and deleted once the broker has
+acknowledged the outputs. So a sent outbox needs no second write to the order, and the relay
+reads only the markers, never the whole orders collection.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +13,14 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from schemas.document import OrderDocument
+from schemas.document import OrderDocument, PendingOutbox
 
 DUPLICATE_KEY = 11000
 Raw = dict[str, Any]
@@ -38,6 +45,7 @@ class OrderStore:
     def __init__(self, client: AsyncMongoClient[Raw], database: str) -> None:
         self.client = client
         self.orders: AsyncCollection[Raw] = client[database]["orders"]
+        self.pending: AsyncCollection[Raw] = client[database]["outbox_pending"]
         self.write_chunk = FERRETDB_WRITE_CHUNK
 
     async def detect_server(self) -> str:
@@ -51,7 +59,7 @@ class OrderStore:
 
     async def ensure_indexes(self) -> None:
         await self.detect_server()
-        await self.orders.create_index([("outbox_pending", ASCENDING), ("updated_at", ASCENDING)])
+        await self.pending.create_index([("at", ASCENDING)])
         await self.orders.create_index([("order_number", ASCENDING)])
         await self.orders.create_index([("customer.email", ASCENDING)])
         await self.orders.create_index([("status", ASCENDING), ("placed_at", DESCENDING)])
@@ -79,11 +87,14 @@ class OrderStore:
             else:
                 selector = {"_id": change.order.id, "version": change.loaded_version}
                 operations.append(ReplaceOne(selector, document))
+        await self._mark_pending([change.order for change in changes if change.order.outbox])
         written = 0
         for chunk in self._chunks(operations):
             written += await self._write_counting_conflicts(chunk)
         if written == len(changes):
             return set()
+        # A loser's marker is left alone: the winner may share its key, and a stray marker
+        # only makes the relay re-send an outbox, which is a harmless duplicate.
         return await self._lost_races(changes, token)
 
     def _chunks(self, operations: Sequence[Any]) -> list[Sequence[Any]]:
@@ -109,26 +120,52 @@ class OrderStore:
         ours = {raw["_id"] async for raw in cursor if raw.get("write_token") == token}
         return set(ids) - ours
 
-    async def clear_outboxes(self, orders: Sequence[OrderDocument]) -> None:
-        """Forget sent outputs; a newer version keeps its outbox for whoever saved it."""
+    async def _mark_pending(self, orders: Sequence[OrderDocument]) -> None:
         if not orders:
             return
-        clear = {"$set": {"outbox": [], "outbox_pending": False}}
-        updates = [
-            UpdateOne({"_id": order.id, "version": order.version}, clear) for order in orders
-        ]
-        for chunk in self._chunks(updates):
-            await self.orders.bulk_write(list(chunk), ordered=False)
-        for order in orders:
-            order.outbox = []
-            order.outbox_pending = False
+        now = datetime.now(UTC)
+        markers = [PendingOutbox.of(order, now).to_mongo() for order in orders]
+        try:
+            await self.pending.insert_many(markers, ordered=False)
+        except BulkWriteError as failure:  # a marker left by an earlier try of the same save
+            if any(
+                error.get("code") != DUPLICATE_KEY
+                for error in failure.details.get("writeErrors", [])
+            ):
+                raise
+
+    async def mark_sent(self, keys: Sequence[str]) -> None:
+        """The broker has these outboxes (`order@version` keys): forget their markers, in one statement."""
+        if keys:
+            await self.pending.delete_many({"_id": {"$in": list(keys)}})
+
+    async def unsent_among(self, orders: Sequence[OrderDocument]) -> set[str]:
+        """Ids of the orders whose saved outbox may not have been sent yet."""
+        keys = [PendingOutbox.key(order.id, order.version) for order in orders if order.outbox]
+        if not keys:
+            return set()
+        return {raw["order_id"] async for raw in self.pending.find({"_id": {"$in": keys}})}
 
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
-        """Orders whose outbox was left behind (a crash between save and publish)."""
-        cursor = self.orders.find(
-            {"outbox_pending": True, "updated_at": {"$lt": saved_before}}, limit=limit
-        )
-        return [OrderDocument.model_validate(raw) async for raw in cursor]
+        """Orders whose outbox a crash left behind: their marker is older than `saved_before`."""
+        cursor = self.pending.find({"at": {"$lt": saved_before}}, limit=limit)
+        markers = [PendingOutbox.model_validate(raw) async for raw in cursor]
+        if not markers:
+            return []
+        orders = await self.load_many({marker.order_id for marker in markers})
+        stale = [
+            m.id
+            for m in markers
+            if m.order_id not in orders or orders[m.order_id].version != m.version
+        ]
+        if stale:
+            # A newer save carried these outputs forward, or the save behind the marker lost its race.
+            await self.pending.delete_many({"_id": {"$in": stale}})
+        return [orders[m.order_id] for m in markers if m.id not in stale]
+
+    async def is_settled(self, order: OrderDocument) -> bool:
+        """True when the order's saved outputs have been acknowledged by the broker."""
+        return not order.outbox or not await self.unsent_among([order])
 
     async def search(
         self,

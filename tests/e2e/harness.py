@@ -183,7 +183,7 @@ class Harness:
         async with asyncio.timeout(timeout):
             while True:
                 order = await self.store.load(order_id)
-                if order is not None and check(order) and not order.outbox_pending:
+                if order is not None and check(order) and await self.store.is_settled(order):
                     return order
                 self.check_workers()
                 await asyncio.sleep(0.1)
