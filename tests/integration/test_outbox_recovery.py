@@ -73,7 +73,7 @@ async def settings(infra: Infra, names: Names) -> AsyncIterator[Settings]:
 def record(
     settings: Settings, event_type: EventType, topic: Topic, order_id: str, data: Mapping[str, Any]
 ) -> Record:
-    value = json.dumps(envelope(event_type, order_id, data)).encode()
+    value = json.dumps(envelope(event_type, order_id, dict(data))).encode()
     return Record(settings.topic(topic), 0, 0, order_id.encode(), value)
 
 
