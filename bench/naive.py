@@ -7,7 +7,6 @@ after the work), but handles one message at a time with FastStream's default per
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from faststream import AckPolicy, FastStream
@@ -70,7 +69,7 @@ def build(settings: Settings) -> FastStream:
         for output in outputs:
             value = sealer.open_output(output.value)
             await broker.publish(
-                json.dumps(value).encode(), settings.topic(output.topic), key=output.key.encode()
+                value.encode(), settings.topic(output.topic), key=output.key.encode()
             )
 
     return FastStream(broker)

@@ -108,11 +108,14 @@ def bench_command(
     ),
 ) -> None:
     """Throughput and latency: ceilings, the naive peer and our pipeline, on one stack in one run."""
+    import logging
     from pathlib import Path
 
     from bench.run import bench, write
     from cli.common import run
 
+    # New topics answer NotLeaderForPartition for a moment; aiokafka retries and logs each one.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     stack.up(say)
     report = run(
         bench(

@@ -104,6 +104,15 @@ class Pipeline:
         await retrying("publishing dead letters", self.outputs.send, dead)
         report.dead_letters = len(dead)
         await self._apply(events, report)
+        log.debug(
+            "batch: %d records, %d orders, %d applied, %d duplicates, %d published, %d conflicts",
+            report.records,
+            len({event.order_id for event in events}),
+            report.applied,
+            report.duplicates,
+            report.published,
+            report.conflicts,
+        )
         return report
 
     def _sealed(self, event: Inbound) -> Inbound:

@@ -52,13 +52,16 @@ class Sealer:
             update={"credentials": None, "sealed_credentials": self._fernet.encrypt(plain).decode()}
         )
 
-    def open_output(self, value: dict[str, Any]) -> dict[str, Any]:
+    def open_output(self, value: str) -> str:
         """The wire form of an outbox value: credentials opened in `fulfillment.completed` only."""
-        distributions = value.get("data", {}).get("distributions")
-        if value.get("type") != EventType.FULFILLMENT_COMPLETED or not distributions:
+        if '"sealed_credentials":"' not in value:
             return value
-        opened = [self._open(dict(item)) for item in distributions]
-        return value | {"data": value["data"] | {"distributions": opened}}
+        event = json.loads(value)
+        distributions = event.get("data", {}).get("distributions")
+        if event.get("type") != EventType.FULFILLMENT_COMPLETED or not distributions:
+            return value
+        event["data"]["distributions"] = [self._open(dict(item)) for item in distributions]
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
     def _open(self, distribution: dict[str, Any]) -> dict[str, Any]:
         sealed = distribution.pop("sealed_credentials", None)

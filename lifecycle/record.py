@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import datetime
 
 from schemas.document import OrderDocument, OutboxMessage, TimelineEntry
@@ -46,16 +47,20 @@ def emit(
             id=message_id,
             topic=TYPE_TOPIC[event_type].value,
             key=order.id,
-            value={
-                "specversion": "1.0",
-                "id": message_id,
-                "source": SERVICE_SOURCE,
-                "type": event_type.value,
-                "subject": order.id,
-                "time": now.isoformat().replace("+00:00", "Z"),
-                "datacontenttype": "application/json",
-                "data": data.model_dump(mode="json"),
-            },
+            value=json.dumps(
+                {
+                    "specversion": "1.0",
+                    "id": message_id,
+                    "source": SERVICE_SOURCE,
+                    "type": event_type.value,
+                    "subject": order.id,
+                    "time": now.isoformat().replace("+00:00", "Z"),
+                    "datacontenttype": "application/json",
+                    "data": data.model_dump(mode="json"),
+                },
+                separators=(",", ":"),
+                ensure_ascii=False,
+            ),
         )
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -97,7 +98,13 @@ class OutboxMessage(DocumentModel):
     id: str
     topic: str
     key: str
-    value: dict[str, Any]
+    # The CloudEvent as JSON text: cheap for the store to keep, and sent as it is.
+    value: str
+
+    @property
+    def event(self) -> dict[str, Any]:
+        parsed: dict[str, Any] = json.loads(self.value)
+        return parsed
 
 
 class PendingOutbox(DocumentModel):

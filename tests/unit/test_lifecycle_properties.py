@@ -73,7 +73,7 @@ def outcome(order: OrderDocument, output_ids: list[str]) -> dict[str, Any]:
     """What the contract says every interleaving must agree on."""
     by_id = {o.id: o for o in order.outbox}
     fulfillment_outputs = {
-        i for i in output_ids if by_id[i].value["type"] != EventType.ORDER_STATUS_CHANGED
+        i for i in output_ids if by_id[i].event["type"] != EventType.ORDER_STATUS_CHANGED
     }
     return {
         "status": order.status,

@@ -35,7 +35,7 @@ def run(
 
 
 def of_type(outputs: list[OutboxMessage], event_type: EventType) -> list[dict[str, Any]]:
-    return [o.value["data"] for o in outputs if o.value["type"] == event_type]
+    return [o.event["data"] for o in outputs if o.event["type"] == event_type]
 
 
 def fulfillment_status(order: OrderDocument, fulfillment_id: str = "ful-1") -> FulfillmentStatus:

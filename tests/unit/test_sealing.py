@@ -21,12 +21,13 @@ def test_sealed_distribution_holds_no_plain_credentials_and_opens_in_completed_e
     )
     assert sealed.credentials is None
     assert sealed.sealed_credentials and SECRET not in sealed.sealed_credentials
-    value = {
+    event = {
         "type": "fulfillment.completed",
         "data": {"distributions": [sealed.model_dump(mode="json")]},
     }
-    assert SECRET not in json.dumps(value)
-    opened = sealer.open_output(value)
+    value = json.dumps(event, separators=(",", ":"))
+    assert SECRET not in value
+    opened = json.loads(sealer.open_output(value))
     assert opened["data"]["distributions"][0]["credentials"] == {
         "username": "ada",
         "password": SECRET,
