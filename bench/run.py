@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
 from pymongo import InsertOne, ReplaceOne
 
@@ -111,6 +112,22 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+async def wait_for_group(settings: Settings, members: int, timeout: float = 60) -> None:
+    """Until the workers' consumer group is stable with every member, so no rebalance lands mid-run."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                response = (await admin.describe_consumer_groups([settings.group_id]))[0]
+                group = response.groups[0]
+                if group[2] == "Stable" and len(group[5]) == members:
+                    return
+                await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
 
 
 async def preload(settings: Settings, work: Workload) -> None:
@@ -319,7 +336,11 @@ async def paced(
     await producer.start()
     sent_at: dict[bytes, float] = {}
     try:
-        await asyncio.sleep(3)  # let the workers join their group before the clock matters
+        await wait_for_group(lab.settings, processes)
+        # Completions are read while the events are being sent, so each is timed when it arrives.
+        watching = asyncio.create_task(
+            arrivals.until(work.orders, timeout=120 + work.orders / rate)
+        )
         started = time.monotonic()
         for index in range(work.orders):
             delay = started + index / rate - time.monotonic()
@@ -330,7 +351,7 @@ async def paced(
                 await producer.send(lab.settings.topic(topic), value, key=key)
             sent_at[work.requested[index][0]] = time.monotonic()
         await producer.flush()
-        await arrivals.until(work.orders, timeout=120 + work.orders / rate)
+        await watching
     finally:
         await producer.stop()
         stop(workers)

@@ -72,7 +72,7 @@ def build_app(
         group_id=settings.group_id,
         batch=True,
         max_records=settings.batch_size,
-        batch_timeout_ms=50,
+        batch_timeout_ms=10,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=600_000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,6 +78,7 @@ class Pipeline:
 
     async def handle(self, records: Sequence[Record]) -> BatchReport:
         """Process a batch; when this returns, every effect is saved and acknowledged."""
+        started = time.perf_counter()
         report = BatchReport(records=len(records))
         events: list[Inbound] = []
         dead: list[Message] = []
@@ -105,7 +107,8 @@ class Pipeline:
         report.dead_letters = len(dead)
         await self._apply(events, report)
         log.debug(
-            "batch: %d records, %d orders, %d applied, %d duplicates, %d published, %d conflicts",
+            "batch in %.1f ms: %d records, %d orders, %d applied, %d duplicates, %d published, %d conflicts",
+            (time.perf_counter() - started) * 1000,
             report.records,
             len({event.order_id for event in events}),
             report.applied,
