@@ -4,6 +4,7 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bench bench
+COPY chaos chaos
 COPY cli cli
 COPY config config
 COPY consumers consumers

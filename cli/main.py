@@ -142,6 +142,105 @@ def bench_command(
     console.print(f"wrote {data}" + (f" and {picture}" if picture else ""), highlight=False)
 
 
+@app.command("chaos")
+def chaos_command(
+    orders: int = typer.Option(20_000, "--orders", min=10),
+    workers: int = typer.Option(2, "--workers", min=1),
+    kills: int = typer.Option(
+        3, "--kills", min=0, help="Workers killed with SIGKILL at random points."
+    ),
+    broker_restarts: int = typer.Option(1, "--broker-restarts", min=0),
+    store_restarts: int = typer.Option(1, "--store-restarts", min=0),
+    rate: float = typer.Option(100.0, "--rate", min=1, help="Orders per second sent."),
+    out: str = typer.Option("chaos-results", "--out"),
+) -> None:
+    """Bounce workers, broker and store under a stream of orders; check every record against the oracle."""
+    import json
+    import logging
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from chaos.run import Plan, chaos
+    from cli.common import run
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    stack.up(say)
+    local = not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("MONGODB_URI"))
+    plan = Plan(orders, workers, kills, broker_restarts, store_restarts, rate=rate)
+    folder = Path(out)
+    report = run(
+        chaos(
+            Settings.from_env(),
+            plan,
+            folder / "logs",
+            lambda line: console.print(line, highlight=False),
+            local,
+        )
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "latest.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    table = Table(
+        "check",
+        "count",
+        title=f"chaos: {orders:,} orders, {report.inputs_sent:,} inputs, {report.seconds:.0f}s",
+    )
+    for name, value in report.verdict.items():
+        if name != "examples":
+            table.add_row(name, str(value))
+    table.add_row("unexpected worker exits", str(report.unexpected_worker_exits))
+    console.print(table)
+    for example in report.verdict["examples"][:5]:
+        console.print(f"  {example}", highlight=False)
+    console.print(f"wrote {folder / 'latest.json'}", highlight=False)
+    clean = all(
+        report.verdict[k] == 0
+        for k in (
+            "orders_lost",
+            "final_states_differing",
+            "events_applied_twice",
+            "malformed_not_in_dlq",
+            "expected_outputs_missing",
+            "secrets_found",
+        )
+    )
+    if not clean:
+        fail("the chaos run found lost, differing or doubly applied records; see the report")
+
+
+@app.command("soak")
+def soak_command(
+    minutes: float = typer.Option(10.0, "--minutes", min=0.1),
+    rate: float = typer.Option(50.0, "--rate", min=1, help="Orders per second."),
+    out: str = typer.Option("chaos-results", "--out"),
+) -> None:
+    """Steady load for a while: worker memory and the outbox backlog must stay flat."""
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from chaos.soak import soak
+    from cli.common import run
+
+    stack.up(say)
+    folder = Path(out)
+    report = run(
+        soak(
+            Settings.from_env(),
+            minutes,
+            rate,
+            folder / "soak-logs",
+            lambda line: console.print(line, highlight=False),
+        )
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "soak.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    first, last = report.samples[0], report.samples[-1]
+    console.print(
+        f"completed {report.completed:,}/{report.orders:,} orders; first sample {first}; last sample {last}",
+        highlight=False,
+    )
+
+
 @app.command()
 def demo(
     workers: int = typer.Option(

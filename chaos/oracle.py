@@ -1,0 +1,128 @@
+"""The pure lifecycle as oracle: what every order must end as, and which outputs must exist."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from consumers.decode import Rejection, decode
+from lifecycle import apply
+from schemas.document import OrderDocument
+from schemas.names import EventType, Topic
+
+
+@dataclass
+class Expected:
+    """One order as the oracle sees it."""
+
+    final: dict[str, Any]
+    output_ids: set[str]
+
+
+def outcome(document: dict[str, Any]) -> dict[str, Any]:
+    """The parts of an order that every interleaving must agree on (CONTRACT.md)."""
+    return {
+        "status": document.get("status"),
+        "payment_status": document.get("payment_status"),
+        "lines": sorted(
+            (line["line_id"], line["fulfilled_quantity"]) for line in document.get("lines", [])
+        ),
+        "fulfillments": sorted(
+            (f["fulfillment_id"], f["status"]) for f in document.get("fulfillments", [])
+        ),
+    }
+
+
+def expect(order_id: str, events: list[tuple[Topic, bytes, bytes]]) -> Expected:
+    """Apply the order's valid events, in the order given, to an empty order."""
+    order = OrderDocument(_id=order_id)
+    ids: set[str] = set()
+    now = datetime.now(UTC)
+    for topic, key, value in events:
+        event = decode(topic, key, value)
+        if isinstance(event, Rejection):
+            continue
+        for output in apply(order, event, now) or []:
+            if output.event["type"] != EventType.ORDER_STATUS_CHANGED:
+                ids.add(output.id)
+    return Expected(outcome(order.model_dump(mode="json", by_alias=True)), ids)
+
+
+@dataclass
+class Verdict:
+    """The chaos run's counts; all but `duplicate_outputs` must be 0."""
+
+    orders_expected: int = 0
+    orders_lost: int = 0
+    final_states_differing: int = 0
+    events_applied_twice: int = 0
+    malformed_not_in_dlq: int = 0
+    expected_outputs_missing: int = 0
+    duplicate_outputs: int = 0
+    secrets_found: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.orders_lost
+            or self.final_states_differing
+            or self.events_applied_twice
+            or self.malformed_not_in_dlq
+            or self.expected_outputs_missing
+            or self.secrets_found
+        )
+
+
+def judge(
+    expected: dict[str, Expected],
+    documents: dict[str, dict[str, Any]],
+    published: list[str],
+    malformed: set[bytes],
+    dead_lettered: set[bytes],
+    secrets: list[str],
+    haystacks: list[str],
+) -> Verdict:
+    """Count every way the pipeline could have gone wrong."""
+    verdict = Verdict(orders_expected=len(expected))
+    seen = Counter(published)
+    for order_id, wanted in expected.items():
+        document = documents.get(order_id)
+        if document is None:
+            verdict.orders_lost += 1
+            verdict.examples.append(f"lost {order_id}")
+            continue
+        if outcome(document) != wanted.final:
+            verdict.final_states_differing += 1
+            verdict.examples.append(f"differs {order_id}: {outcome(document)} != {wanted.final}")
+        applied = Counter(document.get("applied_event_ids", []))
+        entries = Counter(
+            (e["event_id"], e["type"])
+            for e in document.get("timeline", [])
+            if e["type"] in _INPUT_TYPES
+        )
+        twice = sum(1 for count in applied.values() if count > 1) + sum(
+            1 for count in entries.values() if count > 1
+        )
+        verdict.events_applied_twice += twice
+        missing = wanted.output_ids - set(seen)
+        verdict.expected_outputs_missing += len(missing)
+        if missing:
+            verdict.examples.append(f"outputs missing for {order_id}: {sorted(missing)[:3]}")
+    verdict.duplicate_outputs = sum(count - 1 for count in seen.values() if count > 1)
+    verdict.malformed_not_in_dlq = len(malformed - dead_lettered)
+    verdict.secrets_found = sum(text.count(secret) for secret in secrets for text in haystacks)
+    return verdict
+
+
+_INPUT_TYPES = {
+    t.value
+    for t in (EventType.ORDER_PLACED, EventType.PAYMENT_CAPTURED, EventType.FULFILLMENT_REQUESTED)
+}
+
+
+def dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, default=str)

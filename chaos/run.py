@@ -1,0 +1,376 @@
+"""`fulfillment chaos`: a stream of orders through several workers while processes are bounced hard.
+
+Modelled on Kafka's transactions system test: kill workers with SIGKILL, restart the broker
+and the store, duplicate, reorder and break inputs, then check every record against the pure
+lifecycle as oracle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.data import workload
+from bench.run import Lab
+from chaos.oracle import Expected, Verdict, dumps, expect, judge
+from config import Settings, project_root
+from consumers.topics import ensure_topics
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, Topic
+from stack import ferretdb, kafka
+from store.orders import connect
+
+Say = Callable[[str], None]
+Send = tuple[Topic, bytes, bytes]
+LAG_SETTLED = 100  # records: back to normal after a fault
+
+
+@dataclass
+class Plan:
+    orders: int = 20_000
+    workers: int = 2
+    kills: int = 3
+    broker_restarts: int = 1
+    store_restarts: int = 1
+    duplicate_rate: float = 0.05
+    malformed_rate: float = 0.01
+    rate: float = 100.0  # orders per second
+    seed: int = 20261122
+
+
+@dataclass
+class Fault:
+    kind: str
+    at: float
+    recovered_after: float | None = None
+
+
+@dataclass
+class ChaosReport:
+    plan: dict[str, Any]
+    seconds: float
+    inputs_sent: int
+    duplicates_sent: int
+    malformed_sent: int
+    faults: list[Fault] = field(default_factory=list)
+    unexpected_worker_exits: int = 0
+    verdict: dict[str, Any] = field(default_factory=dict)
+
+
+def _malformed(index: int, rng: random.Random, prefix: str) -> Send:
+    key = f"chaos-bad-{prefix}-{index}".encode()
+    kind = index % 5
+    if kind == 0:
+        return Topic.ORDERS_PLACED, key, bytes(rng.getrandbits(8) for _ in range(40)) + b"\xff"
+    if kind == 1:
+        return Topic.PAYMENTS_CAPTURED, key, b'{"specversion": "1.0", "oops"'
+    if kind == 2:
+        return Topic.FULFILLMENTS_REQUESTED, key, json.dumps({"hello": "world"}).encode()
+    envelope = {
+        "specversion": "1.0",
+        "id": key.decode(),
+        "source": "urn:chaos",
+        "type": "payment.captured",
+        "subject": key.decode(),
+        "time": "2026-11-22T00:00:00Z",
+        "data": {"payment_id": "p", "amount": "-1", "currency": "USD"},
+    }
+    if kind == 3:
+        return Topic.PAYMENTS_CAPTURED, key, json.dumps(envelope).encode()  # invalid amount
+    return Topic.ORDERS_PLACED, key, json.dumps(envelope).encode()  # wrong type for the topic
+
+
+def build_stream(
+    plan: Plan, run: str
+) -> tuple[list[Send], dict[str, list[Send]], set[bytes], int, list[str]]:
+    """Every order's events reordered across topics, plus duplicates and malformed inputs."""
+    rng = random.Random(plan.seed)
+    work = workload(plan.orders, run)
+    per_order: dict[str, list[Send]] = {}
+    stream: list[Send] = []
+    for index in range(plan.orders):
+        events = [(topic, *records[index]) for topic, records in work.by_topic().items()]
+        rng.shuffle(events)  # reorder across topics; each topic keeps its own order
+        per_order[events[0][1].decode()] = events
+        stream += events
+    # Positions as floats: an original at i, its duplicate somewhere after it, garbage anywhere.
+    placed: list[tuple[float, Send]] = [(float(i), item) for i, item in enumerate(stream)]
+    picks = [rng.randrange(len(stream)) for _ in range(int(len(stream) * plan.duplicate_rate))]
+    placed += [(rng.uniform(i + 0.5, len(stream)), stream[i]) for i in picks]
+    malformed = [_malformed(i, rng, run) for i in range(int(len(stream) * plan.malformed_rate))]
+    placed += [(rng.uniform(0, len(stream)), bad) for bad in malformed]
+    placed.sort(key=lambda item: item[0])
+    stream = [item for _, item in placed]
+    duplicates = picks
+    secrets = [
+        json.loads(value)["data"]["distributions"][0]["credentials"]["token"]
+        for value in (v for _, v in work.requested)
+        if b'"credentials"' in value
+    ]
+    return stream, per_order, {key for _, key, _ in malformed}, len(duplicates), secrets
+
+
+class Workers:
+    """Worker processes the run may kill; any that dies unasked is restarted and counted."""
+
+    def __init__(self, lab: Lab, count: int, logs: Path) -> None:
+        self.lab = lab
+        self.logs = logs
+        self.processes = [self._spawn(i) for i in range(count)]
+        self.unexpected_exits = 0
+
+    def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker-{slot}.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "consumers.worker"],
+            env=self.lab.env(),
+            cwd=project_root(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, slot: int) -> None:
+        self.processes[slot].send_signal(signal.SIGKILL)
+        self.processes[slot].wait()
+        self.processes[slot] = self._spawn(slot)
+
+    def watch(self) -> None:
+        for slot, process in enumerate(self.processes):
+            if process.poll() is not None:
+                self.unexpected_exits += 1
+                self.processes[slot] = self._spawn(slot)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class LagMonitor:
+    """Consumer lag of the workers' group over the input topics, polled; None while unreachable."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lag: int | None = None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.lag = await self._measure()
+            except Exception:
+                self.lag = None
+            await asyncio.sleep(0.5)
+
+    async def _measure(self) -> int:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000
+        )
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(self.settings.group_id)
+            partitions = [
+                TopicPartition(self.settings.topic(t), p)
+                for t in INPUT_TOPICS
+                for p in range(self.settings.partitions)
+            ]
+            ends = await consumer.end_offsets(partitions)
+            return sum(
+                end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+                for tp, end in ends.items()
+            )
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    async def settled_after(self, since: float, timeout: float = 300) -> float:
+        """Seconds from `since` until the lag is back under LAG_SETTLED."""
+        async with asyncio.timeout(timeout):
+            while self.lag is None or self.lag > LAG_SETTLED:
+                await asyncio.sleep(0.25)
+        return time.monotonic() - since
+
+
+async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        request_timeout_ms=60000,
+    )
+    await producer.start()
+    try:
+        per_second = rate * len(stream) / plan.orders
+        started = time.monotonic()
+        for index, (topic, key, value) in enumerate(stream):
+            delay = started + index / per_second - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await producer.send(settings.topic(topic), value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _restart(kind: str) -> None:
+    service = kafka if kind == "broker restart" else ferretdb
+    await asyncio.to_thread(service.service().stop)
+    await asyncio.to_thread(service.up, lambda _: None)
+
+
+async def _faults(
+    plan: Plan, workers: Workers, monitor: LagMonitor, duration: float, local_stack: bool, say: Say
+) -> list[Fault]:
+    rng = random.Random(plan.seed + 1)
+    schedule: list[tuple[float, str]] = [
+        (rng.uniform(0.1, 0.9) * duration, "worker SIGKILL") for _ in range(plan.kills)
+    ]
+    if local_stack:
+        schedule += [
+            (0.4 * duration + 5 * i, "broker restart") for i in range(plan.broker_restarts)
+        ]
+        schedule += [(0.65 * duration + 5 * i, "store restart") for i in range(plan.store_restarts)]
+    schedule.sort()
+    started = time.monotonic()
+    faults = []
+    for at, kind in schedule:
+        await asyncio.sleep(max(0.0, started + at - time.monotonic()))
+        fault = Fault(kind, round(time.monotonic() - started, 1))
+        began = time.monotonic()
+        if kind == "worker SIGKILL":
+            workers.kill(rng.randrange(len(workers.processes)))
+        else:
+            await _restart(kind)
+        fault.recovered_after = round(await monitor.settled_after(began), 1)
+        say(
+            f"{kind} at {fault.at:.0f}s: lag back under {LAG_SETTLED} after {fault.recovered_after:.1f}s"
+        )
+        faults.append(fault)
+    return faults
+
+
+async def _read_all(settings: Settings, topics: list[str]) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            for batch in (await consumer.getmany(timeout_ms=500, max_records=10000)).values():
+                records += batch
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def chaos(
+    base: Settings, plan: Plan, logs: Path, say: Say, local_stack: bool = True
+) -> ChaosReport:
+    lab = Lab(base, "chaos")
+    logs.mkdir(parents=True, exist_ok=True)
+    await ensure_topics(lab.settings)
+    stream, per_order, malformed, duplicates, secrets = build_stream(
+        plan, lab.settings.group_id[-6:]
+    )
+    expected: dict[str, Expected] = {
+        order_id: expect(order_id, events) for order_id, events in per_order.items()
+    }
+    say(
+        f"{plan.orders:,} orders, {len(stream):,} inputs ({duplicates:,} duplicates, {len(malformed):,} malformed), {plan.workers} workers"
+    )
+    workers = Workers(lab, plan.workers, logs)
+    monitor = LagMonitor(lab.settings)
+    watching = asyncio.create_task(monitor.run())
+    started = time.monotonic()
+    duration = plan.orders / plan.rate
+
+    async def supervise() -> None:
+        while True:
+            workers.watch()
+            await asyncio.sleep(0.5)
+
+    supervising = asyncio.create_task(supervise())
+    try:
+        sending = asyncio.create_task(_send(lab.settings, stream, plan.rate, plan))
+        faults = await _faults(plan, workers, monitor, duration, local_stack, say)
+        await sending
+        async with asyncio.timeout(600):
+            while monitor.lag != 0:
+                await asyncio.sleep(0.5)
+        await asyncio.sleep(35)  # past the relay's grace, so outboxes a kill left behind are out
+        seconds = time.monotonic() - started
+    finally:
+        supervising.cancel()
+        watching.cancel()
+        workers.stop()
+    verdict = await _verdict(lab, expected, malformed, secrets, logs)
+    await lab.cleanup()
+    report = ChaosReport(
+        asdict(plan),
+        round(seconds, 1),
+        len(stream),
+        duplicates,
+        len(malformed),
+        faults,
+        workers.unexpected_exits,
+        asdict(verdict),
+    )
+    return report
+
+
+async def _verdict(
+    lab: Lab, expected: dict[str, Expected], malformed: set[bytes], secrets: list[str], logs: Path
+) -> Verdict:
+    settings = lab.settings
+    client = connect(settings.mongodb_uri)
+    documents = {raw["_id"]: raw async for raw in client[settings.database]["orders"].find({})}
+    await client.close()
+    outputs = await _read_all(
+        settings,
+        [
+            settings.topic(Topic.FULFILLMENTS_COMPLETED),
+            settings.topic(Topic.FULFILLMENTS_CANCELLED),
+        ],
+    )
+    statuses = await _read_all(settings, [settings.topic(Topic.ORDERS_STATUS_CHANGED)])
+    letters = await _read_all(settings, [f"{settings.topic(t)}{DLQ_SUFFIX}" for t in INPUT_TOPICS])
+    published = [json.loads(record.value)["id"] for record in outputs]
+    haystacks = [
+        "\n".join(path.read_text(errors="replace") for path in logs.glob("*.log")),
+        "\n".join(dumps(document) for document in documents.values()),
+        "\n".join(repr(record.headers) for record in letters),
+        "\n".join(record.value.decode(errors="replace") for record in statuses),
+    ]
+    return judge(
+        expected,
+        documents,
+        published,
+        malformed,
+        {record.key for record in letters},
+        secrets,
+        haystacks,
+    )
