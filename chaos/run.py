@@ -8,6 +8,7 @@ lifecycle as oracle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -324,8 +325,10 @@ async def chaos(
         await asyncio.sleep(35)  # past the relay's grace, so outboxes a kill left behind are out
         seconds = time.monotonic() - started
     finally:
-        supervising.cancel()
-        watching.cancel()
+        for task in (supervising, watching):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         workers.stop()
     verdict = await _verdict(lab, expected, malformed, secrets, logs)
     await lab.cleanup()

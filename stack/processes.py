@@ -62,6 +62,13 @@ class Service:
         self.pid_file.write_text(str(process.pid))
         return process.pid
 
+    def started_process_alive(self) -> bool:
+        """Whether the recorded pid still runs (its command line may change while it starts)."""
+        try:
+            return _alive(int(self.pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            return False
+
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop our process (TERM, then KILL); True when one was running."""
         pid = self.pid()
@@ -124,7 +131,7 @@ def wait_until(check: Check, service: Service, what: str, timeout: float) -> Non
     while time.monotonic() < deadline:
         if check():
             return
-        if service.pid() is None:
+        if not service.started_process_alive():
             raise StackError(f"{what} exited during start-up: {service.log_tail()}")
         time.sleep(0.5)
     raise StackError(f"{what} did not become ready within {timeout:.0f}s; see {service.log_file}")
