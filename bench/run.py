@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pymongo import InsertOne, ReplaceOne
 from bench.data import Workload, workload
 from config import Settings, project_root
 from consumers.topics import ensure_topics
+from consumers.worker import stop_processes
 from lifecycle import apply
 from schemas.document import OrderDocument
 from schemas.names import INPUT_TOPICS, Topic
@@ -102,16 +102,6 @@ class Lab:
         client = connect(self.settings.mongodb_uri)
         await client.drop_database(self.settings.database)
         await client.close()
-
-
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 async def wait_for_group(settings: Settings, members: int, timeout: float = 60) -> None:
@@ -210,7 +200,7 @@ async def run_workers(
     try:
         finished = await arrivals.until(work.orders, timeout, alive)
     finally:
-        stop(workers)
+        stop_processes(workers)
         await arrivals.stop()
         await lab.cleanup()
     seconds = finished - started
@@ -354,7 +344,7 @@ async def paced(
         await watching
     finally:
         await producer.stop()
-        stop(workers)
+        stop_processes(workers)
         await arrivals.stop()
         await lab.cleanup()
     latencies = sorted((arrivals.first_seen[key] - sent) * 1000 for key, sent in sent_at.items())

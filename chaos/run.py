@@ -28,6 +28,7 @@ from bench.run import Lab
 from chaos.oracle import Expected, Verdict, dumps, expect, judge
 from config import Settings, project_root
 from consumers.topics import ensure_topics
+from consumers.worker import stop_processes
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, Topic
 from stack import ferretdb, kafka
 from store.orders import connect
@@ -153,13 +154,7 @@ class Workers:
                 self.processes[slot] = self._spawn(slot)
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_processes(self.processes)
 
 
 class LagMonitor:

@@ -18,6 +18,19 @@ from consumers.sealing import Sealer
 log = logging.getLogger("fulfillment.worker")
 
 
+def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 40) -> None:
+    """SIGTERM every worker, wait for the batch in hand to finish, then SIGKILL what is left."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def metrics_port() -> int | None:
     """FULFILLMENT_METRICS_PORT (default 9400, `off` disables), plus this worker's slot."""
     raw = os.environ.get("FULFILLMENT_METRICS_PORT", "9400").strip().lower()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import stack
 from cli.tables import timeline_table
 from config import Settings, project_root, stack_dir
 from consumers.topics import ensure_topics
+from consumers.worker import stop_processes
 from producers.publisher import FulfillmentPublisher
 from producers.scenarios import Phase, Plan, build
 from schemas.document import OrderDocument
@@ -119,17 +119,6 @@ def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
                 )
             )
     return workers
-
-
-def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
-    for worker in workers:
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-    for worker in workers:
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
 
 
 async def _send(publisher: FulfillmentPublisher, phase: Phase, settings: Settings) -> int:
@@ -259,7 +248,7 @@ def demo(workers: int = 2, keep_stack: bool = False, console: Console | None = N
     try:
         asyncio.run(run_demo(settings, workers, console))
     finally:
-        stop_workers(processes)
+        stop_processes(processes)
         console.print(f"stopped {workers} workers")
         if started_stack and not keep_stack:
             stack.down(

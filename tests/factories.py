@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -119,3 +121,15 @@ def cancel_fulfillment(
 
 def cancel_order(order_id: str = "ord-1", event_id: str | None = None) -> Inbound:
     return inbound(EventType.ORDER_CANCEL_REQUESTED, order_id, {"reason": "fraud"}, event_id)
+
+
+@dataclass
+class Record:
+    """A consumed Kafka record, for driving the pipeline directly in integration tests."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -181,3 +182,41 @@ def test_demo_runs_every_workflow_end_to_end_and_summarises(harness: Harness) ->
         "orders/s",
     ):
         assert expected in result.stdout
+
+
+async def test_worker_command_runs_several_processes_in_one_group_and_stops_on_sigterm(
+    harness: Harness,
+) -> None:
+    import signal
+
+    from store.orders import OrderStore, connect
+
+    database = harness.settings.database + "_cli"
+    env = harness.worker_env() | {
+        "FULFILLMENT_GROUP_ID": harness.settings.group_id + "-cli",
+        "MONGODB_DATABASE": database,
+    }
+    supervisor = subprocess.Popen(
+        [FULFILLMENT, "worker", "--processes", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    store = OrderStore(connect(harness.settings.mongodb_uri), database)
+    try:
+        await harness.send(
+            Topic.ORDERS_PLACED, envelope(EventType.ORDER_PLACED, "ord-procs", placed_data())
+        )
+        async with asyncio.timeout(60):
+            while await store.load("ord-procs") is None:
+                await asyncio.sleep(0.2)
+        children = subprocess.run(
+            ["pgrep", "-P", str(supervisor.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 2
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=60) == 0
+        await store.client.drop_database(database)
+        await store.client.close()
+    assert all(not Path(f"/proc/{pid}").exists() for pid in children)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from consumers.topics import ensure_topics
 from schemas.names import EventType, Topic
 from store.orders import OrderStore, connect
 from tests.conftest import Infra, Names
-from tests.factories import envelope, placed_data
+from tests.factories import Record, envelope, placed_data
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +40,6 @@ class CrashingOutputs:
             self.crashes -= 1
             raise Crash
         await self.real.send(messages)
-
-
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
 
 
 @pytest.fixture

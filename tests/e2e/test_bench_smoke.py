@@ -1,0 +1,35 @@
+"""The benchmark still runs end to end (a smoke check at a tiny size; timing is never asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.run import bench, write
+from config import Settings
+from tests.conftest import Infra
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_bench_runs_every_variant_and_writes_json_and_chart(
+    infra: Infra, tmp_path: Path
+) -> None:
+    base = Settings(kafka_bootstrap=infra.kafka_bootstrap, mongodb_uri=infra.mongodb_uri)
+    report = await bench(base, orders=60, paced_orders=40, say=print, timeout=300)
+    variants = [result.variant for result in report.results]
+    assert variants == [
+        "kafka ceiling",
+        "store ceiling",
+        "naive peer",
+        "pipeline x1",
+        "pipeline x2",
+    ]
+    assert all(result.orders == 60 and result.orders_per_second > 0 for result in report.results)
+    assert {"ours_vs_naive", "ours_vs_lower_ceiling"} <= set(report.ratios)
+    assert {"p50_ms", "p95_ms", "p99_ms"} <= set(report.latency)
+    data, chart = write(report, tmp_path)
+    assert json.loads(data.read_text())["orders"] == 60
+    assert chart is not None and chart.read_bytes().startswith(b"\x89PNG")

@@ -1,0 +1,58 @@
+"""`fulfillment stack up` explains in one line what is missing or in the way."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
+
+
+def stack_up(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
+    }
+    return subprocess.run(
+        [FULFILLMENT, "stack", "up"],
+        env=clean | {"FULFILLMENT_STACK_DIR": str(tmp_path / "stack"), "COLUMNS": "300"} | env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_missing_java_is_a_one_line_error(tmp_path: Path) -> None:
+    result = stack_up(
+        tmp_path, PATH=str(Path(sys.executable).parent), FULFILLMENT_KAFKA_PORT="19392"
+    )
+    assert result.returncode == 1
+    assert "Java is not installed" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = stack_up(tmp_path, FULFILLMENT_KAFKA_PORT=str(port))
+    assert result.returncode == 1
+    assert f"port 127.0.0.1:{port} for Kafka is taken" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_external_servers_are_used_and_nothing_is_started(tmp_path: Path) -> None:
+    other = {
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+        "MONGODB_URI": "mongodb://127.0.0.1:27017",
+    }
+    result = stack_up(tmp_path, **other)
+    assert result.returncode == 0, result.stderr
+    assert "nothing started" in result.stdout
+    assert (
+        not (tmp_path / "stack" / "kafka.pid").exists()
+        and not (tmp_path / "stack" / "ferretdb.pid").exists()
+    )
