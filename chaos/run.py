@@ -166,36 +166,37 @@ class LagMonitor:
 
     async def run(self) -> None:
         while True:
+            admin = AIOKafkaAdminClient(
+                bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000
+            )
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000
+            )
             try:
-                self.lag = await self._measure()
+                await admin.start()
+                await consumer.start()
+                while True:  # one pair of clients until the broker goes away
+                    self.lag = await self._measure(admin, consumer)
+                    await asyncio.sleep(0.5)
             except Exception:
                 self.lag = None
-            await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5)
+            finally:
+                await consumer.stop()
+                await admin.close()
 
-    async def _measure(self) -> int:
-        admin = AIOKafkaAdminClient(
-            bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000
+    async def _measure(self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> int:
+        committed = await admin.list_consumer_group_offsets(self.settings.group_id)
+        partitions = [
+            TopicPartition(self.settings.topic(t), p)
+            for t in INPUT_TOPICS
+            for p in range(self.settings.partitions)
+        ]
+        ends = await consumer.end_offsets(partitions)
+        return sum(
+            end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
+            for tp, end in ends.items()
         )
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000
-        )
-        await admin.start()
-        await consumer.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(self.settings.group_id)
-            partitions = [
-                TopicPartition(self.settings.topic(t), p)
-                for t in INPUT_TOPICS
-                for p in range(self.settings.partitions)
-            ]
-            ends = await consumer.end_offsets(partitions)
-            return sum(
-                end - (committed[tp].offset if tp in committed and committed[tp].offset >= 0 else 0)
-                for tp, end in ends.items()
-            )
-        finally:
-            await consumer.stop()
-            await admin.close()
 
     async def settled_after(self, since: float, timeout: float = 300) -> float:
         """Seconds from `since` until the lag is back under LAG_SETTLED."""
