@@ -257,10 +257,13 @@ async def _faults(
             workers.kill(rng.randrange(len(workers.processes)))
         else:
             await _restart(kind)
-        fault.recovered_after = round(await monitor.settled_after(began), 1)
-        say(
-            f"{kind} at {fault.at:.0f}s: lag back under {LAG_SETTLED} after {fault.recovered_after:.1f}s"
-        )
+        try:
+            fault.recovered_after = round(await monitor.settled_after(began), 1)
+            say(
+                f"{kind} at {fault.at:.0f}s: lag back under {LAG_SETTLED} after {fault.recovered_after:.1f}s"
+            )
+        except TimeoutError:
+            say(f"{kind} at {fault.at:.0f}s: lag not back under {LAG_SETTLED} within 300s")
         faults.append(fault)
     return faults
 
