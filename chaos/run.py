@@ -198,12 +198,36 @@ class LagMonitor:
             for tp, end in ends.items()
         )
 
-    async def settled_after(self, since: float, timeout: float = 300) -> float:
-        """Seconds from `since` until the lag is back under LAG_SETTLED."""
+    async def settled_after(
+        self, since: float, members: int, before: frozenset[str], timeout: float = 300
+    ) -> float:
+        """Seconds from `since` until the group is stable with every worker, not the same members
+        as `before` when a worker was replaced, and lag is under LAG_SETTLED."""
         async with asyncio.timeout(timeout):
-            while self.lag is None or self.lag > LAG_SETTLED:
+            while True:
+                current = await self.member_ids()
+                rejoined = (
+                    current is not None
+                    and len(current) == members
+                    and (not before or current != before)
+                )
+                if rejoined and self.lag is not None and self.lag <= LAG_SETTLED:
+                    return time.monotonic() - since
                 await asyncio.sleep(0.25)
-        return time.monotonic() - since
+
+    async def member_ids(self) -> frozenset[str] | None:
+        """Member ids of the group when it is stable; None while it rebalances or cannot be asked."""
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap, request_timeout_ms=3000
+        )
+        try:
+            await admin.start()
+            group = (await admin.describe_consumer_groups([self.settings.group_id]))[0].groups[0]
+            return frozenset(member[0] for member in group[5]) if group[2] == "Stable" else None
+        except Exception:
+            return None
+        finally:
+            await admin.close()
 
 
 async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan) -> None:
@@ -253,14 +277,20 @@ async def _faults(
         await asyncio.sleep(max(0.0, started + at - time.monotonic()))
         fault = Fault(kind, round(time.monotonic() - started, 1))
         began = time.monotonic()
+        # A replaced worker must rejoin under a new member id; restarts keep the processes.
+        before = (
+            (await monitor.member_ids() or frozenset()) if kind == "worker SIGKILL" else frozenset()
+        )
         if kind == "worker SIGKILL":
             workers.kill(rng.randrange(len(workers.processes)))
         else:
             await _restart(kind)
         try:
-            fault.recovered_after = round(await monitor.settled_after(began), 1)
+            fault.recovered_after = round(
+                await monitor.settled_after(began, len(workers.processes), before), 1
+            )
             say(
-                f"{kind} at {fault.at:.0f}s: lag back under {LAG_SETTLED} after {fault.recovered_after:.1f}s"
+                f"{kind} at {fault.at:.0f}s: group stable and lag under {LAG_SETTLED} after {fault.recovered_after:.1f}s"
             )
         except TimeoutError:
             say(f"{kind} at {fault.at:.0f}s: lag not back under {LAG_SETTLED} within 300s")
