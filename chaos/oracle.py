@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -114,8 +116,29 @@ def judge(
             verdict.examples.append(f"outputs missing for {order_id}: {sorted(missing)[:3]}")
     verdict.duplicate_outputs = sum(count - 1 for count in seen.values() if count > 1)
     verdict.malformed_not_in_dlq = len(malformed - dead_lettered)
-    verdict.secrets_found = sum(text.count(secret) for secret in secrets for text in haystacks)
+    verdict.secrets_found = count_secrets(secrets, haystacks)
     return verdict
+
+
+def count_secrets(secrets: list[str], haystacks: list[str]) -> int:
+    """Occurrences of any secret in any text, in one pass per text."""
+    if not secrets:
+        return 0
+    prefix = os.path.commonprefix(secrets)  # noqa: RUF071 - a string prefix is what is wanted
+    if len(prefix) < 3:
+        return sum(text.count(secret) for secret in secrets for text in haystacks)
+    wanted = set(secrets)
+    candidates = re.compile(re.escape(prefix) + r"[\w.~+/=-]*")
+    return sum(
+        1
+        for text in haystacks
+        for match in candidates.finditer(text)
+        if _contains_secret(match.group(), wanted)
+    )
+
+
+def _contains_secret(candidate: str, wanted: set[str]) -> bool:
+    return any(candidate[:end] in wanted for end in range(len(candidate), 0, -1))
 
 
 _INPUT_TYPES = {
