@@ -180,6 +180,13 @@ class Arrivals:
             await self._consumer.stop()
 
 
+def measured(name: str, work: Workload, seconds: float, note: str, say: Say) -> Result:
+    """One variant's figures, announced as they come."""
+    result = Result(name, work.orders, seconds, work.orders / seconds, note)
+    say(f"{name}: {result.orders_per_second:,.0f} orders/s ({seconds:.1f}s)")
+    return result
+
+
 async def run_workers(
     base: Settings, name: str, module: str, processes: int, work: Workload, say: Say, timeout: float
 ) -> Result:
@@ -203,16 +210,9 @@ async def run_workers(
         stop_processes(workers)
         await arrivals.stop()
         await lab.cleanup()
-    seconds = finished - started
-    result = Result(
-        name,
-        work.orders,
-        seconds,
-        work.orders / seconds,
-        f"{processes} process(es), clock includes start-up",
+    return measured(
+        name, work, finished - started, f"{processes} process(es), clock includes start-up", say
     )
-    say(f"{name}: {result.orders_per_second:,.0f} orders/s ({seconds:.1f}s)")
-    return result
 
 
 async def kafka_ceiling(base: Settings, work: Workload, say: Say) -> Result:
@@ -251,15 +251,9 @@ async def kafka_ceiling(base: Settings, work: Workload, say: Say) -> Result:
     finally:
         await consumer.stop()
         await producer.stop()
-    result = Result(
-        "kafka ceiling",
-        work.orders,
-        seconds,
-        work.orders / seconds,
-        f"{work.messages} records consumed and produced",
+    return measured(
+        "kafka ceiling", work, seconds, f"{work.messages} records consumed and produced", say
     )
-    say(f"kafka ceiling: {result.orders_per_second:,.0f} orders/s ({seconds:.1f}s)")
-    return result
 
 
 async def store_ceiling(base: Settings, work: Workload, say: Say) -> Result:
@@ -288,9 +282,7 @@ async def store_ceiling(base: Settings, work: Workload, say: Say) -> Result:
     await client.drop_database(lab.settings.database)
     await client.close()
     note = f"{3 * work.orders} compare-and-set writes of the pipeline's documents, {batch} orders per bulk"
-    result = Result("store ceiling", work.orders, seconds, work.orders / seconds, note)
-    say(f"store ceiling: {result.orders_per_second:,.0f} orders/s ({seconds:.1f}s)")
-    return result
+    return measured("store ceiling", work, seconds, note, say)
 
 
 def _document_states(work: Workload) -> list[list[dict[str, Any]]]:
