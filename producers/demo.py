@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -21,10 +22,10 @@ from cli.tables import timeline_table
 from config import Settings, project_root, stack_dir
 from consumers.topics import ensure_topics
 from consumers.worker import stop_processes
-from producers.publisher import FulfillmentPublisher
+from producers.publisher import FulfillmentPublisher, cloud_event
 from producers.scenarios import Phase, Plan, build
 from schemas.document import OrderDocument
-from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, Topic
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, TYPE_TOPIC, Topic
 from store.orders import OrderStore, connect
 
 
@@ -122,19 +123,26 @@ def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
 
 
 async def _send(publisher: FulfillmentPublisher, phase: Phase, settings: Settings) -> int:
+    """Publish a phase without waiting for each ack; per-partition order is kept by the producer."""
+    records = []
     for send in phase.sends:
         if send.raw is not None:
             topic, key, value = send.raw
-            await publisher.send_raw(settings.topic(topic), key, value)
+            records.append((settings.topic(topic), key, value))
         else:
             assert send.data is not None
-            await publisher.publish(
-                send.event_type,
-                send.order_id,
-                send.data,
-                event_id=send.event_id,
+            event = cloud_event(
+                send.event_type, send.order_id, send.data, publisher.source, send.event_id
             )
-    return len(phase.sends)
+            records.append(
+                (
+                    settings.topic(TYPE_TOPIC[send.event_type]),
+                    send.order_id.encode(),
+                    json.dumps(event).encode(),
+                )
+            )
+    await publisher.send_many(records)
+    return len(records)
 
 
 async def _wait_pending(store: OrderStore, order_ids: list[str], watcher: Watcher) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,6 +114,16 @@ class FulfillmentPublisher:
             json.dumps(event).encode(),
         )
         return str(event["id"])
+
+    async def send_many(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
+        """Send many records, then wait for every ack (faster than one round trip each)."""
+        assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
+        headers = [("content-type", CLOUDEVENTS_JSON)]
+        pending = [
+            await self._producer.send(topic, value, key=key, headers=headers)
+            for topic, key, value in records
+        ]
+        await asyncio.gather(*pending)
 
     async def send_raw(
         self,
