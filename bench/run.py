@@ -263,6 +263,7 @@ async def store_ceiling(base: Settings, work: Workload, say: Say) -> Result:
     client = connect(base.mongodb_uri)
     orders = client[lab.settings.database]["orders"]
     store = OrderStore(client, lab.settings.database)
+    await store.detect_server()
     await store.ensure_indexes()
     batch = max(1, base.batch_size // 3)  # a worker's batch of 500 records holds ~170 orders
     started = time.monotonic()

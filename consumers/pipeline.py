@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -49,7 +49,6 @@ class BatchReport:
     dead_letters: int = 0
     published: int = 0
     conflicts: int = 0
-    dead_letter_reasons: list[str] = field(default_factory=list)
 
 
 def utc_now() -> datetime:
@@ -87,7 +86,6 @@ class Pipeline:
             result = decode(topic, record.key, record.value)
             if isinstance(result, Rejection):
                 dead.append(dead_letter(record, result))
-                report.dead_letter_reasons.append(result.reason.value)
                 metrics.MESSAGES.labels(topic.value, "dead_letter").inc()
                 metrics.DEAD_LETTERS.labels(topic.value, result.reason.value).inc()
                 log.warning(

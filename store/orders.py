@@ -58,7 +58,6 @@ class OrderStore:
         return f"MongoDB {info.get('version', '?')}"
 
     async def ensure_indexes(self) -> None:
-        await self.detect_server()
         await self.pending.create_index([("at", ASCENDING)])
         await self.orders.create_index([("order_number", ASCENDING)])
         await self.orders.create_index([("customer.email", ASCENDING)])
