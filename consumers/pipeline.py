@@ -79,28 +79,7 @@ class Pipeline:
         """Process a batch; when this returns, every effect is saved and acknowledged."""
         started = time.perf_counter()
         report = BatchReport(records=len(records))
-        events: list[Inbound] = []
-        dead: list[Message] = []
-        for record in records:
-            topic = self._topics[record.topic]
-            result = decode(topic, record.key, record.value)
-            if isinstance(result, Rejection):
-                dead.append(dead_letter(record, result))
-                metrics.MESSAGES.labels(topic.value, "dead_letter").inc()
-                metrics.DEAD_LETTERS.labels(topic.value, result.reason.value).inc()
-                log.warning(
-                    "dead letter: %s",
-                    result.reason.value,
-                    extra={
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "reason": result.reason.value,
-                    },
-                )
-            else:
-                metrics.MESSAGES.labels(topic.value, "accepted").inc()
-                events.append(self._sealed(result))
+        events, dead = self._decode_all(records)
         await retrying("publishing dead letters", self.outputs.send, dead)
         report.dead_letters = len(dead)
         await self._apply(events, report)
@@ -115,6 +94,32 @@ class Pipeline:
             report.conflicts,
         )
         return report
+
+    def _decode_all(self, records: Sequence[Record]) -> tuple[list[Inbound], list[Message]]:
+        """The batch's usable events (credentials sealed) and the dead letters of the rest."""
+        events: list[Inbound] = []
+        dead: list[Message] = []
+        for record in records:
+            topic = self._topics[record.topic]
+            result = decode(topic, record.key, record.value)
+            if isinstance(result, Rejection):
+                dead.append(dead_letter(record, result))
+                metrics.MESSAGES.labels(topic.value, "dead_letter").inc()
+                metrics.DEAD_LETTERS.labels(topic.value, result.reason.value).inc()
+                position = {
+                    "topic": record.topic,
+                    "partition": record.partition,
+                    "offset": record.offset,
+                }
+                log.warning(
+                    "dead letter: %s",
+                    result.reason.value,
+                    extra=position | {"reason": result.reason.value},
+                )
+            else:
+                metrics.MESSAGES.labels(topic.value, "accepted").inc()
+                events.append(self._sealed(result))
+        return events, dead
 
     def _sealed(self, event: Inbound) -> Inbound:
         data = event.data
