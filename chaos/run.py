@@ -231,6 +231,7 @@ class LagMonitor:
 
 
 async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan) -> None:
+    """Send the stream at `rate` orders/s; a send the broker refused (it may be restarting) is sent again."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
@@ -242,12 +243,28 @@ async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan)
     try:
         per_second = rate * len(stream) / plan.orders
         started = time.monotonic()
-        for index, (topic, key, value) in enumerate(stream):
+        pending: list[tuple[asyncio.Future[Any], Send]] = []
+        for index, item in enumerate(stream):
             delay = started + index / per_second - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await producer.send(settings.topic(topic), value, key=key)
+            topic, key, value = item
+            pending.append((await producer.send(settings.topic(topic), value, key=key), item))
         await producer.flush()
+        while pending:
+            # The oracle needs every input in Kafka; a late re-send only reorders it, which
+            # changes no outcome here (no cancel requests in the chaos stream).
+            await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
+            failed = [item for future, item in pending if future.exception() is not None]
+            pending = []
+            for topic, key, value in failed:
+                await asyncio.sleep(0.1)
+                pending.append(
+                    (
+                        await producer.send(settings.topic(topic), value, key=key),
+                        (topic, key, value),
+                    )
+                )
     finally:
         await producer.stop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -135,6 +135,7 @@ class Pipeline:
         )
 
     async def _apply(self, events: Sequence[Inbound], report: BatchReport) -> None:
+        """Decide every order's events, save with compare-and-set, publish; retry the losers."""
         by_order: dict[str, list[Inbound]] = {}
         for event in events:
             by_order.setdefault(event.order_id, []).append(event)
@@ -143,33 +144,16 @@ class Pipeline:
             unsent_ids = await retrying(
                 "checking outboxes", self.store.unsent_among, list(stored.values())
             )
-            now = self.clock()
-            changes: list[Change] = []
-            unsent: list[OrderDocument] = []
-            carried: list[str] = []
-            applied: dict[str, list[bool]] = {}
-            for order_id, order_events in by_order.items():
-                order = stored.get(order_id) or OrderDocument(_id=order_id)
-                if order_id in unsent_ids:
-                    # A crash left these outputs unsent: they go out with this batch.
-                    carried.append(PendingOutbox.key(order_id, order.version))
-                else:
-                    order.outbox = []
-                loaded_version = order.version
-                applied[order_id] = [apply(order, event, now) is not None for event in order_events]
-                if any(applied[order_id]):
-                    changes.append(Change(order, loaded_version))
-                elif order.outbox:
-                    unsent.append(order)
-            lost = await retrying("saving orders", self.store.save_many, changes)
-            for order_id, flags in applied.items():
+            round_ = _decide(by_order, stored, unsent_ids, self.clock())
+            lost = await retrying("saving orders", self.store.save_many, round_.changes)
+            for order_id, flags in round_.applied.items():
                 if order_id not in lost:
                     self._count(by_order[order_id], flags, report)
             report.conflicts += len(lost)
             metrics.CONFLICTS.inc(len(lost))
-            saved = [change.order for change in changes if change.order.id not in lost]
-            stale = [key for key in carried if key.rsplit("@", 1)[0] not in lost]
-            report.published += await self.publish(saved + unsent, stale)
+            saved = [change.order for change in round_.changes if change.order.id not in lost]
+            stale = [key for key in round_.carried if key.rsplit("@", 1)[0] not in lost]
+            report.published += await self.publish(saved + round_.unsent, stale)
             by_order = {order_id: by_order[order_id] for order_id in lost}
 
     @staticmethod
@@ -203,6 +187,40 @@ class Pipeline:
         )
         await retrying("marking outboxes sent", self.store.mark_sent, keys)
         return len(messages)
+
+
+@dataclass
+class Round:
+    """One pass over a batch's orders: what to save, what to (re)send, what was applied."""
+
+    changes: list[Change] = field(default_factory=list)
+    unsent: list[OrderDocument] = field(default_factory=list)
+    carried: list[str] = field(default_factory=list)
+    applied: dict[str, list[bool]] = field(default_factory=dict)
+
+
+def _decide(
+    by_order: dict[str, list[Inbound]],
+    stored: dict[str, OrderDocument],
+    unsent_ids: set[str],
+    now: datetime,
+) -> Round:
+    """Apply each order's events in arrival order to its loaded (or new) document."""
+    round_ = Round()
+    for order_id, order_events in by_order.items():
+        order = stored.get(order_id) or OrderDocument(_id=order_id)
+        if order_id in unsent_ids:
+            # A crash left these outputs unsent: they go out with this batch.
+            round_.carried.append(PendingOutbox.key(order_id, order.version))
+        else:
+            order.outbox = []
+        loaded_version = order.version
+        round_.applied[order_id] = [apply(order, event, now) is not None for event in order_events]
+        if any(round_.applied[order_id]):
+            round_.changes.append(Change(order, loaded_version))
+        elif order.outbox:
+            round_.unsent.append(order)
+    return round_
 
 
 def dead_letter(record: Record, rejection: Rejection) -> Message:
