@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from config import Settings
+from consumers.outputs import CLOUDEVENTS_JSON
 from schemas.events import (
     INPUT_DATA,
     FulfillmentCancelRequested,
@@ -22,8 +23,6 @@ from schemas.events import (
     WireModel,
 )
 from schemas.names import TYPE_TOPIC, EventType
-
-CLOUDEVENTS_JSON = b"application/cloudevents+json; charset=UTF-8"
 
 
 def cloud_event(
