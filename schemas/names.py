@@ -102,6 +102,24 @@ class DeadLetterReason(StrEnum):
     WRONG_TYPE = "wrong_type"
     INVALID_DATA = "invalid_data"
     KEY_MISMATCH = "key_mismatch"
+    # Contract 1.1: the record or what it would cause is above a size limit (schemas/limits.py).
+    TOO_LARGE = "too_large"
+    # Contract 1.1: the record failed for a reason of its own that no other code names.
+    PROCESSING_FAILED = "processing_failed"
+
+
+class DeadLetterHeader(StrEnum):
+    """Headers a dead letter carries beside the original record's own."""
+
+    REASON = "x-dlq-reason"
+    ERROR = "x-dlq-error"
+    ORIGINAL_TOPIC = "x-original-topic"
+    ORIGINAL_PARTITION = "x-original-partition"
+    ORIGINAL_OFFSET = "x-original-offset"
+    # Contract 1.1: the letter was too large for the broker; its value (this many bytes) was dropped.
+    VALUE_OMITTED = "x-dlq-value-omitted"
+    # Extension: how often `fulfillment dlq replay` sent this letter back to its topic.
+    REPLAYS = "x-dlq-replays"
 
 
 class TimelineType(StrEnum):
