@@ -135,3 +135,5 @@ class TimelineType(StrEnum):
     PAYMENT_DUPLICATE = "payment.duplicate_ignored"
     PAYMENT_NOT_COUNTED = "payment.not_counted"
     SHIPPING_ADDRESS_CHANGED = "order.shipping_address_changed"
+    # An event id already applied from another source: not applied again, but made visible.
+    EVENT_ID_REUSED = "event.id_reused_by_other_source"
