@@ -34,12 +34,34 @@ def cache_dir() -> Path:
 
 def _int_env(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
     try:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def check_range(name: str, value: int, low: int, high: int | None = None) -> int:
+    """`value` if low <= value <= high, else a one-line ConfigError naming the variable."""
+    if value < low or (high is not None and value > high):
+        allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {allowed}, got {value}")
+    return value
+
+
+def port_env(name: str, default: int) -> int:
+    """A TCP port from the environment: an integer from 1 to 65535."""
+    return check_range(name, _int_env(name, default), 1, 65535)
+
+
+# Field -> (variable it comes from, lowest, highest): a batch of 0 would consume nothing.
+_BOUNDS: dict[str, tuple[str, int, int | None]] = {
+    "partitions": ("FULFILLMENT_PARTITIONS", 1, None),
+    "replication_factor": ("FULFILLMENT_REPLICATION_FACTOR", 1, None),
+    "batch_size": ("FULFILLMENT_BATCH_SIZE", 1, 10_000),
+    "kafka_request_timeout_ms": ("the Kafka request timeout (ms)", 1, None),
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,15 @@ class Settings:
     replication_factor: int = 1
     batch_size: int = 500
     kafka_security: dict[str, str] = field(default_factory=dict)
+    # Short-lived commands set this so a hung broker fails fast; None keeps aiokafka's 40 s.
+    kafka_request_timeout_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse out-of-range numbers at start, not as a worker that silently does nothing."""
+        for name, (variable, low, high) in _BOUNDS.items():
+            value = getattr(self, name)
+            if value is not None:
+                check_range(variable, value, low, high)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -74,9 +105,9 @@ class Settings:
         return cls(
             # Unset means the local stack, on its configured ports.
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS")
-            or DEFAULT_KAFKA.replace("9092", env.get("FULFILLMENT_KAFKA_PORT") or "9092"),
+            or DEFAULT_KAFKA.replace("9092", str(port_env("FULFILLMENT_KAFKA_PORT", 9092))),
             mongodb_uri=env.get("MONGODB_URI")
-            or DEFAULT_MONGODB.replace("27017", env.get("FULFILLMENT_MONGODB_PORT") or "27017"),
+            or DEFAULT_MONGODB.replace("27017", str(port_env("FULFILLMENT_MONGODB_PORT", 27017))),
             database=env.get("MONGODB_DATABASE") or DEFAULT_DATABASE,
             topic_prefix=env.get("FULFILLMENT_TOPIC_PREFIX", ""),
             group_id=env.get("FULFILLMENT_GROUP_ID") or "fulfillment-worker",
@@ -90,7 +121,10 @@ class Settings:
         """TLS/SASL keyword arguments for aiokafka clients."""
         from config.kafka_security import client_options
 
-        return client_options(self.kafka_security)
+        options = client_options(self.kafka_security)
+        if self.kafka_request_timeout_ms is not None:
+            options["request_timeout_ms"] = self.kafka_request_timeout_ms
+        return options
 
     def broker_security(self) -> Any:
         """TLS/SASL for the FastStream broker (None for plaintext)."""

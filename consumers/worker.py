@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from config import ConfigError, Settings
+from config import ConfigError, Settings, check_range
 from consumers import logs
 from consumers.app import build_app
 from consumers.sealing import Sealer
@@ -38,7 +38,9 @@ def metrics_port() -> int | None:
         return None
     if not raw.isdigit():
         raise ConfigError(f"FULFILLMENT_METRICS_PORT must be a port number or off, not {raw!r}")
-    return int(raw) + int(os.environ.get("FULFILLMENT_WORKER_SLOT", "0"))
+    port = check_range("FULFILLMENT_METRICS_PORT", int(raw), 1, 65535)
+    slot = os.environ.get("FULFILLMENT_WORKER_SLOT", "0")
+    return check_range("FULFILLMENT_METRICS_PORT plus the worker slot", port + int(slot), 1, 65535)
 
 
 def run_one(settings: Settings) -> None:

@@ -75,3 +75,90 @@ def test_non_numeric_partitions_is_a_clear_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("FULFILLMENT_PARTITIONS", "six")
     with pytest.raises(ConfigError, match="FULFILLMENT_PARTITIONS must be an integer"):
         Settings.from_env()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "FULFILLMENT_BATCH_SIZE",
+            "0",
+            "FULFILLMENT_BATCH_SIZE must be between 1 and 10000, got 0",
+        ),
+        (
+            "FULFILLMENT_BATCH_SIZE",
+            "-5",
+            "FULFILLMENT_BATCH_SIZE must be between 1 and 10000, got -5",
+        ),
+        ("FULFILLMENT_BATCH_SIZE", "10001", "FULFILLMENT_BATCH_SIZE must be between 1 and 10000"),
+        ("FULFILLMENT_PARTITIONS", "0", "FULFILLMENT_PARTITIONS must be at least 1, got 0"),
+        (
+            "FULFILLMENT_REPLICATION_FACTOR",
+            "-1",
+            "FULFILLMENT_REPLICATION_FACTOR must be at least 1",
+        ),
+        (
+            "FULFILLMENT_KAFKA_PORT",
+            "0",
+            "FULFILLMENT_KAFKA_PORT must be between 1 and 65535, got 0",
+        ),
+        ("FULFILLMENT_KAFKA_PORT", "nine", "FULFILLMENT_KAFKA_PORT must be an integer"),
+        (
+            "FULFILLMENT_MONGODB_PORT",
+            "70000",
+            "FULFILLMENT_MONGODB_PORT must be between 1 and 65535",
+        ),
+    ],
+)
+def test_out_of_range_numeric_settings_are_one_line_config_errors(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=message) as raised:
+        Settings.from_env()
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FULFILLMENT_BATCH_SIZE", "1"),
+        ("FULFILLMENT_BATCH_SIZE", "10000"),
+        ("FULFILLMENT_PARTITIONS", "1"),
+        ("FULFILLMENT_KAFKA_PORT", "65535"),
+    ],
+)
+def test_numeric_settings_at_the_edges_of_their_range_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    Settings.from_env()
+
+
+def test_settings_built_in_code_are_checked_like_the_environment() -> None:
+    with pytest.raises(ConfigError, match="FULFILLMENT_BATCH_SIZE must be between 1 and 10000"):
+        Settings(batch_size=0)
+
+
+def test_a_request_timeout_reaches_every_kafka_client_only_when_set() -> None:
+    assert "request_timeout_ms" not in Settings().kafka_options()
+    assert Settings(kafka_request_timeout_ms=3000).kafka_options()["request_timeout_ms"] == 3000
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0x", "FULFILLMENT_METRICS_PORT must be a port number or off"),
+        ("70000", "FULFILLMENT_METRICS_PORT must be between 1 and 65535"),
+    ],
+)
+def test_a_bad_metrics_port_is_a_one_line_config_error(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    from consumers.worker import metrics_port
+
+    monkeypatch.setenv("FULFILLMENT_METRICS_PORT", value)
+    with pytest.raises(ConfigError, match=message):
+        metrics_port()
