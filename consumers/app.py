@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from importlib.metadata import version
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -22,6 +24,7 @@ from consumers.health import HealthServer
 from consumers.outputs import KafkaOutputs
 from consumers.pipeline import Pipeline
 from consumers.relay import relay_forever
+from consumers.retry import Backoff
 from consumers.sealing import Sealer
 from consumers.topics import ensure_topics
 from consumers.tracing import tracing_middlewares
@@ -31,6 +34,8 @@ from store.orders import OrderStore, connect
 
 log = logging.getLogger("fulfillment.worker")
 __version__ = version("fulfillment-pipeline")
+# /readyz turns 503 when one batch has waited this long (an outage being waited out).
+STALL_SECONDS = 60.0
 
 
 def build_app(
@@ -63,7 +68,16 @@ def build_app(
             return f"kafka: {type(problem).__name__}"
         return None
 
-    health = HealthServer(metrics_port, not_ready) if metrics_port else None
+    async def not_ready_or_stalled() -> str | None:
+        problem = await not_ready()
+        if problem is None and pipeline.batch_started is not None:
+            waiting = time.monotonic() - pipeline.batch_started
+            if waiting > STALL_SECONDS:
+                return f"no progress for {waiting:.0f}s (a batch is waiting out an outage)"
+        return problem
+
+    health = HealthServer(metrics_port, not_ready_or_stalled) if metrics_port else None
+    failures = Backoff(first=0.5, cap=30.0)
 
     # NACK_ON_ERROR: an offset is committed only after the whole batch is saved and published;
     # on an error the batch's partitions are rewound and the records are read again.
@@ -77,12 +91,24 @@ def build_app(
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=600_000,
         include_in_schema=False,
+        parser=untouched_batch,
+        decoder=no_body,
     )
     async def handle_batch(message: KafkaMessage) -> None:
         raw = message.raw_message
         records = raw if isinstance(raw, tuple) else (raw,)
-        with metrics.BATCH_SECONDS.time():
-            await pipeline.handle(records)
+        try:
+            with metrics.BATCH_SECONDS.time():
+                await pipeline.handle(records)
+        except Exception as problem:
+            # Only a defect of ours gets here (outages wait inside, bad records are isolated).
+            # The batch is rewound and read again, after a pause, so it is never a hot loop.
+            log.error(
+                "batch failed (%s); reading it again in %.1fs", type(problem).__name__, failures.delay
+            )
+            await failures.wait()
+            raise
+        failures.reset()
         metrics.BATCH_RECORDS.observe(len(records))
         _record_lag(message.consumer, records)
 
@@ -119,6 +145,35 @@ def build_app(
             await health.stop()
 
     return app
+
+
+async def untouched_batch(
+    records: tuple[ConsumerRecord, ...], default: Callable[..., Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """FastStream's batch message around the records, which stay exactly as Kafka gave them.
+
+    FastStream's own parser decodes every header value as UTF-8 and fails on binary or null
+    ones (ag2ai/faststream#2458); it sees only the readable headers here, and our handler
+    reads the untouched records from `raw_message`.
+    """
+    readable = tuple(replace(record, headers=_readable(record.headers)) for record in records)
+    message = await default(readable)
+    message.raw_message = records
+    return message
+
+
+def _readable(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
+    kept = []
+    for name, value in headers:
+        if value is not None:
+            with contextlib.suppress(UnicodeDecodeError):
+                value.decode()
+                kept.append((name, value))
+    return kept
+
+
+async def no_body(message: KafkaMessage) -> None:
+    """FastStream would parse bodies by their content-type; the pipeline decodes them itself."""
 
 
 def _record_lag(consumer: Any, records: tuple[Any, ...]) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.events import INPUT_DATA, Envelope, Inbound, InputData
+from schemas.limits import MAX_INPUT_BYTES
 from schemas.names import TOPIC_TYPE, DeadLetterReason, Topic
 
 MAX_ERROR_LENGTH = 1000
@@ -53,15 +54,24 @@ def decode(topic: Topic, key: bytes | None, value: bytes | None) -> Inbound | Re
 def _json_object(value: bytes | None) -> dict[str, Any] | Rejection:
     if value is None:
         return Rejection(DeadLetterReason.NOT_JSON, "the message has no value")
+    if len(value) > MAX_INPUT_BYTES:
+        return Rejection(
+            DeadLetterReason.TOO_LARGE,
+            f"the value is {len(value)} bytes, above the limit of {MAX_INPUT_BYTES}",
+        )
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as problem:
         return Rejection(DeadLetterReason.NOT_UTF8, f"value is not UTF-8 (byte {problem.start})")
     try:
         document = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as problem:
-        message = problem.msg if isinstance(problem, json.JSONDecodeError) else "nested too deeply"
-        return Rejection(DeadLetterReason.NOT_JSON, f"value is not JSON: {message}")
+    except json.JSONDecodeError as problem:
+        return Rejection(DeadLetterReason.NOT_JSON, f"value is not JSON: {problem.msg}")
+    except RecursionError:
+        return Rejection(DeadLetterReason.NOT_JSON, "value is not JSON: nested too deeply")
+    except ValueError:
+        # json raises a bare ValueError for integers longer than sys.get_int_max_str_digits().
+        return Rejection(DeadLetterReason.NOT_JSON, "value is not JSON: a number is too long")
     if not isinstance(document, dict):
         return Rejection(DeadLetterReason.NOT_CLOUDEVENT, "a CloudEvent must be a JSON object")
     return document

@@ -45,3 +45,23 @@ LAG = Gauge(
     "Records behind the end of each assigned partition.",
     ["topic", "partition"],
 )
+PARKED = Gauge(
+    "fulfillment_parked_orders",
+    "Orders whose outputs this worker cannot publish yet (unknown sealing key, output refused); "
+    "the relay retries them.",
+)
+ISOLATED = Counter(
+    "fulfillment_isolations_total",
+    "Batches or orders re-run record by record because one record failed on its own.",
+)
+STALLED_SECONDS = Gauge(
+    "fulfillment_stalled_seconds",
+    "How long the batch in hand has been waiting (an outage being waited out); 0 when idle.",
+)
+LAST_PROGRESS = Gauge(
+    "fulfillment_last_progress_timestamp_seconds", "When this worker last finished a batch."
+)
+ID_REUSED = Counter(
+    "fulfillment_event_id_reused_total",
+    "Events not applied because their id was already applied from another source.",
+)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from config import Settings
+from consumers.retry import is_outage
+from schemas.limits import MAX_RECORD_BYTES
 
 CLOUDEVENTS_JSON = b"application/cloudevents+json; charset=UTF-8"
 
@@ -20,7 +24,13 @@ class Message:
     topic: str
     key: bytes | None
     value: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        """Bytes of key, value and headers: what counts against the broker's record limit."""
+        headers = sum(len(name) + len(value or b"") for name, value in self.headers)
+        return len(self.key or b"") + len(self.value or b"") + headers
 
 
 def event_message(topic: str, key: str, value: str) -> Message:
@@ -43,6 +53,8 @@ class KafkaOutputs:
             enable_idempotence=True,
             linger_ms=5,
             max_batch_size=1024 * 1024,
+            # Our own budget (MAX_RECORD_BYTES) is checked first; this is the client's backstop.
+            max_request_size=MAX_RECORD_BYTES + 48_576,
             request_timeout_ms=15000,
             **self._settings.kafka_options(),
         )
@@ -58,12 +70,26 @@ class KafkaOutputs:
         if not await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 3):
             raise ConnectionError("no metadata from Kafka")
 
-    async def send(self, messages: Sequence[Message]) -> None:
+    async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
+        """Send all and await the broker: outages raise; a record's own refusal is in its slot."""
+        results: list[BaseException | None] = [None] * len(messages)
         if not messages:
-            return
+            return results
         assert self._producer is not None, "KafkaOutputs.start() was not awaited"
-        pending = [
-            await self._producer.send(m.topic, m.value, key=m.key, headers=m.headers)
-            for m in messages
-        ]
-        await asyncio.gather(*pending)
+        pending: list[tuple[int, asyncio.Future[Any]]] = []
+        for index, m in enumerate(messages):
+            try:
+                future = await self._producer.send(m.topic, m.value, key=m.key, headers=m.headers)
+            except KafkaError as problem:
+                if is_outage(problem):
+                    raise
+                results[index] = problem
+            else:
+                pending.append((index, future))
+        outcomes = await asyncio.gather(*(f for _, f in pending), return_exceptions=True)
+        for (index, _), outcome in zip(pending, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not isinstance(outcome, Exception) or is_outage(outcome):
+                    raise outcome
+                results[index] = outcome
+        return results

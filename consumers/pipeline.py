@@ -1,10 +1,19 @@
-"""One batch of input records: decode, dead-letter, apply the lifecycle, save, publish."""
+"""One batch of input records: decode, dead-letter, apply the lifecycle, save, publish.
+
+No record may hold up the others (contract 1.1, "Dead letters"). Outages of the broker or
+the store are waited out inside each step (`retrying`); any other failure belongs to a
+record. The batch then runs again order by order, and a failing order event by event, so
+the record at fault is dead-lettered and everything else is applied. Re-running is safe:
+applied event ids are skipped and output ids are deterministic.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -13,13 +22,14 @@ from config import Settings
 from consumers import metrics
 from consumers.decode import Rejection, decode
 from consumers.outputs import Message, event_message
-from consumers.retry import retrying
-from consumers.sealing import Sealer
+from consumers.retry import QuietLog, is_outage, retrying
+from consumers.sealing import Sealer, UnknownKey
 from lifecycle import apply
 from schemas.document import OrderDocument, PendingOutbox
 from schemas.events import FulfillmentRequested, Inbound
-from schemas.names import DLQ_SUFFIX, INPUT_TOPICS
-from store.orders import Change, OrderStore
+from schemas.limits import MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterHeader, DeadLetterReason
+from store.orders import Change, OrderStore, encode
 
 log = logging.getLogger("fulfillment.pipeline")
 
@@ -32,11 +42,30 @@ class Record(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+    headers: Sequence[tuple[str, bytes | None]]
 
 
 class Outputs(Protocol):
-    async def send(self, messages: Sequence[Message]) -> None: ...
+    async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
+        """Send and await the broker; outages raise, a record's own refusal is in its slot."""
+        ...
+
+
+@dataclass(frozen=True)
+class Received:
+    """A decoded event and the record it came in, to dead-letter it should it fail on its own."""
+
+    event: Inbound
+    record: Record
+
+
+class OverBudget(Exception):
+    """Applying the events would make an order's document larger than MAX_DOCUMENT_BYTES."""
+
+    def __init__(self, order_id: str, size: int) -> None:
+        super().__init__(f"the order's document would be {size} bytes")
+        self.order_id = order_id
+        self.size = size
 
 
 @dataclass
@@ -57,6 +86,25 @@ def utc_now() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Name the step an exception escaped from, for a dead letter's `x-dlq-error`."""
+    try:
+        yield
+    except Exception as problem:
+        if not getattr(problem, "__notes__", None):
+            problem.add_note(name)
+        raise
+
+
+def failure(problem: BaseException, reason: DeadLetterReason | None = None) -> Rejection:
+    """A record's own failure, named by type and step; never its message, which may hold values."""
+    where = (getattr(problem, "__notes__", None) or ["processing"])[0]
+    return Rejection(
+        reason or DeadLetterReason.PROCESSING_FAILED, f"{type(problem).__name__} while {where}"
+    )
+
+
 class Pipeline:
     """The imperative shell around `lifecycle`: everything between Kafka and MongoDB."""
 
@@ -74,52 +122,63 @@ class Pipeline:
         self.sealer = sealer
         self.clock = clock
         self._topics = {settings.topic(topic): topic for topic in INPUT_TOPICS}
+        # Orders whose outputs this worker cannot publish now, and why; the relay retries them.
+        self.parked: dict[str, str] = {}
+        self.batch_started: float | None = None
+        self._isolation_log = QuietLog()
 
     async def handle(self, records: Sequence[Record]) -> BatchReport:
         """Process a batch; when this returns, every effect is saved and acknowledged."""
         started = time.perf_counter()
+        self.batch_started = time.monotonic()
         report = BatchReport(records=len(records))
-        events, dead = self._decode_all(records)
-        await retrying("publishing dead letters", self.outputs.send, dead)
-        report.dead_letters = len(dead)
-        await self._apply(events, report)
+        try:
+            received, rejected = self._decode_all(records)
+            await self.dead_letter(rejected)
+            report.dead_letters = len(rejected)
+            await self._apply(received, report)
+        finally:
+            self.batch_started = None
+        metrics.LAST_PROGRESS.set_to_current_time()
         log.debug(
-            "batch in %.1f ms: %d records, %d orders, %d applied, %d duplicates, %d published, %d conflicts",
+            "batch in %.1f ms: %d records, %d applied, %d duplicates, %d dead letters, %d published, %d conflicts",
             (time.perf_counter() - started) * 1000,
             report.records,
-            len({event.order_id for event in events}),
             report.applied,
             report.duplicates,
+            report.dead_letters,
             report.published,
             report.conflicts,
         )
         return report
 
-    def _decode_all(self, records: Sequence[Record]) -> tuple[list[Inbound], list[Message]]:
-        """The batch's usable events (credentials sealed) and the dead letters of the rest."""
-        events: list[Inbound] = []
-        dead: list[Message] = []
+    # ---- decoding and dead letters --------------------------------------------------------
+
+    def _decode_all(
+        self, records: Sequence[Record]
+    ) -> tuple[list[Received], list[tuple[Record, Rejection]]]:
+        """The batch's usable events (credentials sealed) and the rejections of the rest."""
+        received: list[Received] = []
+        rejected: list[tuple[Record, Rejection]] = []
         for record in records:
-            topic = self._topics[record.topic]
-            result = decode(topic, record.key, record.value)
+            result = self._decode_one(record)
             if isinstance(result, Rejection):
-                dead.append(dead_letter(record, result))
-                metrics.MESSAGES.labels(topic.value, "dead_letter").inc()
-                metrics.DEAD_LETTERS.labels(topic.value, result.reason.value).inc()
-                position = {
-                    "topic": record.topic,
-                    "partition": record.partition,
-                    "offset": record.offset,
-                }
-                log.warning(
-                    "dead letter: %s",
-                    result.reason.value,
-                    extra=position | {"reason": result.reason.value},
-                )
+                rejected.append((record, result))
             else:
-                metrics.MESSAGES.labels(topic.value, "accepted").inc()
-                events.append(self._sealed(result))
-        return events, dead
+                metrics.MESSAGES.labels(record.topic, "accepted").inc()
+                received.append(Received(result, record))
+        return received, rejected
+
+    def _decode_one(self, record: Record) -> Inbound | Rejection:
+        try:
+            with stage("decoding"):
+                result = decode(self._topics[record.topic], record.key, record.value)
+            if isinstance(result, Rejection):
+                return result
+            with stage("sealing credentials"):
+                return self._sealed(result)
+        except Exception as problem:
+            return failure(problem)
 
     def _sealed(self, event: Inbound) -> Inbound:
         data = event.data
@@ -134,59 +193,175 @@ class Pipeline:
             data.model_copy(update={"distributions": sealed}),
         )
 
-    async def _apply(self, events: Sequence[Inbound], report: BatchReport) -> None:
+    async def dead_letter(self, rejected: Sequence[tuple[Record, Rejection]]) -> None:
+        """Send each record to `<topic>.dlq`; one too large for the broker goes without its value."""
+        if not rejected:
+            return
+        for record, rejection in rejected:
+            topic = self._topics[record.topic].value
+            metrics.MESSAGES.labels(topic, "dead_letter").inc()
+            metrics.DEAD_LETTERS.labels(topic, rejection.reason.value).inc()
+            position = {"topic": record.topic, "partition": record.partition}
+            log.warning(
+                "dead letter: %s (%s)",
+                rejection.reason.value,
+                rejection.error,
+                extra=position | {"offset": record.offset, "reason": rejection.reason.value},
+            )
+        letters = [dead_letter(record, rejection) for record, rejection in rejected]
+        refused = await self._send_refusals(letters)
+        if refused:
+            # The broker's own limit is below ours: drop what we may (contract 1.1), once more.
+            letters = [without_value(letter, omit_headers=True) for letter in refused]
+            if await self._send_refusals(letters):
+                raise RuntimeError("the broker refused dead letters even without their values")
+
+    async def _send_refusals(self, messages: Sequence[Message]) -> list[Message]:
+        results = await retrying("publishing dead letters", self.outputs.send, messages)
+        return [message for message, problem in zip(messages, results, strict=True) if problem]
+
+    # ---- applying events ------------------------------------------------------------------
+
+    async def _apply(self, received: Sequence[Received], report: BatchReport) -> None:
+        """Apply the whole batch at once; if one record fails on its own, isolate it."""
+        try:
+            await self._apply_together(received, report)
+        except Exception as problem:
+            if is_outage(problem):
+                raise
+            metrics.ISOLATED.inc()
+            if self._isolation_log.should_log():
+                log.warning(
+                    "a record failed on its own (%s); re-running the batch order by order "
+                    "(%d similar lines suppressed)",
+                    failure(problem).error,
+                    self._isolation_log.take_suppressed(),
+                )
+            for order_events in _by_order(received).values():
+                await self._apply_isolated(order_events, report)
+
+    async def _apply_isolated(self, received: Sequence[Received], report: BatchReport) -> None:
+        """One order's events together, else one by one; the one at fault is dead-lettered."""
+        try:
+            await self._apply_together(received, report)
+            return
+        except Exception as problem:
+            if is_outage(problem):
+                raise
+        for one in received:
+            try:
+                await self._apply_together([one], report)
+            except OverBudget as over:
+                await self.dead_letter(
+                    [(one.record, Rejection(DeadLetterReason.TOO_LARGE, _over_budget(over)))]
+                )
+                report.dead_letters += 1
+            except Exception as problem:
+                if is_outage(problem):
+                    raise
+                await self.dead_letter([(one.record, failure(problem))])
+                report.dead_letters += 1
+
+    async def _apply_together(self, received: Sequence[Received], report: BatchReport) -> None:
         """Decide every order's events, save with compare-and-set, publish; retry the losers."""
-        by_order: dict[str, list[Inbound]] = {}
-        for event in events:
-            by_order.setdefault(event.order_id, []).append(event)
+        by_order = _by_order(received)
         while by_order:
             stored = await retrying("loading orders", self.store.load_many, list(by_order))
             unsent_ids = await retrying(
                 "checking outboxes", self.store.unsent_among, list(stored.values())
             )
-            round_ = _decide(by_order, stored, unsent_ids, self.clock())
-            lost = await retrying("saving orders", self.store.save_many, round_.changes)
+            token = uuid.uuid4().hex
+            round_ = _decide(by_order, stored, unsent_ids, self.clock(), token)
+            with stage("saving the order"):
+                lost = await retrying(
+                    "saving orders", self.store.save_many, round_.changes, token
+                )
             for order_id, flags in round_.applied.items():
                 if order_id not in lost:
                     self._count(by_order[order_id], flags, report)
             report.conflicts += len(lost)
             metrics.CONFLICTS.inc(len(lost))
             saved = [change.order for change in round_.changes if change.order.id not in lost]
-            stale = [key for key in round_.carried if key.rsplit("@", 1)[0] not in lost]
-            report.published += await self.publish(saved + round_.unsent, stale)
+            carried = {
+                order_id: keys for order_id, keys in round_.carried.items() if order_id not in lost
+            }
+            report.published += await self.publish(saved + round_.unsent, carried)
             by_order = {order_id: by_order[order_id] for order_id in lost}
 
     @staticmethod
-    def _count(events: Sequence[Inbound], flags: Sequence[bool], report: BatchReport) -> None:
-        for event, was_applied in zip(events, flags, strict=True):
+    def _count(events: Sequence[Received], flags: Sequence[bool], report: BatchReport) -> None:
+        for one, was_applied in zip(events, flags, strict=True):
             outcome = "applied" if was_applied else "duplicate"
-            metrics.EVENTS.labels(event.type.value, outcome).inc()
+            metrics.EVENTS.labels(one.event.type.value, outcome).inc()
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(
-                    "event %s", outcome, extra={"order_id": event.order_id, "event_id": event.id}
+                    "event %s",
+                    outcome,
+                    extra={"order_id": one.event.order_id, "event_id": one.event.id},
                 )
         report.applied += sum(flags)
         report.duplicates += len(flags) - sum(flags)
 
-    async def publish(self, orders: Sequence[OrderDocument], also_sent: Sequence[str] = ()) -> int:
-        """Send the orders' outboxes, wait for the broker, then drop their pending markers."""
-        with_outbox = [order for order in orders if order.outbox]
-        messages = [
-            event_message(
-                self.settings.topic(entry.topic), entry.key, self.sealer.open_output(entry.value)
-            )
-            for order in with_outbox
-            for entry in order.outbox
-        ]
-        await retrying("publishing outputs", self.outputs.send, messages)
-        for order in with_outbox:
+    # ---- publishing -----------------------------------------------------------------------
+
+    async def publish(
+        self, orders: Sequence[OrderDocument], carried: Mapping[str, Sequence[str]] | None = None
+    ) -> int:
+        """Send the orders' outboxes, wait for the broker, then drop their pending markers.
+
+        An order whose outputs cannot go out now is parked: its marker stays, so the relay
+        tries again later, and the other orders go on.
+        """
+        ready: list[tuple[OrderDocument, list[Message]]] = []
+        for order in orders:
+            messages = self._messages_of(order) if order.outbox else None
+            if messages is not None:
+                ready.append((order, messages))
+        flat = [message for _, messages in ready for message in messages]
+        results = iter(await retrying("publishing outputs", self.outputs.send, flat))
+        sent_keys: list[str] = []
+        for order, messages in ready:
+            problems = [problem for _ in messages if (problem := next(results)) is not None]
+            if problems:
+                self._park(order.id, f"the broker refused an output ({type(problems[0]).__name__})")
+                continue
+            self._unpark(order.id)
             for entry in order.outbox:
                 metrics.OUTPUTS.labels(entry.topic).inc()
-        keys = [PendingOutbox.key(order.id, order.version) for order in with_outbox] + list(
-            also_sent
-        )
-        await retrying("marking outboxes sent", self.store.mark_sent, keys)
-        return len(messages)
+            sent_keys.append(PendingOutbox.key(order.id, order.version))
+            sent_keys.extend((carried or {}).get(order.id, ()))
+        await retrying("marking outboxes sent", self.store.mark_sent, sent_keys)
+        return sum(len(messages) for _, messages in ready)
+
+    def _messages_of(self, order: OrderDocument) -> list[Message] | None:
+        """The order's outbox as Kafka records, or None (parked) when they cannot be sent."""
+        try:
+            messages = [
+                event_message(
+                    self.settings.topic(entry.topic),
+                    entry.key,
+                    self.sealer.open_output(entry.value),
+                )
+                for entry in order.outbox
+            ]
+        except UnknownKey:
+            self._park(order.id, "credentials sealed with a key this worker does not have")
+            return None
+        if any(message.size > MAX_RECORD_BYTES for message in messages):
+            self._park(order.id, "an output is above the broker's record limit")
+            return None
+        return messages
+
+    def _park(self, order_id: str, why: str) -> None:
+        if self.parked.get(order_id) != why:
+            log.warning("order parked, outputs kept for a retry: %s", why, extra={"order_id": order_id})
+        self.parked[order_id] = why
+        metrics.PARKED.set(len(self.parked))
+
+    def _unpark(self, order_id: str) -> None:
+        if self.parked.pop(order_id, None) is not None:
+            log.info("parked order published", extra={"order_id": order_id})
+            metrics.PARKED.set(len(self.parked))
 
 
 @dataclass
@@ -195,42 +370,77 @@ class Round:
 
     changes: list[Change] = field(default_factory=list)
     unsent: list[OrderDocument] = field(default_factory=list)
-    carried: list[str] = field(default_factory=list)
+    carried: dict[str, list[str]] = field(default_factory=dict)
     applied: dict[str, list[bool]] = field(default_factory=dict)
 
 
+def _by_order(received: Sequence[Received]) -> dict[str, list[Received]]:
+    by_order: dict[str, list[Received]] = {}
+    for one in received:
+        by_order.setdefault(one.event.order_id, []).append(one)
+    return by_order
+
+
 def _decide(
-    by_order: dict[str, list[Inbound]],
-    stored: dict[str, OrderDocument],
+    by_order: Mapping[str, Sequence[Received]],
+    stored: Mapping[str, OrderDocument],
     unsent_ids: set[str],
     now: datetime,
+    token: str,
 ) -> Round:
     """Apply each order's events in arrival order to its loaded (or new) document."""
     round_ = Round()
     for order_id, order_events in by_order.items():
         order = stored.get(order_id) or OrderDocument(_id=order_id)
         if order_id in unsent_ids:
-            # A crash left these outputs unsent: they go out with this batch.
-            round_.carried.append(PendingOutbox.key(order_id, order.version))
+            # A crash or a parked publish left these outputs unsent: they go out with this batch.
+            round_.carried[order_id] = [PendingOutbox.key(order_id, order.version)]
         else:
             order.outbox = []
         loaded_version = order.version
-        round_.applied[order_id] = [apply(order, event, now) is not None for event in order_events]
-        if any(round_.applied[order_id]):
-            round_.changes.append(Change(order, loaded_version))
+        with stage("applying the lifecycle"):
+            flags = [apply(order, one.event, now) is not None for one in order_events]
+        round_.applied[order_id] = flags
+        if any(flags):
+            order.version = loaded_version + 1
+            with stage("encoding the order"):
+                document = encode(order, token)
+            change = Change(order, loaded_version, document)
+            if change.size > MAX_DOCUMENT_BYTES:
+                raise OverBudget(order_id, change.size)
+            round_.changes.append(change)
         elif order.outbox:
             round_.unsent.append(order)
     return round_
 
 
+def _over_budget(over: OverBudget) -> str:
+    return f"the order's document would be {over.size} bytes, above the limit of {MAX_DOCUMENT_BYTES}"
+
+
 def dead_letter(record: Record, rejection: Rejection) -> Message:
     """The original record, to `<topic>.dlq`, with the contract's `x-` headers added."""
-    headers = [
+    headers: list[tuple[str, bytes | None]] = [
         *record.headers,
-        ("x-dlq-reason", rejection.reason.value.encode()),
-        ("x-dlq-error", rejection.error.encode()),
-        ("x-original-topic", record.topic.encode()),
-        ("x-original-partition", str(record.partition).encode()),
-        ("x-original-offset", str(record.offset).encode()),
+        (DeadLetterHeader.REASON.value, rejection.reason.value.encode()),
+        (DeadLetterHeader.ERROR.value, rejection.error.encode()),
+        (DeadLetterHeader.ORIGINAL_TOPIC.value, record.topic.encode()),
+        (DeadLetterHeader.ORIGINAL_PARTITION.value, str(record.partition).encode()),
+        (DeadLetterHeader.ORIGINAL_OFFSET.value, str(record.offset).encode()),
     ]
-    return Message(f"{record.topic}{DLQ_SUFFIX}", record.key, record.value, headers)
+    letter = Message(f"{record.topic}{DLQ_SUFFIX}", record.key, record.value, headers)
+    return without_value(letter) if letter.size > MAX_RECORD_BYTES else letter
+
+
+def without_value(letter: Message, omit_headers: bool = False) -> Message:
+    """A dead letter too large for the broker: key and headers kept, value dropped (contract 1.1)."""
+    headers = letter.headers
+    if letter.value is not None:
+        omitted = (DeadLetterHeader.VALUE_OMITTED.value, str(len(letter.value)).encode())
+        headers = [*headers, omitted]
+    smaller = Message(letter.topic, letter.key, None, headers)
+    if omit_headers or smaller.size > MAX_RECORD_BYTES:
+        # The headers alone are too large: keep only ours, so the letter still says what happened.
+        ours = [(name, value) for name, value in headers if name.startswith("x-")]
+        smaller = Message(letter.topic, letter.key, None, ours)
+    return smaller

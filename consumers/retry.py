@@ -1,43 +1,131 @@
-"""Waiting out broker and database outages: retry forever with capped backoff, never skip."""
+"""Telling outages from bad records, and waiting out outages with capped backoff.
+
+Contract 1.1: only an outage of the broker or the store is waited out; every other failure
+belongs to the record that caused it, which is isolated and dead-lettered by the pipeline.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from aiokafka.errors import KafkaError
-from pymongo.errors import ConnectionFailure
+from aiokafka import errors as kafka
+from pymongo import errors as mongo
 
 from consumers.metrics import RETRIES
 
 T = TypeVar("T")
 log = logging.getLogger("fulfillment.retry")
 
-# Outages, not bad data: the operation is repeated until it succeeds.
-TRANSIENT: tuple[type[BaseException], ...] = (ConnectionFailure, KafkaError, OSError, TimeoutError)
+# Kafka errors that say the cluster is unreachable, moving or busy, not that a record is bad.
+# Authorisation failures are here too: a wrong ACL is an operator's outage to fix, and
+# dead-lettering the whole stream meanwhile would only make work.
+_KAFKA_OUTAGES: tuple[type[BaseException], ...] = (
+    kafka.KafkaConnectionError,
+    kafka.KafkaTimeoutError,
+    kafka.KafkaUnavailableError,
+    kafka.NodeNotReadyError,
+    kafka.NoBrokersAvailable,
+    kafka.BrokerNotAvailableError,
+    kafka.ReplicaNotAvailableError,
+    kafka.RequestTimedOutError,
+    kafka.ProducerClosed,
+    kafka.TopicAuthorizationFailedError,
+    kafka.ClusterAuthorizationFailedError,
+    kafka.AuthenticationFailedError,
+    kafka.SaslAuthenticationFailed,
+)
+# Store failures of the same kind: the server is away, electing, or not answering in time.
+_MONGO_OUTAGES: tuple[type[BaseException], ...] = (
+    mongo.ConnectionFailure,  # AutoReconnect, NotPrimaryError, ServerSelectionTimeoutError, ...
+    mongo.ExecutionTimeout,
+    mongo.WriteConcernError,
+)
+# Server codes that mean "try again later": shutdown, step-down, not writable primary,
+# time limits, unauthorised (a configuration outage).
+_MONGO_OUTAGE_CODES = frozenset(
+    {6, 7, 13, 18, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+)
+
+
+def is_outage(problem: BaseException) -> bool:
+    """True when `problem` is the broker or store being unavailable, to be waited out."""
+    if isinstance(problem, kafka.KafkaError):
+        return isinstance(problem, _KAFKA_OUTAGES) or bool(getattr(problem, "retriable", False))
+    if isinstance(problem, _MONGO_OUTAGES):
+        return True
+    if isinstance(problem, mongo.BulkWriteError):
+        return False  # per-document write errors belong to those documents
+    if isinstance(problem, mongo.OperationFailure):
+        labelled = problem.has_error_label("RetryableWriteError")
+        return labelled or problem.code in _MONGO_OUTAGE_CODES
+    return isinstance(problem, ConnectionError | TimeoutError)
+
+
+class Backoff:
+    """Capped exponential delays: 0.1 s doubling to `cap`."""
+
+    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.delay = first
+        self.attempt = 0
+
+    async def wait(self) -> None:
+        self.attempt += 1
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.cap)
+
+    def reset(self) -> None:
+        self.delay = self.first
+        self.attempt = 0
+
+
+class QuietLog:
+    """At most one line per `every` seconds for a repeating condition; the rest are counted."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self._last = float("-inf")
+        self.suppressed = 0
+
+    def should_log(self) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            return True
+        self.suppressed += 1
+        return False
+
+    def take_suppressed(self) -> int:
+        count, self.suppressed = self.suppressed, 0
+        return count
 
 
 async def retrying(
     what: str, operation: Callable[..., Awaitable[T]], *args: Any, max_delay: float = 5.0
 ) -> T:
-    """Run `operation(*args)` until it succeeds; cancellation (shutdown) is the only way out."""
-    delay = 0.1
-    attempt = 1
+    """Run `operation(*args)`, waiting out outages; any other failure is raised at once."""
+    backoff = Backoff(cap=max_delay)
+    quiet = QuietLog()
     while True:
         try:
             return await operation(*args)
-        except TRANSIENT as problem:
+        except Exception as problem:
+            if not is_outage(problem):
+                raise
             RETRIES.labels(what).inc()
-            log.warning(
-                "%s failed (%s: %s); retry %d in %.1fs",
-                what,
-                type(problem).__name__,
-                str(problem)[:200],
-                attempt,
-                delay,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
-            attempt += 1
+            if quiet.should_log():
+                log.warning(
+                    "%s failed (%s: %s); waiting, retry %d in %.1fs (%d similar lines suppressed)",
+                    what,
+                    type(problem).__name__,
+                    str(problem)[:200],
+                    backoff.attempt + 1,
+                    backoff.delay,
+                    quiet.take_suppressed(),
+                )
+            await backoff.wait()

@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from config import ConfigError, stack_dir
 from schemas.events import Credentials, Distribution
@@ -28,15 +28,25 @@ def load_key() -> str:
     )
 
 
+class UnknownKey(Exception):
+    """Stored credentials were sealed with a key this worker does not have."""
+
+
 class Sealer:
-    """Seals credentials before they are stored; unseals them only for the completed event."""
+    """Seals credentials before they are stored; unseals them only for the completed event.
+
+    `key` may list several comma-separated keys for rotation: the first seals, any opens.
+    """
 
     def __init__(self, key: str) -> None:
+        keys = [part.strip() for part in key.split(",") if part.strip()]
+        if not keys:
+            raise ConfigError(f"{KEY_VARIABLE} is empty")
         try:
-            self._fernet = Fernet(key.encode())
+            self._fernet = MultiFernet([Fernet(part.encode()) for part in keys])
         except (ValueError, TypeError):
             raise ConfigError(
-                f"{KEY_VARIABLE} is not a valid Fernet key (32 url-safe base64 bytes)"
+                f"{KEY_VARIABLE} must be Fernet keys (32 url-safe base64 bytes), comma-separated"
             ) from None
 
     @classmethod
@@ -69,7 +79,7 @@ class Sealer:
             try:
                 plain = self._fernet.decrypt(sealed.encode())
             except InvalidToken:
-                raise ConfigError("stored credentials were sealed with another key") from None
+                raise UnknownKey("stored credentials were sealed with a key this worker lacks") from None
             distribution["credentials"] = Credentials.model_validate(json.loads(plain)).model_dump(
                 exclude_none=True
             )

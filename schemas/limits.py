@@ -17,7 +17,8 @@ MAX_OUTPUT_BYTES = 900 * 1024
 # The largest order document (BSON); half of MongoDB's limit, so one batch of events on a
 # nearly full order can never push a write over 16 MiB.
 MAX_DOCUMENT_BYTES = 8 * MiB
-# The largest record the producer sends (a dead letter with its headers included).
-MAX_RECORD_BYTES = 1 * MiB
+# The largest record the producer sends (key, value and headers): under Kafka's default
+# `max.message.bytes` (1 MiB and 12 bytes) with room for the record batch's own framing.
+MAX_RECORD_BYTES = 1_000_000
 # Timeline summaries are for people: longer ones are cut with an ellipsis.
 MAX_SUMMARY_CHARS = 500

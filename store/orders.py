@@ -10,12 +10,13 @@ reads only the markers, never the whole orders collection.
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
@@ -37,6 +38,17 @@ class Change:
 
     order: OrderDocument
     loaded_version: int
+    # The order as it will be written (see `encode`): its size is known before the store is asked.
+    document: RawBSONDocument
+
+    @property
+    def size(self) -> int:
+        return len(self.document.raw)
+
+
+def encode(order: OrderDocument, token: str) -> RawBSONDocument:
+    """The order as BSON, tagged with the write's token; raises if a value has no BSON form."""
+    return RawBSONDocument(bson.encode(order.to_mongo() | {"write_token": token}))
 
 
 class OrderStore:
@@ -72,20 +84,17 @@ class OrderStore:
         found = self.orders.find({"_id": {"$in": list(order_ids)}})
         return {raw["_id"]: OrderDocument.model_validate(raw) async for raw in found}
 
-    async def save_many(self, changes: Sequence[Change]) -> set[str]:
-        """Save all changes in one unordered bulk write; return the ids that lost a race."""
+    async def save_many(self, changes: Sequence[Change], token: str) -> set[str]:
+        """Save all changes (encoded with `token`) in one unordered bulk write; return the ids that lost a race."""
         if not changes:
             return set()
-        token = uuid.uuid4().hex
-        operations: list[InsertOne[Raw] | ReplaceOne[Raw]] = []
+        operations: list[InsertOne[Any] | ReplaceOne[Any]] = []
         for change in changes:
-            change.order.version = change.loaded_version + 1
-            document = change.order.to_mongo() | {"write_token": token}
             if change.loaded_version == 0:
-                operations.append(InsertOne(document))
+                operations.append(InsertOne(change.document))
             else:
                 selector = {"_id": change.order.id, "version": change.loaded_version}
-                operations.append(ReplaceOne(selector, document))
+                operations.append(ReplaceOne(selector, change.document))
         await self._mark_pending([change.order for change in changes if change.order.outbox])
         written = 0
         for chunk in self._chunks(operations):

@@ -24,8 +24,8 @@ from tests.factories import Record, envelope, placed_data
 pytestmark = pytest.mark.integration
 
 
-class Crash(Exception):
-    """Stands for the process dying at this point."""
+class Crash(BaseException):
+    """Stands for the process dying at this point (no handler of the pipeline may catch it)."""
 
 
 class CrashingOutputs:
@@ -35,11 +35,11 @@ class CrashingOutputs:
         self.real = real
         self.crashes = crashes
 
-    async def send(self, messages: Sequence[Message]) -> None:
+    async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
         if messages and self.crashes > 0:
             self.crashes -= 1
             raise Crash
-        await self.real.send(messages)
+        return await self.real.send(messages)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def test_sealed_distribution_holds_no_plain_credentials_and_opens_in_completed_e
 
 
 def test_malformed_key_is_a_clear_configuration_error() -> None:
-    with pytest.raises(ConfigError, match="not a valid Fernet key"):
+    with pytest.raises(ConfigError, match="must be Fernet keys"):
         Sealer("too-short")
 
 
