@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -29,7 +29,7 @@ from schemas.document import OrderDocument, PendingOutbox
 from schemas.events import FulfillmentRequested, Inbound
 from schemas.limits import MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterHeader, DeadLetterReason
-from store.orders import Change, OrderStore, encode
+from store.orders import Change, encode
 
 log = logging.getLogger("fulfillment.pipeline")
 
@@ -37,12 +37,32 @@ log = logging.getLogger("fulfillment.pipeline")
 class Record(Protocol):
     """What the pipeline needs of a consumed Kafka record (aiokafka's ConsumerRecord fits)."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes | None]]
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
+
+
+class Orders(Protocol):
+    """The order store as the pipeline uses it (store.orders.OrderStore; an in-memory fake in tests)."""
+
+    async def load_many(self, order_ids: Iterable[str]) -> dict[str, OrderDocument]: ...
+
+    async def unsent_among(self, orders: Sequence[OrderDocument]) -> set[str]: ...
+
+    async def save_many(self, changes: Sequence[Change], token: str) -> set[str]: ...
+
+    async def mark_sent(self, keys: Sequence[str]) -> None: ...
+
+    async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]: ...
 
 
 class Outputs(Protocol):
@@ -111,7 +131,7 @@ class Pipeline:
     def __init__(
         self,
         settings: Settings,
-        store: OrderStore,
+        store: Orders,
         outputs: Outputs,
         sealer: Sealer,
         clock: Callable[[], datetime] = utc_now,

@@ -1,0 +1,242 @@
+"""The pipeline's shell against in-memory fakes: isolation, outages, races, carried outboxes, parking."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+from cryptography.fernet import Fernet
+from pymongo.errors import WriteError
+
+import lifecycle
+from config import Settings
+from consumers import pipeline as pipeline_module
+from consumers.decode import Rejection
+from consumers.pipeline import Pipeline, dead_letter
+from consumers.relay import relay_once
+from consumers.sealing import Sealer
+from schemas.document import OrderDocument
+from schemas.limits import MAX_RECORD_BYTES
+from schemas.names import DeadLetterHeader, DeadLetterReason, EventType, Topic
+from tests.factories import Record, envelope, line, placed_data
+from tests.fakes import FakeOutputs, FakeStore
+
+KEY_A = Fernet.generate_key().decode()
+KEY_B = Fernet.generate_key().decode()
+_offsets = iter(range(1_000_000))
+
+
+def record(event_type: EventType, order_id: str, data: dict[str, Any], **kw: Any) -> Record:
+    value = json.dumps(envelope(event_type, order_id, data, **kw)).encode()
+    topic = {
+        EventType.ORDER_PLACED: Topic.ORDERS_PLACED,
+        EventType.PAYMENT_CAPTURED: Topic.PAYMENTS_CAPTURED,
+        EventType.FULFILLMENT_REQUESTED: Topic.FULFILLMENTS_REQUESTED,
+    }[event_type]
+    return Record(topic.value, 0, next(_offsets), order_id.encode(), value)
+
+
+def order_records(order_id: str, digital: bool = False, **request: Any) -> list[Record]:
+    """placed + captured + requested: the records that fulfill one order."""
+    lines = [line("L1", 1, "digital" if digital else "shipment", "5.00")]
+    return [
+        record(EventType.ORDER_PLACED, order_id, placed_data(lines)),
+        record(
+            EventType.PAYMENT_CAPTURED,
+            order_id,
+            {"payment_id": f"pay-{order_id}", "amount": "5.00", "currency": "USD"},
+        ),
+        record(EventType.FULFILLMENT_REQUESTED, order_id, {"fulfillment_id": "f1", **request}),
+    ]
+
+
+def make(store: FakeStore, outputs: FakeOutputs, key: str = KEY_A) -> Pipeline:
+    return Pipeline(Settings(), store, outputs, Sealer(key))
+
+
+def completed_orders(outputs: FakeOutputs) -> list[str]:
+    return [m.key.decode() for m in outputs.on(Topic.FULFILLMENTS_COMPLETED) if m.key]
+
+
+def reasons(outputs: FakeOutputs) -> list[bytes | None]:
+    return [dict(m.headers)[DeadLetterHeader.REASON] for m in outputs.on(".dlq")]
+
+
+async def test_a_record_the_store_refuses_is_dead_lettered_and_the_rest_of_its_batch_applies() -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    refused_once: list[str] = []
+
+    def refuse(order: OrderDocument) -> Exception | None:
+        if order.id == "poison" and order.payment_status == "captured":
+            refused_once.append(order.id)
+            return WriteError("cannot store it", code=2)
+        return None
+
+    store.refuse = refuse
+    batch = order_records("a") + order_records("poison") + order_records("b")
+    await make(store, outputs).handle(batch)
+    assert sorted(completed_orders(outputs)) == ["a", "b"]
+    letters = outputs.on(".dlq")
+    assert reasons(outputs) == [b"processing_failed"]
+    assert dict(letters[0].headers)[DeadLetterHeader.ERROR] == (
+        b"WriteError while saving the order"
+    )
+    assert letters[0].value == batch[4].value  # the capture, the record at fault
+    poison = store.stored("poison")
+    assert poison is not None and poison.placed and not poison.captures
+
+
+async def test_outages_of_store_and_broker_are_waited_out_and_dead_letter_nothing() -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    store.outages, outputs.outages = 3, 2
+    await make(store, outputs).handle(order_records("a"))
+    assert completed_orders(outputs) == ["a"]
+    assert outputs.on(".dlq") == []
+
+
+async def test_a_defect_applying_one_event_dead_letters_that_event_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_apply = lifecycle.apply
+    batch = order_records("a") + order_records("b")
+    broken_id = json.loads(batch[3].value or b"")["id"]  # b's order.placed
+
+    def apply(order: OrderDocument, event: Any, now: Any) -> Any:
+        if event.id == broken_id:
+            raise RuntimeError("a bug")
+        return real_apply(order, event, now)
+
+    monkeypatch.setattr(pipeline_module, "apply", apply)
+    store, outputs = FakeStore(), FakeOutputs()
+    await make(store, outputs).handle(batch)
+    assert completed_orders(outputs) == ["a"]
+    letter = outputs.on(".dlq")[0]
+    assert dict(letter.headers)[DeadLetterHeader.ERROR] == (
+        b"RuntimeError while applying the lifecycle"
+    )
+    b = store.stored("b")
+    assert b is not None and not b.placed and len(b.captures) == 1 and b.fulfillments
+
+
+async def test_an_event_that_would_overgrow_its_order_is_dead_lettered_too_large(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    await make(store, outputs).handle(order_records("a")[:1])
+    stored = store.documents["a"]
+    monkeypatch.setattr(pipeline_module, "MAX_DOCUMENT_BYTES", len(stored) + 600)
+    big = record(
+        EventType.PAYMENT_CAPTURED,
+        "a",
+        {"payment_id": "p-big", "amount": "1.00", "currency": "USD", "method": "x" * 1000},
+    )
+    small = record(
+        EventType.PAYMENT_CAPTURED,
+        "a",
+        {"payment_id": "p-small", "amount": "1.00", "currency": "USD"},
+    )
+    await make(store, outputs).handle([big, small])
+    assert reasons(outputs) == [b"too_large"]
+    assert b"above the limit" in (dict(outputs.on(".dlq")[0].headers)[DeadLetterHeader.ERROR] or b"")
+    order = store.stored("a")
+    assert order is not None and [c.payment_id for c in order.captures] == ["p-small"]
+
+
+async def test_a_lost_race_is_decided_again_on_the_winners_state() -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    first = make(store, outputs)
+    await first.handle(order_records("a")[:1])
+    rival = order_records("a")[1]
+    raced = False
+
+    def rival_saves_first() -> None:
+        nonlocal raced
+        if not raced:
+            raced = True
+            winner = store.stored("a")
+            assert winner is not None
+            # Another worker applies the capture and saves before us.
+            from consumers.pipeline import utc_now
+            from lifecycle import apply as lifecycle_apply
+            from store.orders import encode
+
+            event = first._decode_one(rival)
+            assert not isinstance(event, Rejection)
+            lifecycle_apply(winner, event, utc_now())
+            winner.version += 1
+            store.documents["a"] = bytes(encode(winner, "rival").raw)
+
+    store.before_save = rival_saves_first
+    report = await first.handle([order_records("a")[2]])
+    assert report.conflicts == 1
+    assert completed_orders(outputs) == ["a"]
+    order = store.stored("a")
+    assert order is not None and order.version == 3 and order.status == "fulfilled"
+
+
+async def test_outputs_a_crash_left_unsent_go_out_with_the_orders_next_batch() -> None:
+    class Crash(BaseException):
+        """The process dies between save and publish."""
+
+    store, outputs = FakeStore(), FakeOutputs()
+    crashing = FakeOutputs()
+
+    def die(message: Any) -> Exception | None:
+        raise Crash
+
+    crashing.refuse = die
+    records = order_records("a")
+    with pytest.raises(Crash):
+        await make(store, crashing).handle(records[:2])
+    assert store.markers  # saved, not sent
+    await make(store, outputs).handle(records[2:])
+    statuses = [
+        json.loads(m.value or b"")["data"]["to_status"]
+        for m in outputs.on(Topic.ORDERS_STATUS_CHANGED)
+    ]
+    assert statuses == ["awaiting_payment", "unfulfilled", "fulfilled"]
+    assert store.markers == {}
+
+
+async def test_credentials_sealed_with_an_unknown_key_park_the_order_not_the_batch() -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    secret = {"line_id": "L1", "credentials": {"password": "hunter2"}}
+    digital = order_records("d", digital=True, distributions=[secret])
+    # Worker A seals the request while the order is unpaid.
+    await make(store, outputs, KEY_A).handle([digital[0], digital[2]])
+    # Worker B, without A's key, sees the payment: the fulfillment completes but cannot go out.
+    worker_b = make(store, outputs, KEY_B)
+    await worker_b.handle([digital[1], *order_records("canary")])
+    assert completed_orders(outputs) == ["canary"]
+    assert set(worker_b.parked) == {"d"}
+    # A worker given both keys (the first seals, any opens) publishes it.
+    rotated = make(store, outputs, f"{KEY_B},{KEY_A}")
+    assert await relay_once(rotated, grace=0) > 0
+    completed = [m for m in outputs.on(Topic.FULFILLMENTS_COMPLETED) if m.key == b"d"]
+    data = json.loads(completed[0].value or b"")["data"]
+    assert data["distributions"][0]["credentials"] == {"password": "hunter2"}
+    assert rotated.parked == {} and store.markers == {}
+
+
+async def test_an_output_the_broker_refuses_parks_its_order_and_the_others_go_out() -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    outputs.refuse = lambda m: MessageSizeTooLargeError() if m.key == b"big" else None
+    worker = make(store, outputs)
+    await worker.handle(order_records("big") + order_records("ok"))
+    assert completed_orders(outputs) == ["ok"]
+    assert set(worker.parked) == {"big"}
+    assert any(key.startswith("big@") for key in store.markers)
+
+
+def test_a_dead_letter_too_large_for_the_broker_keeps_key_and_headers_without_its_value() -> None:
+    value = b"x" * (MAX_RECORD_BYTES - 10)
+    original = Record("orders.placed", 2, 7, b"ord-1", value, [("trace", b"\xff\x00"), ("n", None)])  # type: ignore[list-item]
+    letter = dead_letter(original, Rejection(DeadLetterReason.NOT_JSON, "value is not JSON"))
+    headers = dict(letter.headers)
+    assert letter.key == b"ord-1" and letter.value is None
+    assert headers["trace"] == b"\xff\x00" and headers["n"] is None
+    assert headers[DeadLetterHeader.VALUE_OMITTED] == str(len(value)).encode()
+    assert headers[DeadLetterHeader.REASON] == b"not_json"
+    assert headers[DeadLetterHeader.ORIGINAL_OFFSET] == b"7"
