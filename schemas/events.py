@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -11,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -30,8 +32,9 @@ from schemas.names import (
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 OptionalText = Annotated[str, StringConstraints(max_length=1000)]
-# Decimal strings, never floats: "19.99", "0", "1200.5".
-Money = Annotated[str, StringConstraints(pattern=r"^\d{1,15}(\.\d{1,6})?$")]
+# Decimal strings, never floats: "19.99", "0", "1200.5". [0-9], not \d: in the validator's
+# regex (and Python's) \d also matches other scripts' digits, such as Arabic-Indic ones.
+Money = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}(\.[0-9]{1,6})?$")]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
 
@@ -51,6 +54,30 @@ def _country(code: str) -> str:
 Currency = Annotated[str, AfterValidator(_currency)]
 Country = Annotated[str, AfterValidator(_country)]
 
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc3339_text(value: object) -> object:
+    # Lax datetime parsing would also take numbers as Unix time, and other layouts.
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 timestamp string, such as 2026-11-21T10:00:00Z")
+    return value
+
+
+def _storable(value: datetime) -> datetime:
+    # A BSON date is a UTC instant: "0001-01-01T00:00:00+01:00" is in year 0 there.
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must fall within the years 1 to 9999 in UTC") from None
+    return value
+
+
+# An RFC 3339 string whose UTC instant a BSON date can hold (CloudEvents `time`, `happened_at`).
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable)]
+
 
 class WireModel(BaseModel):
     """Unknown extra fields are accepted and ignored (contract: envelope rules)."""
@@ -66,7 +93,7 @@ class Envelope(WireModel):
     source: Text
     type: Text
     subject: Identifier
-    time: AwareDatetime
+    time: Timestamp
     datacontenttype: Literal["application/json"] | None = None
     data: dict[str, Any]
 

@@ -130,6 +130,55 @@ def test_order_placed_validation_rules(data_change: dict[str, Any], fragment: st
     assert fragment in result.error
 
 
+@pytest.mark.parametrize("total", ["\u0661\u0660", "1\u0660.00", "\uff11\uff10", "10.\u0660"])
+def test_money_takes_only_ascii_digits(total: str) -> None:
+    result = rejected(Topic.ORDERS_PLACED, as_bytes(placed_record(total=total)))
+    assert result.reason is DeadLetterReason.INVALID_DATA
+    assert "total" in result.error
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        1700000000,
+        1700000000.5,
+        "1700000000",
+        "2026-11-21",
+        "2026-11-21 10:00:00Z",
+        "2026-11-21T10:00Z",
+        "2026-11-21T10:00:00",
+        "2026-11-21T10:00:00+0100",
+        "\u0662\u0660\u0662\u0666-11-21T10:00:00Z",
+    ],
+)
+def test_time_must_be_an_rfc3339_string(time: Any) -> None:
+    result = rejected(Topic.ORDERS_PLACED, as_bytes(placed_record() | {"time": time}))
+    assert result.reason is DeadLetterReason.NOT_CLOUDEVENT
+    assert "time" in result.error
+
+
+@pytest.mark.parametrize("time", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00"])
+def test_time_outside_years_1_to_9999_in_utc_is_refused(time: str) -> None:
+    result = rejected(Topic.ORDERS_PLACED, as_bytes(placed_record() | {"time": time}))
+    assert result.reason is DeadLetterReason.NOT_CLOUDEVENT
+    assert "9999 in UTC" in result.error
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.999999Z",
+        "9999-12-31T23:59:59+01:00",
+        "2026-11-21t10:00:00.5+05:30",
+        "2026-11-21T10:00:00z",
+    ],
+)
+def test_any_rfc3339_time_within_years_1_to_9999_in_utc_is_accepted(time: str) -> None:
+    record = placed_record() | {"time": time}
+    assert isinstance(decode(Topic.ORDERS_PLACED, ORDER.encode(), as_bytes(record)), Inbound)
+
+
 def test_digital_only_order_needs_no_shipping_address() -> None:
     record = envelope(EventType.ORDER_PLACED, ORDER, placed_data([line("D1", 1, "digital")]))
     assert "shipping_address" not in record["data"]
