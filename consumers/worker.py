@@ -9,13 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 
 from config import ConfigError, Settings, check_range
 from consumers import logs
 from consumers.app import build_app
 from consumers.sealing import Sealer
+from consumers.startup import wait_until_reachable
 
 log = logging.getLogger("fulfillment.worker")
+# A child that lived this long was healthy: its next restart starts the backoff over.
+STABLE_AFTER = 60.0
+FIRST_RESTART_DELAY = 0.5
+MAX_RESTART_DELAY = 30.0
 
 
 def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 40) -> None:
@@ -44,20 +50,50 @@ def metrics_port() -> int | None:
 
 
 def run_one(settings: Settings) -> None:
-    """One worker process until SIGINT/SIGTERM; raises ConfigError before connecting."""
+    """One worker process until SIGINT/SIGTERM; raises ConfigError before connecting.
+
+    Waits for Kafka and the store first: a worker started before them should not exit.
+    """
     sealer = Sealer.from_env()
-    app = build_app(settings, sealer, metrics_port())
+    port = metrics_port()
+    if not wait_until_reachable(settings, port):
+        return  # stopped while waiting
+    app = build_app(settings, sealer, port)
     asyncio.run(app.run())
 
 
+@dataclass
+class RestartBackoff:
+    """Delay before restarting one worker slot: doubling to a cap, reset after a healthy run."""
+
+    first: float = FIRST_RESTART_DELAY
+    cap: float = MAX_RESTART_DELAY
+    stable_after: float = STABLE_AFTER
+    _next: float = field(default=0.0, init=False, repr=False)
+
+    def delay(self, lived: float) -> float:
+        """Seconds to wait before restarting a child that died after `lived` seconds."""
+        if lived >= self.stable_after or self._next == 0.0:
+            self._next = self.first
+        delay = self._next
+        self._next = min(self._next * 2, self.cap)
+        return delay
+
+
 def run_many(processes: int) -> int:
-    """Start `processes` workers in one consumer group; restart any that dies; stop all on a signal."""
+    """Start `processes` workers in one consumer group; restart any that dies, with backoff
+    per slot; stop all on a signal."""
     children: dict[int, subprocess.Popen[bytes]] = {}
+    started: dict[int, float] = {}
+    backoffs = {slot: RestartBackoff() for slot in range(processes)}
+    # Slots whose child died, with the monotonic time at which to start it again.
+    restart_at: dict[int, float] = {}
     stopping = False
 
     def spawn(slot: int) -> None:
         env = {**os.environ, "FULFILLMENT_WORKER_SLOT": str(slot)}
         children[slot] = subprocess.Popen([sys.executable, "-m", "consumers.worker"], env=env)
+        started[slot] = time.monotonic()
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -70,13 +106,30 @@ def run_many(processes: int) -> int:
     for slot in range(processes):
         spawn(slot)
     while not stopping:
+        now = time.monotonic()
         for slot, child in list(children.items()):
             code = child.poll()
-            if code is not None and not stopping:
-                log.warning("worker %d exited with %s; restarting", slot, code)
+            if code is None or stopping:
+                continue
+            if slot not in restart_at:
+                lived = now - started[slot]
+                delay = backoffs[slot].delay(lived)
+                restart_at[slot] = now + delay
+                log.warning(
+                    "worker %d exited with %s after %.1fs; restarting in %.1fs",
+                    slot,
+                    code,
+                    lived,
+                    delay,
+                    extra={"worker": slot},
+                )
+            elif now >= restart_at[slot]:
+                del restart_at[slot]
                 spawn(slot)
-        time.sleep(0.5)
-    return max((child.wait() for child in children.values()), default=0)
+        time.sleep(0.2)
+    # A slot waiting for its restart has no running child to report on.
+    running = [child for slot, child in children.items() if slot not in restart_at]
+    return max((child.wait() for child in running), default=0)
 
 
 def main() -> None:
