@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,8 @@ from schemas.limits import MAX_INPUT_BYTES
 from schemas.names import TOPIC_TYPE, DeadLetterReason, Topic
 
 MAX_ERROR_LENGTH = 1000
+# CloudEvents Kafka binding: a record with this header is in binary content mode.
+BINARY_MODE_MARK = "ce_specversion"
 
 
 @dataclass(frozen=True)
@@ -23,9 +26,15 @@ class Rejection:
     error: str
 
 
-def decode(topic: Topic, key: bytes | None, value: bytes | None) -> Inbound | Rejection:
-    """Validate one record of an input topic against the contract."""
-    document = _json_object(value)
+def decode(
+    topic: Topic,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]] = (),
+) -> Inbound | Rejection:
+    """Validate one record of an input topic against the contract, in either content mode."""
+    binary = any(name == BINARY_MODE_MARK for name, _ in headers)
+    document = _from_headers(headers, value) if binary else _json_object(value)
     if isinstance(document, Rejection):
         return document
     try:
@@ -47,11 +56,50 @@ def decode(topic: Topic, key: bytes | None, value: bytes | None) -> Inbound | Re
     except ValidationError as problem:
         return Rejection(DeadLetterReason.INVALID_DATA, _describe(problem, prefix="data"))
     return Inbound(
-        id=envelope.id, type=expected, order_id=envelope.subject, time=envelope.time, data=data
+        id=envelope.id,
+        type=expected,
+        order_id=envelope.subject,
+        time=envelope.time,
+        data=data,
+        source=envelope.source,
     )
 
 
+def _from_headers(
+    headers: Sequence[tuple[str, bytes | None]], value: bytes | None
+) -> dict[str, Any] | Rejection:
+    """Binary content mode: attributes in `ce_` headers, the value is the `data` itself."""
+    document: dict[str, Any] = {}
+    for name, raw in headers:
+        attribute = name.removeprefix("ce_") if name.startswith("ce_") else None
+        if name.lower() == "content-type":
+            attribute = "datacontenttype"
+        if attribute is None or raw is None:
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Rejection(DeadLetterReason.NOT_CLOUDEVENT, f"header {name} is not UTF-8")
+        # The media type without parameters: "application/json; charset=utf-8" is JSON.
+        document[attribute] = text.split(";")[0].strip() if attribute == "datacontenttype" else text
+    data = _json(value)
+    if isinstance(data, Rejection):
+        return data
+    if not isinstance(data, dict):
+        return Rejection(DeadLetterReason.INVALID_DATA, "data: must be a JSON object")
+    return document | {"data": data}
+
+
 def _json_object(value: bytes | None) -> dict[str, Any] | Rejection:
+    """Structured content mode: the value is the whole CloudEvent."""
+    document = _json(value)
+    if isinstance(document, Rejection | dict):
+        return document
+    return Rejection(DeadLetterReason.NOT_CLOUDEVENT, "a CloudEvent must be a JSON object")
+
+
+def _json(value: bytes | None) -> Any:
+    """The value as JSON, or the rejection that says why it is not."""
     if value is None:
         return Rejection(DeadLetterReason.NOT_JSON, "the message has no value")
     if len(value) > MAX_INPUT_BYTES:
@@ -64,7 +112,7 @@ def _json_object(value: bytes | None) -> dict[str, Any] | Rejection:
     except UnicodeDecodeError as problem:
         return Rejection(DeadLetterReason.NOT_UTF8, f"value is not UTF-8 (byte {problem.start})")
     try:
-        document = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as problem:
         return Rejection(DeadLetterReason.NOT_JSON, f"value is not JSON: {problem.msg}")
     except RecursionError:
@@ -72,9 +120,6 @@ def _json_object(value: bytes | None) -> dict[str, Any] | Rejection:
     except ValueError:
         # json raises a bare ValueError for integers longer than sys.get_int_max_str_digits().
         return Rejection(DeadLetterReason.NOT_JSON, "value is not JSON: a number is too long")
-    if not isinstance(document, dict):
-        return Rejection(DeadLetterReason.NOT_CLOUDEVENT, "a CloudEvent must be a JSON object")
-    return document
 
 
 def _describe(problem: ValidationError, prefix: str = "") -> str:

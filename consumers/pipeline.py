@@ -192,7 +192,7 @@ class Pipeline:
     def _decode_one(self, record: Record) -> Inbound | Rejection:
         try:
             with stage("decoding"):
-                result = decode(self._topics[record.topic], record.key, record.value)
+                result = decode(self._topics[record.topic], record.key, record.value, record.headers)
             if isinstance(result, Rejection):
                 return result
             with stage("sealing credentials"):
