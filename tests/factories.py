@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.events import INPUT_DATA, Inbound
-from schemas.names import EventType
+from schemas.names import EventType, Topic
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -133,3 +133,26 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]] = ()
+
+
+def fulfillable_order(
+    order_id: str, delivery: str = "shipment", quantity: int = 1
+) -> list[tuple[Topic, dict[str, Any]]]:
+    """The wire events of an order that must end fulfilled: placed, paid in full, one request."""
+    lines = [line("L1", quantity, delivery, "10.00")]
+    request: dict[str, Any] = {"fulfillment_id": f"ful-{order_id}"}
+    if delivery == "shipment":
+        request["shipment"] = {"carrier": "DHL", "tracking_number": f"AWB-{order_id}"}
+    total = f"{10 * quantity}.00"
+    payment = {"payment_id": f"pay-{order_id}", "amount": total, "currency": "USD"}
+    return [
+        (Topic.ORDERS_PLACED, envelope(EventType.ORDER_PLACED, order_id, placed_data(lines))),
+        (
+            Topic.PAYMENTS_CAPTURED,
+            envelope(EventType.PAYMENT_CAPTURED, order_id, payment),
+        ),
+        (
+            Topic.FULFILLMENTS_REQUESTED,
+            envelope(EventType.FULFILLMENT_REQUESTED, order_id, request),
+        ),
+    ]

@@ -4,26 +4,91 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 from cryptography.fernet import Fernet
 
 from config import Settings, project_root
 from consumers.topics import ensure_topics
 from schemas.document import OrderDocument
-from schemas.names import DLQ_SUFFIX, OUTPUT_TOPICS, Topic
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS, OrderStatus, Topic
 from store.orders import OrderStore, connect
 from tests.conftest import Infra, Names
+from tests.factories import fulfillable_order
 
 Record = dict[str, Any]
+Headers = list[tuple[str, bytes | None]]
+Test = TypeVar("Test", bound=Callable[..., Awaitable[None]])
+
+
+def bounded(seconds: float = 60.0) -> Callable[[Test], Test]:
+    """Fail an async test after `seconds` instead of letting a stalled pipeline hang it."""
+
+    def wrap(test: Test) -> Test:
+        @functools.wraps(test)
+        async def run(*args: Any, **kwargs: Any) -> None:
+            async with asyncio.timeout(seconds):
+                await test(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    return wrap
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition aiokafka's default partitioner (Kafka's murmur2) gives a key."""
+    hashed: int = murmur2(key)
+    return (hashed & 0x7FFFFFFF) % partitions
+
+
+@dataclass(frozen=True)
+class Raw:
+    """One record to produce exactly as given: key, value and headers (values may be None)."""
+
+    topic: Topic
+    key: bytes | None
+    value: bytes | None
+    headers: Headers | None = None
+
+    @classmethod
+    def event(
+        cls,
+        topic: Topic,
+        event: Record,
+        headers: Headers | None = None,
+        key: bytes | None = None,
+    ) -> Raw:
+        value = json.dumps(event, ensure_ascii=False).encode()
+        return cls(topic, key if key is not None else event["subject"].encode(), value, headers)
+
+
+def fulfillable_raw(order_id: str) -> list[Raw]:
+    """A small paid order with its fulfillment request, as records to produce."""
+    return [Raw.event(topic, event) for topic, event in fulfillable_order(order_id)]
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Valid orders sent around odd records on one partition, and a canary sent after them."""
+
+    partition: int
+    neighbours: list[str]
+    canary: str
+
+    @property
+    def orders(self) -> list[str]:
+        return [*self.neighbours, self.canary]
 
 
 class Harness:
@@ -46,6 +111,8 @@ class Harness:
         self.producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
         self._seen: dict[str, list[Record]] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._stopped: set[int] = set()
+        self._bursts = 0
 
     async def start(self, workers: int = 1, **env: str) -> None:
         await ensure_topics(self.settings)
@@ -84,6 +151,18 @@ class Harness:
         worker.send_signal(signal.SIGKILL)
         worker.wait()
 
+    async def stop_worker(self, worker: subprocess.Popen[bytes], timeout: float = 40.0) -> None:
+        """SIGTERM, as an operator or a deployment stops a worker, and wait for it to exit."""
+        self._stopped.add(worker.pid)
+        worker.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.to_thread(worker.wait), timeout)
+        except TimeoutError:
+            worker.kill()
+            raise AssertionError(
+                f"worker did not stop within {timeout:.0f}s after SIGTERM"
+            ) from None
+
     async def stop(self) -> None:
         for worker in self.workers:
             if worker.poll() is None:
@@ -101,6 +180,8 @@ class Harness:
 
     def check_workers(self) -> None:
         for worker in self.workers:
+            if worker.pid in self._stopped:
+                continue
             code = worker.poll()
             assert code in (None, -signal.SIGKILL), (
                 f"worker exited with {code}:\n{self.logs()[-3000:]}"
@@ -120,20 +201,120 @@ class Harness:
         topic: Topic,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes]] | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
     ) -> None:
         await self.producer.send_and_wait(
-            self.settings.topic(topic), value, key=key, headers=headers
+            self.settings.topic(topic), value, key=key, headers=headers, partition=partition
         )
+
+    @contextlib.asynccontextmanager
+    async def extra_producer(self, **options: Any) -> AsyncIterator[AIOKafkaProducer]:
+        """Another producer (compression, larger requests); creating it fails if a codec is missing."""
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap, acks="all", **options
+        )
+        await producer.start()
+        try:
+            yield producer
+        finally:
+            await producer.stop()
+
+    def partition_of(self, key: bytes) -> int:
+        return partition_for(key, self.settings.partitions)
+
+    def order_ids_on(self, partition: int, prefix: str, count: int) -> list[str]:
+        """`count` fresh order ids whose keys the default partitioner puts on `partition`."""
+        found: list[str] = []
+        candidate = 0
+        while len(found) < count:
+            order_id = f"{prefix}-{candidate}"
+            if self.partition_of(order_id.encode()) == partition:
+                found.append(order_id)
+            candidate += 1
+        return found
+
+    async def burst(
+        self,
+        odd: Sequence[Raw],
+        partition: int | None = None,
+        via: AIOKafkaProducer | None = None,
+        neighbours_via: AIOKafkaProducer | None = None,
+        before: int = 2,
+        after: int = 2,
+    ) -> Burst:
+        """Send valid orders, the odd records, more valid orders in one burst on one partition
+        (the odd records' own, by default that of the first one's key), then, once the broker
+        has all of them, a canary order on the same partition: what `completes` checks."""
+        if partition is None:
+            first = next(record.key for record in odd if record.key is not None)
+            partition = self.partition_of(first)
+        self._bursts += 1
+        ids = self.order_ids_on(partition, f"ord-b{self._bursts}", before + after + 1)
+        burst = Burst(partition, ids[:-1], ids[-1])
+        neighbours = neighbours_via or self.producer
+        pending: list[asyncio.Future[Any]] = []
+
+        async def put(producer: AIOKafkaProducer, record: Raw) -> None:
+            pending.append(
+                await producer.send(
+                    self.settings.topic(record.topic),
+                    record.value,
+                    key=record.key,
+                    headers=record.headers,
+                    partition=partition,
+                )
+            )
+
+        for order_id in ids[:before]:
+            for record in fulfillable_raw(order_id):
+                await put(neighbours, record)
+        for record in odd:
+            await put(via or self.producer, record)
+        for order_id in ids[before:-1]:
+            for record in fulfillable_raw(order_id):
+                await put(neighbours, record)
+        await asyncio.gather(*pending)
+        for record in fulfillable_raw(burst.canary):
+            await self.send_raw(
+                record.topic, record.key, record.value, record.headers, partition=partition
+            )
+        return burst
+
+    async def completes(self, order_ids: Sequence[str], timeout: float = 60.0) -> None:
+        """Each order's `fulfillment.completed` is seen and the stored order is fulfilled."""
+        wanted = set(order_ids)
+
+        def done() -> bool:
+            return wanted <= self.completed_subjects()
+
+        await self.until(
+            done,
+            timeout,
+            what=lambda: f"fulfillment.completed of {sorted(wanted - self.completed_subjects())}",
+        )
+        for order_id in order_ids:
+            await self.settled(order_id, lambda o: o.status is OrderStatus.FULFILLED, timeout)
+
+    def completed_subjects(self) -> set[str]:
+        return {str(c.get("subject")) for c in self.seen(Topic.FULFILLMENTS_COMPLETED.value)}
+
+    async def dead_letter(self, topic: Topic, key: bytes | None, timeout: float = 60.0) -> Record:
+        """The dead letter of the record with this key on `topic`."""
+        dlq = topic.dlq
+
+        def found() -> list[Record]:
+            return [letter for letter in self.seen(dlq) if letter["key"] == key]
+
+        await self.until(
+            lambda: bool(found()), timeout, what=f"a dead letter in {dlq} keyed {key!r}"
+        )
+        return found()[0]
 
     async def _read(self) -> None:
         if self._consumer is None:
             topics = [self.settings.topic(t) for t in OUTPUT_TOPICS]
-            topics += [
-                f"{self.settings.topic(t)}{DLQ_SUFFIX}"
-                for t in Topic
-                if not t.startswith(("fulfillments.c", "orders.s"))
-            ]
+            topics += [f"{self.settings.topic(t)}{DLQ_SUFFIX}" for t in INPUT_TOPICS]
             self._consumer = AIOKafkaConsumer(
                 *topics,
                 bootstrap_servers=self.settings.kafka_bootstrap,
@@ -148,7 +329,11 @@ class Harness:
                 entry: Record = {
                     "key": record.key,
                     "headers": dict(record.headers),
+                    # As received, in order, duplicates and None values included.
+                    "header_list": list(record.headers),
                     "raw": record.value,
+                    "partition": record.partition,
+                    "offset": record.offset,
                 }
                 with contextlib.suppress(ValueError, TypeError):
                     entry |= json.loads(record.value)
@@ -158,13 +343,21 @@ class Harness:
         return self._seen.get(topic, [])
 
     async def until(
-        self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+        self,
+        condition: Callable[[], bool],
+        timeout: float = 30.0,
+        what: str | Callable[[], str] = "condition",
     ) -> None:
-        """Read outputs until `condition` holds."""
-        async with asyncio.timeout(timeout):
-            while not condition():
-                self.check_workers()
-                await self._read()
+        """Read outputs until `condition` holds; on timeout, say what was awaited."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition():
+                    self.check_workers()
+                    await self._read()
+        except TimeoutError as timeout_error:
+            awaited = what() if callable(what) else what
+            timeout_error.add_note(f"waited {timeout:.0f}s for {awaited}")
+            raise
         await self._read()
 
     async def outputs_of(self, topic: Topic, count: int, timeout: float = 30.0) -> list[Record]:
