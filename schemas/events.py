@@ -227,6 +227,9 @@ class Inbound:
     order_id: str
     time: datetime
     data: InputData
+    # The CloudEvents `source`; "" when unknown. Identity is (source, id), but the lifecycle
+    # keeps idempotency on `id` alone and only makes an id reused by another source visible.
+    source: str = ""
 
 
 # ---- output data --------------------------------------------------------------------------
