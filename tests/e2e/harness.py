@@ -335,8 +335,11 @@ class Harness:
                     "partition": record.partition,
                     "offset": record.offset,
                 }
-                with contextlib.suppress(ValueError, TypeError):
-                    entry |= json.loads(record.value)
+                # Dead letters hold whatever was sent: only a JSON object is merged in.
+                with contextlib.suppress(ValueError, TypeError, RecursionError):
+                    parsed = json.loads(record.value)
+                    if isinstance(parsed, dict):
+                        entry |= parsed
                 self._seen.setdefault(name, []).append(entry)
 
     def seen(self, topic: str) -> list[Record]:
