@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from lifecycle.fulfillment import cancel, carry_out
-from lifecycle.record import note, set_status
+from lifecycle.record import listing, note, set_status
 from schemas.document import Capture, EarlyCancel, Fulfillment, Line, OrderDocument, OutboxMessage
 from schemas.events import (
     FulfillmentCancelRequested,
@@ -244,7 +244,7 @@ def _cancel_order(order: OrderDocument, event: Inbound, now: datetime) -> None:
     ]
     if completed:
         summary = (
-            f"cancel refused: fulfillments {', '.join(completed)} are completed; cancel them first"
+            f"cancel refused: fulfillments {listing(completed)} are completed; cancel them first"
         )
         note(order, TimelineType.ORDER_CANCEL_REFUSED, event, summary, now)
         return

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from datetime import datetime
+from itertools import islice
 
 from schemas.document import OrderDocument, OutboxMessage, TimelineEntry
 from schemas.events import Inbound, OrderStatusChanged, WireModel
+from schemas.limits import MAX_SUMMARY_CHARS
 from schemas.names import SERVICE_SOURCE, TYPE_TOPIC, EventType, OrderStatus
+
+# Ids a summary names before it counts the rest.
+LISTED_IDS = 5
+ELLIPSIS = "…"
 
 
 def output_id(*parts: str) -> str:
@@ -25,6 +32,9 @@ def note(
     now: datetime,
     fulfillment_id: str | None = None,
 ) -> None:
+    """Add a timeline entry; its summary is cut to `MAX_SUMMARY_CHARS`, whatever went into it."""
+    if len(summary) > MAX_SUMMARY_CHARS:
+        summary = summary[: MAX_SUMMARY_CHARS - len(ELLIPSIS)] + ELLIPSIS
     order.timeline.append(
         TimelineEntry(
             at=now,
@@ -35,6 +45,13 @@ def note(
             fulfillment_id=fulfillment_id,
         )
     )
+
+
+def listing(ids: Collection[str]) -> str:
+    """A few of `ids` and how many more: "a, b, c, d, e and 7 more"."""
+    shown = ", ".join(islice(ids, LISTED_IDS))
+    rest = len(ids) - LISTED_IDS
+    return f"{shown} and {rest} more" if rest > 0 else shown
 
 
 def emit(

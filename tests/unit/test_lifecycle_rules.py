@@ -5,15 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from lifecycle import decide
+from lifecycle import apply, decide
 from schemas.document import OrderDocument, OutboxMessage
 from schemas.events import Inbound
-from schemas.names import CancelReason, EventType, FulfillmentStatus, OrderStatus, PaymentStatus
+from schemas.limits import MAX_SUMMARY_CHARS
+from schemas.names import (
+    CancelReason,
+    EventType,
+    FulfillmentStatus,
+    OrderStatus,
+    PaymentStatus,
+    TimelineType,
+)
 from tests.factories import (
     ADDRESS,
     cancel_fulfillment,
     cancel_order,
     captured,
+    inbound,
     line,
     placed,
     requested,
@@ -260,6 +269,22 @@ def test_order_cancel_is_refused_while_a_fulfillment_is_completed() -> None:
     ]
 
 
+def test_order_cancel_refusal_names_five_completed_fulfillments_and_counts_the_rest() -> None:
+    requests = [requested(fulfillment_id=f"ful-{i}", lines=[("L1", 1)]) for i in range(13)]
+    order, _ = run(
+        placed(lines=[line("L1", 13)]),
+        captured(amount="130.00"),
+        *requests,
+        cancel_fulfillment(fulfillment_id="ful-0"),
+        cancel_order(),
+    )
+    refusal = next(e for e in order.timeline if e.type == TimelineType.ORDER_CANCEL_REFUSED)
+    assert refusal.summary == (
+        "cancel refused: fulfillments ful-1, ful-2, ful-3, ful-4, ful-5 and 7 more are completed;"
+        " cancel them first"
+    )
+
+
 def test_order_cancel_is_accepted_once_completed_fulfillments_are_undone() -> None:
     order, _ = run(placed(), captured(), requested(), cancel_fulfillment(), cancel_order())
     assert order.status is OrderStatus.CANCELLED
@@ -272,6 +297,30 @@ def test_every_applied_event_is_on_the_timeline_with_its_event_id() -> None:
     events = [placed(), captured(), requested()]
     order, _ = run(*events)
     assert {event.id for event in events} <= {entry.event_id for entry in order.timeline}
+
+
+def test_every_timeline_summary_is_cut_at_the_limit_with_an_ellipsis() -> None:
+    long_cancel = inbound(EventType.ORDER_CANCEL_REQUESTED, "ord-1", {"reason": "x" * 1000})
+    order, _ = run(placed(), long_cancel)
+    assert all(len(entry.summary) <= MAX_SUMMARY_CHARS for entry in order.timeline)
+    cancelled = next(e for e in order.timeline if e.type == EventType.ORDER_CANCEL_REQUESTED)
+    assert len(cancelled.summary) == MAX_SUMMARY_CHARS
+    assert cancelled.summary.startswith("order cancelled: xxx") and cancelled.summary.endswith("…")
+
+
+def test_many_refusals_over_many_fulfillments_keep_every_summary_within_the_limit() -> None:
+    order = OrderDocument(_id="ord-1")
+    apply(order, placed(lines=[line("L1", 600)]), NOW)
+    apply(order, captured(amount="6000.00"), NOW)
+    for index in range(600):
+        apply(order, requested(fulfillment_id=f"ful-{index:04}", lines=[("L1", 1)]), NOW)
+    for _ in range(220):
+        apply(order, cancel_order(), NOW)
+    refusals = [e for e in order.timeline if e.type == TimelineType.ORDER_CANCEL_REFUSED]
+    assert len(refusals) == 220
+    assert all(
+        e.summary.endswith("and 595 more are completed; cancel them first") for e in refusals
+    )
 
 
 def test_output_ids_are_deterministic() -> None:
