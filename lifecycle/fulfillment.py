@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
-from lifecycle.record import emit, note, set_status
-from schemas.document import Fulfillment, OrderDocument
+from lifecycle.record import emit, message, note, set_status
+from schemas.document import Fulfillment, OrderDocument, OutboxMessage
 from schemas.events import (
     CancelledLine,
     FulfilledLine,
@@ -13,6 +14,7 @@ from schemas.events import (
     FulfillmentCompleted,
     Inbound,
 )
+from schemas.limits import MAX_OUTPUT_BYTES
 from schemas.names import (
     CancelReason,
     Delivery,
@@ -23,11 +25,16 @@ from schemas.names import (
 )
 
 
-def progress_status(order: OrderDocument) -> OrderStatus:
-    """The status a paid order has, given how much of it is fulfilled."""
-    if all(line.unfulfilled == 0 for line in order.lines):
+def progress_status(order: OrderDocument, adding: Mapping[str, int] | None = None) -> OrderStatus:
+    """The status a paid order has, given how much of it is fulfilled (plus `adding` per line)."""
+    adding = adding or {}
+    fulfilled = [
+        (line.fulfilled_quantity + adding.get(line.line_id, 0), line.quantity)
+        for line in order.lines
+    ]
+    if all(done == quantity for done, quantity in fulfilled):
         return OrderStatus.FULFILLED
-    if any(line.fulfilled_quantity > 0 for line in order.lines):
+    if any(done > 0 for done, _ in fulfilled):
         return OrderStatus.PARTIALLY_FULFILLED
     return OrderStatus.UNFULFILLED
 
@@ -72,27 +79,29 @@ def _address_problem(
     return None
 
 
+def _size_problem(completed: OutboxMessage) -> str | None:
+    # Measured sealed: a Fernet token is longer than the credentials it seals, so the published
+    # event (credentials opened) is never larger than this.
+    size = len(completed.value.encode())
+    if size <= MAX_OUTPUT_BYTES:
+        return None
+    return (
+        f"the fulfillment.completed event would be {size} bytes,"
+        f" above the limit of {MAX_OUTPUT_BYTES} bytes"
+    )
+
+
 def carry_out(
     order: OrderDocument, fulfillment: Fulfillment, event: Inbound, now: datetime
 ) -> None:
-    """Fulfill the request on a paid order, or refuse it as invalid."""
+    """Fulfill the request on a paid order, or refuse it as invalid (or too large to publish)."""
     lines, problem = resolve_lines(order, fulfillment)
     problem = problem or _address_problem(order, fulfillment, lines)
     if problem:
         cancel(order, fulfillment, CancelReason.INVALID_REQUEST, problem, event, now)
         return
-    for fulfilled in lines:
-        line = order.line(fulfilled.line_id)
-        assert line is not None
-        line.fulfilled_quantity += fulfilled.quantity
-    if fulfillment.shipping_address and fulfillment.shipping_address != order.shipping_address:
-        order.shipping_address = fulfillment.shipping_address
-        note(order, TimelineType.SHIPPING_ADDRESS_CHANGED, event, "shipping address corrected", now)
-    fulfillment.status = FulfillmentStatus.COMPLETED
-    fulfillment.lines = lines
-    fulfillment.completed_at = now
-    status = progress_status(order)
-    emit(
+    status = progress_status(order, {line.line_id: line.quantity for line in lines})
+    completed = message(
         order,
         EventType.FULFILLMENT_COMPLETED,
         FulfillmentCompleted(
@@ -107,6 +116,21 @@ def carry_out(
         now,
         fulfillment.fulfillment_id,
     )
+    problem = _size_problem(completed)
+    if problem:
+        cancel(order, fulfillment, CancelReason.INVALID_REQUEST, problem, event, now)
+        return
+    for fulfilled in lines:
+        line = order.line(fulfilled.line_id)
+        assert line is not None
+        line.fulfilled_quantity += fulfilled.quantity
+    if fulfillment.shipping_address and fulfillment.shipping_address != order.shipping_address:
+        order.shipping_address = fulfillment.shipping_address
+        note(order, TimelineType.SHIPPING_ADDRESS_CHANGED, event, "shipping address corrected", now)
+    fulfillment.status = FulfillmentStatus.COMPLETED
+    fulfillment.lines = lines
+    fulfillment.completed_at = now
+    order.outbox.append(completed)
     summary = ", ".join(f"{line.quantity} x {line.sku}" for line in lines)
     if fulfillment.shipment:
         summary += f" via {fulfillment.shipment.carrier} {fulfillment.shipment.tracking_number}"

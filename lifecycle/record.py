@@ -54,32 +54,37 @@ def listing(ids: Collection[str]) -> str:
     return f"{shown} and {rest} more" if rest > 0 else shown
 
 
+def message(
+    order: OrderDocument, event_type: EventType, data: WireModel, now: datetime, *key: str
+) -> OutboxMessage:
+    """An output event as the outbox carries it (credentials still sealed)."""
+    message_id = output_id(event_type.value, order.id, *key)
+    return OutboxMessage(
+        id=message_id,
+        topic=TYPE_TOPIC[event_type].value,
+        key=order.id,
+        value=json.dumps(
+            {
+                "specversion": "1.0",
+                "id": message_id,
+                "source": SERVICE_SOURCE,
+                "type": event_type.value,
+                "subject": order.id,
+                "time": now.isoformat().replace("+00:00", "Z"),
+                "datacontenttype": "application/json",
+                "data": data.model_dump(mode="json"),
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ),
+    )
+
+
 def emit(
     order: OrderDocument, event_type: EventType, data: WireModel, now: datetime, *key: str
 ) -> None:
     """Put an output event in the order's outbox, to be published after the save."""
-    message_id = output_id(event_type.value, order.id, *key)
-    order.outbox.append(
-        OutboxMessage(
-            id=message_id,
-            topic=TYPE_TOPIC[event_type].value,
-            key=order.id,
-            value=json.dumps(
-                {
-                    "specversion": "1.0",
-                    "id": message_id,
-                    "source": SERVICE_SOURCE,
-                    "type": event_type.value,
-                    "subject": order.id,
-                    "time": now.isoformat().replace("+00:00", "Z"),
-                    "datacontenttype": "application/json",
-                    "data": data.model_dump(mode="json"),
-                },
-                separators=(",", ":"),
-                ensure_ascii=False,
-            ),
-        )
-    )
+    order.outbox.append(message(order, event_type, data, now, *key))
 
 
 def set_status(order: OrderDocument, status: OrderStatus, event: Inbound, now: datetime) -> None:

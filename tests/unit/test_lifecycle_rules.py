@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from lifecycle import apply, decide
 from schemas.document import OrderDocument, OutboxMessage
 from schemas.events import Inbound
-from schemas.limits import MAX_SUMMARY_CHARS
+from schemas.limits import MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
 from schemas.names import (
     CancelReason,
     EventType,
@@ -201,6 +202,42 @@ def test_duplicate_event_id_has_no_further_effect() -> None:
     assert not decision.applied
     assert decision.outputs == []
     assert decision.order.model_dump() == order.model_dump()
+
+
+def test_request_whose_completed_event_would_be_too_large_is_cancelled_as_invalid() -> None:
+    big = {
+        "line_id": "D1",
+        "access_url": "https://example.com/" + "a" * 900,
+        "instructions": "i" * 1000,
+        "credentials": {"username": "u" * 1000, "token": "t" * 1000},
+    }
+    order, outputs = run(
+        placed(lines=[line("D1", 1, "digital")]),
+        captured(amount="10.00"),
+        requested(distributions=[big] * 300),
+    )
+    assert not of_type(outputs, EventType.FULFILLMENT_COMPLETED)
+    cancelled = of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]
+    assert cancelled["reason"] == CancelReason.INVALID_REQUEST
+    size = re.fullmatch(
+        rf"the fulfillment.completed event would be (\d+) bytes, above the limit of {MAX_OUTPUT_BYTES} bytes",
+        cancelled["detail"],
+    )
+    assert size is not None and int(size[1]) > MAX_OUTPUT_BYTES
+    assert order.lines[0].fulfilled_quantity == 0
+    assert order.status is OrderStatus.UNFULFILLED
+
+
+def test_request_with_large_distributions_under_the_output_limit_is_carried_out() -> None:
+    big = {"line_id": "D1", "access_url": "https://example.com/" + "a" * 900}
+    order, outputs = run(
+        placed(lines=[line("D1", 1, "digital")]),
+        captured(amount="10.00"),
+        requested(distributions=[big] * 300),
+    )
+    completed = [o for o in outputs if o.event["type"] == EventType.FULFILLMENT_COMPLETED]
+    assert len(completed[0].value.encode()) > 200_000
+    assert order.status is OrderStatus.FULFILLED
 
 
 def test_shipment_carrier_and_tracking_number_are_published() -> None:
