@@ -47,9 +47,9 @@ def decide(order: OrderDocument | None, event: Inbound, now: datetime) -> Decisi
 
 def apply(order: OrderDocument, event: Inbound, now: datetime) -> list[OutboxMessage] | None:
     """Apply `event` to `order` in place; None when the event id was applied before."""
-    if event.id in order.applied_event_ids:
+    if order.is_applied(event.id):
         return None
-    order.applied_event_ids.append(event.id)
+    order.mark_applied(event.id)
     first_new = len(order.outbox)
     _HANDLERS[event.type](order, event, now)
     order.updated_at = now
@@ -60,17 +60,11 @@ def _is_paid(order: OrderDocument) -> bool:
     return order.placed and order.payment_status is PaymentStatus.CAPTURED
 
 
-def _count_payments(order: OrderDocument) -> None:
+def _add_payment(order: OrderDocument, money: Decimal) -> None:
+    """Keep the captured sum as a running total, so a capture costs the same on any order."""
     if not order.placed or order.total is None:
         return
-    captured = sum(
-        (
-            amount(capture.amount)
-            for capture in order.captures
-            if capture.currency == order.currency
-        ),
-        Decimal(0),
-    )
+    captured = amount(order.captured_amount) + money
     order.captured_amount = str(captured)
     if captured >= amount(order.total):
         order.payment_status = PaymentStatus.CAPTURED
@@ -118,7 +112,10 @@ def _placed(order: OrderDocument, event: Inbound, now: datetime) -> None:
         f"order {data.order_number} placed: {len(data.lines)} lines, total {data.total} {data.currency}",
         now,
     )
-    _count_payments(order)
+    # Once per order: the captures that arrived before it was placed start the running total.
+    order.captured_amount = "0"
+    earlier = (amount(c.amount) for c in order.captures if c.currency == order.currency)
+    _add_payment(order, sum(earlier, Decimal(0)))
     if order.status is None:
         set_status(order, OrderStatus.AWAITING_PAYMENT, event, now)
     _advance(order, event, now)
@@ -127,7 +124,7 @@ def _placed(order: OrderDocument, event: Inbound, now: datetime) -> None:
 def _captured(order: OrderDocument, event: Inbound, now: datetime) -> None:
     data = event.data
     assert isinstance(data, PaymentCaptured)
-    if any(capture.payment_id == data.payment_id for capture in order.captures):
+    if order.capture(data.payment_id) is not None:
         note(
             order,
             TimelineType.PAYMENT_DUPLICATE,
@@ -136,14 +133,15 @@ def _captured(order: OrderDocument, event: Inbound, now: datetime) -> None:
             now,
         )
         return
-    order.captures.append(Capture(**data.model_dump(), event_id=event.id))
+    order.add_capture(Capture(**data.model_dump(), event_id=event.id))
     note(order, EventType.PAYMENT_CAPTURED, event, f"captured {data.amount} {data.currency}", now)
     if order.placed and data.currency != order.currency:
         summary = (
             f"capture in {data.currency} recorded, not counted: the order is in {order.currency}"
         )
         note(order, TimelineType.PAYMENT_NOT_COUNTED, event, summary, now)
-    _count_payments(order)
+        return
+    _add_payment(order, amount(data.amount))
     _advance(order, event, now)
 
 
@@ -172,11 +170,11 @@ def _requested(order: OrderDocument, event: Inbound, now: datetime) -> None:
         shipping_address=data.shipping_address,
         requested_by=data.requested_by,
     )
-    order.fulfillments.append(fulfillment)
+    order.add_fulfillment(fulfillment)
     note(
         order, EventType.FULFILLMENT_REQUESTED, event, "fulfillment requested", now, fulfillment_id
     )
-    early = next((c for c in order.early_cancels if c.fulfillment_id == fulfillment_id), None)
+    early = order.early_cancel(fulfillment_id)
     if early is not None:
         detail = early.reason or "cancel request arrived before the fulfillment request"
         cancel(order, fulfillment, CancelReason.CANCEL_REQUESTED, detail, event, now)
@@ -204,7 +202,7 @@ def _cancel_fulfillment(order: OrderDocument, event: Inbound, now: datetime) -> 
     fulfillment_id = data.fulfillment_id
     fulfillment = order.fulfillment(fulfillment_id)
     if fulfillment is None:
-        if any(c.fulfillment_id == fulfillment_id for c in order.early_cancels):
+        if order.early_cancel(fulfillment_id) is not None:
             note(
                 order,
                 TimelineType.FULFILLMENT_CANCEL_IGNORED,
@@ -214,7 +212,7 @@ def _cancel_fulfillment(order: OrderDocument, event: Inbound, now: datetime) -> 
                 fulfillment_id,
             )
             return
-        order.early_cancels.append(
+        order.add_early_cancel(
             EarlyCancel(fulfillment_id=fulfillment_id, event_id=event.id, reason=data.reason)
         )
         summary = "cancel remembered: the fulfillment request has not arrived yet"
@@ -239,9 +237,7 @@ def _cancel_order(order: OrderDocument, event: Inbound, now: datetime) -> None:
     if order.status is OrderStatus.CANCELLED:
         note(order, TimelineType.ORDER_CANCEL_IGNORED, event, "order already cancelled", now)
         return
-    completed = [
-        f.fulfillment_id for f in order.fulfillments if f.status is FulfillmentStatus.COMPLETED
-    ]
+    completed = order.completed_fulfillment_ids()
     if completed:
         summary = (
             f"cancel refused: fulfillments {listing(completed)} are completed; cancel them first"

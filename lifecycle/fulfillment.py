@@ -127,7 +127,7 @@ def carry_out(
     if fulfillment.shipping_address and fulfillment.shipping_address != order.shipping_address:
         order.shipping_address = fulfillment.shipping_address
         note(order, TimelineType.SHIPPING_ADDRESS_CHANGED, event, "shipping address corrected", now)
-    fulfillment.status = FulfillmentStatus.COMPLETED
+    order.set_fulfillment_status(fulfillment, FulfillmentStatus.COMPLETED)
     fulfillment.lines = lines
     fulfillment.completed_at = now
     order.outbox.append(completed)
@@ -174,7 +174,7 @@ def cancel(
             line = order.line(cancelled.line_id)
             assert line is not None
             line.fulfilled_quantity -= cancelled.quantity
-    fulfillment.status = FulfillmentStatus.CANCELLED
+    order.set_fulfillment_status(fulfillment, FulfillmentStatus.CANCELLED)
     fulfillment.reason = reason
     fulfillment.detail = detail
     fulfillment.previously_completed = undo

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Collection, Hashable
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from schemas.events import (
     Address,
@@ -129,6 +130,109 @@ class PendingOutbox(DocumentModel):
         return self.model_dump(mode="python", by_alias=True)
 
 
+T = TypeVar("T")
+
+
+class _Positions(Generic[T]):
+    """Where each key first occurs in one of the document's lists, so a lookup costs O(1).
+
+    Built on first use and kept up to date by `append`. A list that was replaced, or grown
+    another way (loading, a direct append), is indexed again; items are never edited in place.
+    """
+
+    def __init__(self, key: Callable[[T], Hashable]) -> None:
+        self._key = key
+        self._items: list[T] | None = None
+        self._length = 0
+        self._positions: dict[Hashable, int] = {}
+
+    def __eq__(self, other: object) -> bool:
+        # Derived state: documents are equal when their fields are (pydantic compares privates).
+        return isinstance(other, _Positions)
+
+    def find(self, items: list[T], key: Hashable) -> T | None:
+        position = self.position(items, key)
+        return None if position is None else items[position]
+
+    def position(self, items: list[T], key: Hashable) -> int | None:
+        return self._current(items).get(key)
+
+    def append(self, items: list[T], item: T) -> None:
+        self._current(items).setdefault(self._key(item), len(items))
+        items.append(item)
+        self._length += 1
+
+    def _current(self, items: list[T]) -> dict[Hashable, int]:
+        if items is not self._items or len(items) != self._length:
+            self._positions = {}
+            for position, item in enumerate(items):
+                self._positions.setdefault(self._key(item), position)
+            self._items, self._length = items, len(items)
+        return self._positions
+
+
+class _Completed:
+    """Ids of the completed fulfillments, in document order, kept up to date on status changes."""
+
+    def __init__(self) -> None:
+        self._items: list[Fulfillment] | None = None
+        self._length = 0
+        self._ids: dict[str, None] = {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Completed)
+
+    def of(self, fulfillments: list[Fulfillment]) -> dict[str, None]:
+        if fulfillments is not self._items or len(fulfillments) != self._length:
+            self._ids = {
+                f.fulfillment_id: None
+                for f in fulfillments
+                if f.status is FulfillmentStatus.COMPLETED
+            }
+            self._items, self._length = fulfillments, len(fulfillments)
+        return self._ids
+
+    def appended(self, fulfillments: list[Fulfillment], fulfillment: Fulfillment) -> None:
+        """Take in `fulfillment`, just appended to `fulfillments`."""
+        if fulfillments is not self._items or len(fulfillments) != self._length + 1:
+            self.of(fulfillments)
+            return
+        self._length += 1
+        if fulfillment.status is FulfillmentStatus.COMPLETED:
+            self._ids[fulfillment.fulfillment_id] = None
+
+
+def _identity(event_id: str) -> str:
+    return event_id
+
+
+def _payment_id(capture: Capture) -> str:
+    return capture.payment_id
+
+
+def _fulfillment_id(item: Fulfillment | EarlyCancel) -> str:
+    return item.fulfillment_id
+
+
+def _line_id(line: Line) -> str:
+    return line.line_id
+
+
+class _Index:
+    """Lookups by id over the document's growing lists: an event's cost must not grow with them."""
+
+    def __init__(self) -> None:
+        self.applied = _Positions(_identity)
+        self.captures = _Positions(_payment_id)
+        self.fulfillments: _Positions[Fulfillment] = _Positions(_fulfillment_id)
+        self.early_cancels: _Positions[EarlyCancel] = _Positions(_fulfillment_id)
+        self.lines = _Positions(_line_id)
+        self.completed = _Completed()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Index)
+
+
 class OrderDocument(DocumentModel):
     id: str = Field(alias="_id")
     version: int = 0
@@ -152,12 +256,48 @@ class OrderDocument(DocumentModel):
     # The outputs of the last save; whether they were sent is kept in `outbox_pending`.
     outbox: list[OutboxMessage] = Field(default_factory=list)
     updated_at: datetime | None = None
+    _index: _Index = PrivateAttr(default_factory=_Index)
+
+    def is_applied(self, event_id: str) -> bool:
+        return self._index.applied.position(self.applied_event_ids, event_id) is not None
+
+    def mark_applied(self, event_id: str) -> None:
+        self._index.applied.append(self.applied_event_ids, event_id)
+
+    def capture(self, payment_id: str) -> Capture | None:
+        return self._index.captures.find(self.captures, payment_id)
+
+    def add_capture(self, capture: Capture) -> None:
+        self._index.captures.append(self.captures, capture)
 
     def fulfillment(self, fulfillment_id: str) -> Fulfillment | None:
-        return next((f for f in self.fulfillments if f.fulfillment_id == fulfillment_id), None)
+        return self._index.fulfillments.find(self.fulfillments, fulfillment_id)
+
+    def add_fulfillment(self, fulfillment: Fulfillment) -> None:
+        self._index.fulfillments.append(self.fulfillments, fulfillment)
+        self._index.completed.appended(self.fulfillments, fulfillment)
+
+    def set_fulfillment_status(self, fulfillment: Fulfillment, status: FulfillmentStatus) -> None:
+        """Every status change of a fulfillment goes through here, to keep the completed ids."""
+        completed = self._index.completed.of(self.fulfillments)
+        fulfillment.status = status
+        if status is FulfillmentStatus.COMPLETED:
+            completed[fulfillment.fulfillment_id] = None
+        else:
+            completed.pop(fulfillment.fulfillment_id, None)
+
+    def completed_fulfillment_ids(self) -> Collection[str]:
+        """Ids of the completed (not undone) fulfillments, in document order."""
+        return self._index.completed.of(self.fulfillments).keys()
+
+    def early_cancel(self, fulfillment_id: str) -> EarlyCancel | None:
+        return self._index.early_cancels.find(self.early_cancels, fulfillment_id)
+
+    def add_early_cancel(self, early: EarlyCancel) -> None:
+        self._index.early_cancels.append(self.early_cancels, early)
 
     def line(self, line_id: str) -> Line | None:
-        return next((line for line in self.lines if line.line_id == line_id), None)
+        return self._index.lines.find(self.lines, line_id)
 
     def to_mongo(self) -> dict[str, Any]:
         """The BSON-ready document; credentials in it are already sealed."""

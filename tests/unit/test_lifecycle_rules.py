@@ -90,6 +90,27 @@ def test_repeated_payment_id_counts_once() -> None:
     assert order.captured_amount == "10.00"
 
 
+def test_captures_that_arrive_before_the_order_count_once_it_is_placed() -> None:
+    order, _ = run(
+        captured(amount="5.00", payment_id="p1"),
+        captured(amount="20.00", payment_id="p2", currency="EUR"),
+        captured(amount="15.00", payment_id="p3"),
+        placed(),
+        captured(amount="1.00", payment_id="p4"),
+    )
+    assert order.captured_amount == "21.00"
+    assert order.payment_status is PaymentStatus.CAPTURED
+    assert order.status is OrderStatus.UNFULFILLED
+
+
+def test_the_captured_total_carries_on_from_a_stored_document() -> None:
+    order, _ = run(placed(), captured(amount="5.00", payment_id="p1"))
+    stored = OrderDocument.model_validate(order.to_mongo())
+    order, _ = run(captured(amount="15.00", payment_id="p2"), order=stored)
+    assert order.captured_amount == "20.00"
+    assert order.payment_status is PaymentStatus.CAPTURED
+
+
 def test_request_for_an_unpaid_order_is_kept_pending() -> None:
     order, outputs = run(placed(), requested())
     assert fulfillment_status(order) is FulfillmentStatus.PENDING
