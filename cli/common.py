@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from aiokafka.errors import KafkaError
+from aiokafka import errors as kafka
 from pymongo.errors import ConnectionFailure
 from rich.console import Console
 
-from config import ConfigError
+from config import ConfigError, Settings
+from consumers.startup import reason
+from producers.publisher import FulfillmentPublisher
 
 console = Console()
 errors = Console(stderr=True)
@@ -21,12 +26,40 @@ T = TypeVar("T")
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69
+# A command waits this long for one Kafka answer, not aiokafka's 40 s: a hung broker fails fast.
+CLI_KAFKA_TIMEOUT_MS = 4000
+# Kafka errors that mean "cannot be reached", as opposed to a refused request.
+KAFKA_UNREACHABLE: tuple[type[Exception], ...] = (
+    kafka.KafkaConnectionError,
+    kafka.KafkaTimeoutError,
+    kafka.NoBrokersAvailable,
+    kafka.NodeNotReadyError,
+    kafka.RequestTimedOutError,
+    kafka.KafkaUnavailableError,
+)
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print one line on stderr and exit: operators get no tracebacks."""
     errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def quiet_client_logs() -> None:
+    """Commands report failures themselves: the Kafka client's own lines would only repeat them."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL + 1)
+
+
+def cli_settings() -> Settings:
+    """Settings from the environment, with the short Kafka timeout of an interactive command."""
+    return replace(Settings.from_env(), kafka_request_timeout_ms=CLI_KAFKA_TIMEOUT_MS)
+
+
+def _kafka_address() -> str:
+    try:
+        return Settings.from_env().kafka_bootstrap
+    except ConfigError:
+        return "KAFKA_BOOTSTRAP_SERVERS"
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -36,6 +69,25 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     except ConfigError as problem:
         fail(str(problem), EXIT_USAGE)
     except ConnectionFailure as problem:
-        fail(f"cannot reach the store: {str(problem).splitlines()[0][:200]}", EXIT_UNAVAILABLE)
-    except KafkaError as problem:
-        fail(f"cannot reach Kafka: {problem}", EXIT_UNAVAILABLE)
+        fail(f"cannot reach the store: {reason(problem)}", EXIT_UNAVAILABLE)
+    except KAFKA_UNREACHABLE as problem:
+        fail(f"cannot reach Kafka at {_kafka_address()}: {reason(problem)}", EXIT_UNAVAILABLE)
+    except kafka.KafkaError as problem:
+        fail(f"Kafka refused: {reason(problem)}")
+    except (TimeoutError, ConnectionError) as problem:
+        fail(f"cannot reach Kafka or the store: {reason(problem)}", EXIT_UNAVAILABLE)
+
+
+@contextlib.asynccontextmanager
+async def open_publisher(settings: Settings) -> AsyncIterator[FulfillmentPublisher]:
+    """A started publisher, closed even when starting it fails (no "Unclosed" warning then)."""
+    publisher = FulfillmentPublisher(settings)
+    try:
+        await publisher.__aenter__()
+    except BaseException:
+        await publisher.__aexit__(None, None, None)
+        raise
+    try:
+        yield publisher
+    finally:
+        await publisher.__aexit__(None, None, None)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 import stack
-from cli.common import EXIT_USAGE, console, errors, fail
+from cli.common import EXIT_USAGE, console, errors, fail, quiet_client_logs
 from cli.messages import dlq_app, publish, topics_app
 from cli.orders import order_app, orders_app
 from config import ConfigError, Settings
@@ -263,6 +263,8 @@ def demo(
 
 def main() -> None:
     """Run the CLI; unexpected failures are one line unless FULFILLMENT_DEBUG is set."""
+    # `worker` configures its own JSON logs; every other command prints its failures once.
+    quiet_client_logs()
     try:
         app()
     except KeyboardInterrupt:

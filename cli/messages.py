@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,34 +16,42 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 from rich.table import Table
 
-from cli.common import EXIT_FAILURE, console, errors, fail, run
+from cli.common import EXIT_FAILURE, cli_settings, console, errors, fail, open_publisher, run
 from config import Settings
 from consumers.topics import ensure_topics
-from producers.publisher import FulfillmentPublisher
 from schemas.events import INPUT_DATA, Envelope
-from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, TYPE_TOPIC, EventType, Topic
+from schemas.names import (
+    DLQ_SUFFIX,
+    INPUT_TOPICS,
+    TYPE_TOPIC,
+    DeadLetterHeader,
+    EventType,
+    Topic,
+)
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the contract.")
 REPLAY_GROUP = "fulfillment-dlq-replay"
-# How often a message was replayed; a replayed letter that fails again is not replayed again unless asked.
-REPLAYS_HEADER = "x-dlq-replays"
-DLQ_HEADERS = (
-    "x-dlq-reason",
-    "x-dlq-error",
-    "x-original-topic",
-    "x-original-partition",
-    "x-original-offset",
-)
+# The headers a dead letter gained; a replay sends the record back without them.
+# REPLAYS counts replays: a replayed letter that fails again is not replayed again unless asked.
+DLQ_HEADERS = tuple(DeadLetterHeader)
+# Awaited between reading the end offsets and reading the letters (a seam for tests).
+Hook = Callable[[], Awaitable[None]]
 
 
 def _read_source(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    """The text of `path` (- for stdin); one-line failures for unreadable or non-UTF-8 input."""
+    name = "stdin" if path == "-" else path
     try:
-        return Path(path).read_text()
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as problem:
         fail(f"cannot read {path}: {problem.strerror}")
+    try:
+        # A byte-order mark, which some editors write, is not an error.
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as problem:
+        # The offset of the first bad byte, counted from 0 as hex viewers do.
+        fail(f"{name} is not UTF-8 text (byte {problem.start})")
 
 
 def _as_event(event_type: EventType, document: Any, order_id: str | None) -> dict[str, Any]:
@@ -122,8 +132,8 @@ def publish(
         return
 
     async def send() -> None:
-        settings = Settings.from_env()
-        async with FulfillmentPublisher(settings) as publisher:
+        settings = cli_settings()
+        async with open_publisher(settings) as publisher:
             topic = settings.topic(TYPE_TOPIC[event_type])
             await publisher.send_raw(
                 topic, str(event["subject"]).encode(), json.dumps(event).encode()
@@ -144,10 +154,8 @@ def _dlq_topic(settings: Settings, name: str) -> str:
     return f"{settings.topic(Topic(base))}{DLQ_SUFFIX}"
 
 
-async def _letters(
-    settings: Settings, topic: str, group: str | None
-) -> tuple[AIOKafkaConsumer, list[Any]]:
-    """Every dead letter not yet read by `group` (all of them without a group)."""
+async def _start_consumer(settings: Settings, group: str | None) -> AIOKafkaConsumer:
+    """A started consumer that commits only when told; closed again if starting fails."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=group,
@@ -155,30 +163,53 @@ async def _letters(
         auto_offset_reset="earliest",
         **settings.kafka_options(),
     )
-    await consumer.start()
-    await consumer._client.force_metadata_update()
-    partitions = [
-        TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-    ]
-    if not partitions:
+    try:
+        await consumer.start()
+    except BaseException:
         await consumer.stop()
+        raise
+    return consumer
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    await consumer._client.force_metadata_update()
+    found = sorted(consumer.partitions_for_topic(topic) or [])
+    if not found:
         fail(f"topic {topic} does not exist")
-    consumer.assign(partitions)
+    return [TopicPartition(topic, p) for p in found]
+
+
+async def _letters(
+    consumer: AIOKafkaConsumer,
+    topic: str,
+    from_committed: bool,
+    after_snapshot: Hook | None = None,
+) -> list[Any]:
+    """Every dead letter below the end offsets as they stood when called, from the group's
+    committed offsets (or from the beginning)."""
+    partitions = await _partitions(consumer, topic)
+    # The snapshot is taken before anything is assigned or fetched: letters arriving later
+    # are left for the next run, whatever the fetcher happens to read ahead.
     ends = await consumer.end_offsets(partitions)
-    if group is None:
-        await consumer.seek_to_beginning(*partitions)
-    else:
-        for partition in partitions:
-            committed = await consumer.committed(partition)
-            if committed is None:
-                await consumer.seek_to_beginning(partition)
-            else:
-                consumer.seek(partition, committed)
+    if after_snapshot is not None:
+        await after_snapshot()
+    consumer.assign(partitions)
+    for partition in partitions:
+        committed = await consumer.committed(partition) if from_committed else None
+        if committed is None:
+            await consumer.seek_to_beginning(partition)
+        else:
+            consumer.seek(partition, committed)
     letters: list[Any] = []
     while [p for p in partitions if await consumer.position(p) < ends[p]]:
         for records in (await consumer.getmany(timeout_ms=500)).values():
             letters += [r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
-    return consumer, letters
+    return letters
+
+
+def _header(letter: Any, name: DeadLetterHeader, default: str = "") -> str:
+    value: bytes | None = dict(letter.headers).get(name)
+    return value.decode(errors="replace") if value is not None else default
 
 
 @dlq_app.command("list")
@@ -187,26 +218,89 @@ def dlq_list(
     limit: int = typer.Option(50, "--limit", min=1),
 ) -> None:
     """List the dead letters of an input topic with their reasons."""
-    settings = Settings.from_env()
+    settings = cli_settings()
+    dlq = _dlq_topic(settings, topic)
 
     async def read() -> list[Any]:
-        consumer, letters = await _letters(settings, _dlq_topic(settings, topic), None)
-        await consumer.stop()
-        return letters
+        consumer = await _start_consumer(settings, None)
+        try:
+            return await _letters(consumer, dlq, from_committed=False)
+        finally:
+            await consumer.stop()
 
     letters = run(read())
     table = Table("partition@offset", "key", "reason", "error", "original")
     for letter in letters[-limit:]:
-        headers = {k: v.decode(errors="replace") for k, v in letter.headers}
         table.add_row(
             f"{letter.partition}@{letter.offset}",
             (letter.key or b"").decode(errors="replace"),
-            headers.get("x-dlq-reason", ""),
-            headers.get("x-dlq-error", ""),
-            f"{headers.get('x-original-topic', '')}[{headers.get('x-original-partition', '')}]@{headers.get('x-original-offset', '')}",
+            _header(letter, DeadLetterHeader.REASON),
+            _header(letter, DeadLetterHeader.ERROR),
+            f"{_header(letter, DeadLetterHeader.ORIGINAL_TOPIC)}[{_header(letter, DeadLetterHeader.ORIGINAL_PARTITION)}]"
+            f"@{_header(letter, DeadLetterHeader.ORIGINAL_OFFSET)}",
         )
     console.print(table)
     console.print(f"{len(letters)} dead letters", style="dim")
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What one replay did with the letters it read."""
+
+    replayed: int
+    # Failed again after a replay: left alone unless --again.
+    failed_again: int
+    # Dead-lettered without their value (too large for the broker): nothing to send back.
+    value_omitted: int
+
+    def summary(self, verb: str, dlq: str) -> str:
+        notes = []
+        if self.failed_again:
+            notes.append(
+                f"skipped {self.failed_again} that failed again after a replay (--again replays them)"
+            )
+        if self.value_omitted:
+            notes.append(f"skipped {self.value_omitted} whose value was too large to keep")
+        return "; ".join([f"{verb} {self.replayed} dead letters from {dlq}", *notes])
+
+
+def _choose(letters: list[Any], again: bool) -> tuple[list[Any], Replay]:
+    """The letters to replay, and the counts of what is left out and why."""
+    chosen, failed_again, omitted = [], 0, 0
+    for letter in letters:
+        if DeadLetterHeader.VALUE_OMITTED in dict(letter.headers):
+            omitted += 1
+        elif _replays(letter) > 0 and not again:
+            failed_again += 1
+        else:
+            chosen.append(letter)
+    return chosen, Replay(len(chosen), failed_again, omitted)
+
+
+async def replay_letters(
+    settings: Settings,
+    dlq: str,
+    again: bool = False,
+    dry_run: bool = False,
+    after_snapshot: Hook | None = None,
+) -> Replay:
+    """Re-publish the group's unread letters of `dlq` to their original topics."""
+    consumer = await _start_consumer(settings, f"{settings.group_id}-{REPLAY_GROUP}")
+    try:
+        letters = await _letters(consumer, dlq, from_committed=True, after_snapshot=after_snapshot)
+        chosen, outcome = _choose(letters, again)
+        if dry_run or not chosen:
+            return outcome
+        async with open_publisher(settings) as publisher:
+            for letter in chosen:
+                await publisher.send_raw(
+                    _original_topic(letter), letter.key, letter.value, _replay_headers(letter)
+                )
+        # Committed only after every letter is re-published: a second run replays only newer letters.
+        await consumer.commit()
+        return outcome
+    finally:
+        await consumer.stop()
 
 
 @dlq_app.command("replay")
@@ -218,57 +312,34 @@ def dlq_replay(
     ),
 ) -> None:
     """Re-publish dead letters to their original topic, once each (safe to run again)."""
-    settings = Settings.from_env()
+    settings = cli_settings()
     dlq = _dlq_topic(settings, topic)
-
-    async def replay() -> tuple[int, int]:
-        consumer, letters = await _letters(settings, dlq, f"{settings.group_id}-{REPLAY_GROUP}")
-        try:
-            chosen = [letter for letter in letters if again or _replays(letter) == 0]
-            if dry_run:
-                return len(chosen), len(letters) - len(chosen)
-            async with FulfillmentPublisher(settings) as publisher:
-                for letter in chosen:
-                    await publisher.send_raw(
-                        _original_topic(letter), letter.key, letter.value, _replay_headers(letter)
-                    )
-            # Committed only after every letter is re-published: a second run replays only newer letters.
-            await consumer.commit()
-            return len(chosen), len(letters) - len(chosen)
-        finally:
-            await consumer.stop()
-
-    count, skipped = run(replay())
+    outcome = run(replay_letters(settings, dlq, again, dry_run))
     verb = "would replay" if dry_run else "replayed"
-    note = (
-        f"; skipped {skipped} that failed again after a replay (--again replays them)"
-        if skipped
-        else ""
-    )
-    console.print(f"{verb} {count} dead letters from {dlq}{note}", highlight=False)
+    console.print(outcome.summary(verb, dlq), highlight=False)
 
 
 def _replays(letter: Any) -> int:
-    value = dict(letter.headers).get(REPLAYS_HEADER, b"0")
+    value = dict(letter.headers).get(DeadLetterHeader.REPLAYS, b"0")
     return int(value) if value.isdigit() else 0
 
 
 def _original_topic(letter: Any) -> str:
     original: bytes = dict(letter.headers).get(
-        "x-original-topic", letter.topic.removesuffix(DLQ_SUFFIX).encode()
+        DeadLetterHeader.ORIGINAL_TOPIC, letter.topic.removesuffix(DLQ_SUFFIX).encode()
     )
     return original.decode()
 
 
 def _replay_headers(letter: Any) -> list[tuple[str, bytes]]:
-    kept = [(k, v) for k, v in letter.headers if k not in (*DLQ_HEADERS, REPLAYS_HEADER)]
-    return [*kept, (REPLAYS_HEADER, str(_replays(letter) + 1).encode())]
+    kept = [(k, v) for k, v in letter.headers if k not in DLQ_HEADERS]
+    return [*kept, (DeadLetterHeader.REPLAYS.value, str(_replays(letter) + 1).encode())]
 
 
 @topics_app.command("create")
 def topics_create() -> None:
     """Create the contract's missing topics with FULFILLMENT_PARTITIONS partitions."""
-    settings = Settings.from_env()
+    settings = cli_settings()
     created = run(ensure_topics(settings))
     if created:
         console.print(

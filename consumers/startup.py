@@ -38,7 +38,9 @@ def reason(problem: BaseException) -> str:
     text = str(problem).strip().removeprefix(name).removeprefix(":").strip()
     if isinstance(problem, KafkaConnectionError) and text.startswith("Unable to bootstrap"):
         text = "no broker answered"
-    first = text.splitlines()[0].split(" (configured timeouts")[0] if text else ""
+    first = text.splitlines()[0] if text else ""
+    for noise in (" (configured timeouts", ", Topology Description"):
+        first = first.split(noise)[0]
     return f"{name}: {first[:160]}" if first else name
 
 

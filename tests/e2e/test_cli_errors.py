@@ -1,0 +1,143 @@
+"""Network and input failures of the CLI: one line on stderr, a conventional exit code, fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from schemas.names import EventType
+from tests.factories import envelope, placed_data
+
+pytestmark = pytest.mark.e2e
+FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
+# Generous for two shared cores; the commands give up on a silent broker after 4 s.
+QUICKLY = 10.0
+
+
+def closed_port() -> int:
+    """A port where nothing listens: connections are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def hung_port() -> Iterator[int]:
+    """A listener that accepts connections and never answers: a hung broker or store."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1]
+    server.close()
+    for connection in held:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def event_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "placed.json"
+    path.write_text(json.dumps(envelope(EventType.ORDER_PLACED, "ord-err", placed_data())))
+    return path
+
+
+def fulfillment(*args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    result = subprocess.run(
+        [FULFILLMENT, *args],
+        env={**os.environ, "COLUMNS": "200", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result, time.monotonic() - started
+
+
+KAFKA_COMMANDS = [
+    pytest.param(["publish", "order.placed", "--file", "{event}"], id="publish"),
+    pytest.param(["dlq", "list", "orders.placed"], id="dlq-list"),
+    pytest.param(["dlq", "replay", "orders.placed"], id="dlq-replay"),
+    pytest.param(["topics", "create"], id="topics-create"),
+]
+
+
+@pytest.mark.parametrize("args", KAFKA_COMMANDS)
+@pytest.mark.parametrize("broker", ["refusing", "hung"])
+def test_an_unreachable_or_hung_broker_is_one_stderr_line_and_exit_69_within_seconds(
+    args: list[str], broker: str, hung_port: int, event_file: Path
+) -> None:
+    port = closed_port() if broker == "refusing" else hung_port
+    argv = [arg.replace("{event}", str(event_file)) for arg in args]
+    result, seconds = fulfillment(*argv, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}")
+    assert result.returncode == 69, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: cannot reach Kafka at 127.0.0.1:{port}: "), lines[0]
+    assert "Unclosed" not in result.stderr and "Traceback" not in result.stderr
+    assert seconds < QUICKLY
+
+
+@pytest.mark.parametrize("store", ["refusing", "hung"])
+def test_an_unreachable_or_hung_store_is_one_stderr_line_and_exit_69_within_seconds(
+    store: str, hung_port: int
+) -> None:
+    port = closed_port() if store == "refusing" else hung_port
+    result, seconds = fulfillment("order", "show", "x", MONGODB_URI=f"mongodb://127.0.0.1:{port}")
+    assert result.returncode == 69, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach the store: "), lines
+    assert seconds < QUICKLY
+
+
+@pytest.mark.parametrize(
+    ("content", "bad"),
+    [(b'{"id": "caf\xe9"}', b"\xe9"), (b"\xff", b"\xff"), (b'\xef\xbb\xbf{"a": "\xc3"}', b"\xc3")],
+    ids=["latin-1", "first-byte", "after-a-byte-order-mark"],
+)
+def test_a_non_utf8_file_is_named_with_the_offset_of_its_first_bad_byte(
+    tmp_path: Path, content: bytes, bad: bytes
+) -> None:
+    path = tmp_path / "latin1.json"
+    path.write_bytes(content)
+    offset = content.index(bad)  # counted from 0, the byte-order mark included
+    result, _ = fulfillment("publish", "order.placed", "--file", str(path))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: {path} is not UTF-8 text (byte {offset})"]
+
+
+def test_non_utf8_stdin_is_named_stdin() -> None:
+    result = subprocess.run(
+        [FULFILLMENT, "publish", "order.placed", "--file", "-", "--order", "o"],
+        input=b"{\x80}",
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines() == ["error: stdin is not UTF-8 text (byte 1)"]
+
+
+def test_a_byte_order_mark_is_not_an_error(tmp_path: Path, event_file: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + event_file.read_bytes())
+    result, _ = fulfillment("publish", "order.placed", "--file", str(path), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "valid order.placed" in result.stdout
