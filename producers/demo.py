@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -25,7 +26,8 @@ from consumers.worker import stop_processes
 from producers.publisher import FulfillmentPublisher, cloud_event
 from producers.scenarios import Phase, Plan, build
 from schemas.document import OrderDocument
-from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, TYPE_TOPIC, Topic
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, TYPE_TOPIC, DeadLetterHeader, Topic
+from stack import ferretdb, kafka
 from store.orders import OrderStore, connect
 
 
@@ -83,7 +85,8 @@ class Watcher:
             for record in records:
                 if record.topic.endswith(DLQ_SUFFIX):
                     headers = dict(record.headers)
-                    self.seen.dead_letters[headers.get("x-dlq-reason", b"?").decode()] += 1
+                    reason = headers.get(DeadLetterHeader.REASON, b"?")
+                    self.seen.dead_letters[reason.decode()] += 1
                     continue
                 event = json.loads(record.value)
                 if not event["subject"].startswith(f"ord-{self.run}-"):
@@ -243,12 +246,30 @@ def _summary(
             console.print(timeline_table(orders[order_id], title=f"{title}: {order_id}"))
 
 
+def stopped_services(rows: list[tuple[str, str, str, str]]) -> list[str]:
+    """The local services `stack.up` will start, from `stack.status()` rows taken before it:
+    ours and not running. One already running, or external, is someone else's to stop."""
+    return [name for name, state, _address, _detail in rows if state == "stopped"]
+
+
+def stop_services(names: list[str], say: Callable[[str], None]) -> None:
+    """Stop the named local services (store first, as `stack down` does), by their pids."""
+    services = {"store": ("FerretDB", ferretdb.service()), "kafka": ("Kafka", kafka.service())}
+    for name in ("store", "kafka"):
+        if name in names:
+            label, service = services[name]
+            say(f"{label}: {'stopped' if service.stop() else 'was not running'}")
+
+
 def demo(workers: int = 2, keep_stack: bool = False, console: Console | None = None) -> None:
     """Start (or reuse) the stack, run workers, send the traffic, summarise, stop what was started."""
     console = console or Console()
-    running = {row[0]: row[1] for row in stack.status()}
-    stack.up(say=lambda message: console.print(f"[dim]stack:[/dim] {message}", highlight=False))
-    started_stack = running.get("kafka") == "stopped" or running.get("store") == "stopped"
+
+    def say(message: str) -> None:
+        console.print(f"[dim]stack:[/dim] {message}", highlight=False)
+
+    started = stopped_services(stack.status())
+    stack.up(say=say)
     settings = Settings.from_env()
     os.environ.setdefault("FULFILLMENT_SECRET_KEY", stack.ensure_secret_key())
     console.print(f"starting {workers} workers (logs in {stack_dir() / 'demo'}) ...")
@@ -258,9 +279,7 @@ def demo(workers: int = 2, keep_stack: bool = False, console: Console | None = N
     finally:
         stop_processes(processes)
         console.print(f"stopped {workers} workers")
-        if started_stack and not keep_stack:
-            stack.down(
-                say=lambda message: console.print(f"[dim]stack:[/dim] {message}", highlight=False)
-            )
-        elif started_stack:
+        if started and not keep_stack:
+            stop_services(started, say)
+        elif started:
             console.print("stack left running (--keep-stack); `fulfillment stack down` stops it")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.names import EventType, OrderStatus, Topic
+from schemas.names import DeadLetterHeader, EventType, OrderStatus, Topic
 from tests.e2e.harness import Harness
 from tests.factories import envelope, placed_data
 
@@ -125,11 +125,11 @@ async def test_dead_letters_are_listed_and_replayed_once_after_a_fix(harness: Ha
     good = envelope(EventType.ORDER_PLACED, "ord-replay", placed_data())
     original = harness.settings.topic(Topic.ORDERS_PLACED)
     headers = [
-        ("x-dlq-reason", b"invalid_data"),
-        ("x-dlq-error", b"bug"),
-        ("x-original-topic", original.encode()),
-        ("x-original-partition", b"0"),
-        ("x-original-offset", b"0"),
+        (DeadLetterHeader.REASON.value, b"invalid_data"),
+        (DeadLetterHeader.ERROR.value, b"bug"),
+        (DeadLetterHeader.ORIGINAL_TOPIC.value, original.encode()),
+        (DeadLetterHeader.ORIGINAL_PARTITION.value, b"0"),
+        (DeadLetterHeader.ORIGINAL_OFFSET.value, b"0"),
     ]
     await harness.producer.send_and_wait(
         f"{original}.dlq", json.dumps(good).encode(), key=b"ord-replay", headers=headers
@@ -153,8 +153,8 @@ async def test_dead_letters_are_listed_and_replayed_once_after_a_fix(harness: Ha
     await harness.until(lambda: len(harness.seen("orders.placed.dlq")) >= 3)
     again = harness.seen("orders.placed.dlq")[2]
     assert (
-        again["headers"]["x-dlq-reason"] == b"key_mismatch"
-        and again["headers"]["x-dlq-replays"] == b"1"
+        again["headers"][DeadLetterHeader.REASON] == b"key_mismatch"
+        and again["headers"][DeadLetterHeader.REPLAYS] == b"1"
     )
 
     second = cli(harness, "dlq", "replay", "orders.placed")
@@ -166,6 +166,37 @@ def test_topics_create_is_idempotent(harness: Harness) -> None:
     result = cli(harness, "topics", "create")
     assert result.returncode == 0
     assert "already exists" in result.stdout
+
+
+def test_demo_stops_only_the_local_services_it_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    from producers import demo
+
+    before = [
+        ("kafka", "ready", "127.0.0.1:9092", "pid 10"),  # already running: someone else's
+        ("store", "stopped", "mongodb://127.0.0.1:27017", ""),  # the demo starts it
+    ]
+    assert demo.stopped_services(before) == ["store"]
+    external = [
+        ("kafka", "ready", "k:9092", "external"),
+        ("store", "not answering", "", "external"),
+    ]
+    assert demo.stopped_services(external) == []
+
+    stopped: list[str] = []
+
+    class Service:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def stop(self) -> bool:
+            stopped.append(self.name)
+            return True
+
+    monkeypatch.setattr("stack.kafka.service", lambda: Service("kafka"))
+    monkeypatch.setattr("stack.ferretdb.service", lambda: Service("store"))
+    said: list[str] = []
+    demo.stop_services(demo.stopped_services(before), said.append)
+    assert stopped == ["store"] and said == ["FerretDB: stopped"]
 
 
 def test_demo_runs_every_workflow_end_to_end_and_summarises(harness: Harness) -> None:
