@@ -243,6 +243,18 @@ def dlq_list(
     console.print(f"{len(letters)} dead letters", style="dim")
 
 
+def replayed_positions(letters: list[Any]) -> dict[TopicPartition, int]:
+    """What the replay group commits: per partition, the offset after the last letter replayed.
+
+    Never the consumer's position, which may be past letters it read ahead and did not replay.
+    """
+    positions: dict[TopicPartition, int] = {}
+    for letter in letters:
+        partition = TopicPartition(letter.topic, letter.partition)
+        positions[partition] = max(positions.get(partition, 0), letter.offset + 1)
+    return positions
+
+
 @dataclass(frozen=True)
 class Replay:
     """What one replay did with the letters it read."""
@@ -296,8 +308,8 @@ async def replay_letters(
                 await publisher.send_raw(
                     _original_topic(letter), letter.key, letter.value, _replay_headers(letter)
                 )
-        # Committed only after every letter is re-published: a second run replays only newer letters.
-        await consumer.commit()
+        # Committed only after every letter is re-published, and only up to what was.
+        await consumer.commit(replayed_positions(chosen))
         return outcome
     finally:
         await consumer.stop()

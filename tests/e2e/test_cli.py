@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from cli.messages import replay_letters, replayed_positions
+from config import Settings
+from consumers.topics import ensure_topics
 from schemas.names import DeadLetterHeader, EventType, OrderStatus, Topic
+from tests.conftest import Infra, Names
 from tests.e2e.harness import Harness
 from tests.factories import envelope, placed_data
 
@@ -160,6 +168,134 @@ async def test_dead_letters_are_listed_and_replayed_once_after_a_fix(harness: Ha
     second = cli(harness, "dlq", "replay", "orders.placed")
     assert "replayed 0" in second.stdout and "skipped 1" in second.stdout
     assert "replayed 0" in cli(harness, "dlq", "replay", "orders.placed").stdout
+
+
+class DeadLetters:
+    """A dead-letter topic of one test and its original topic, on the real broker, no worker."""
+
+    def __init__(self, infra: Infra, names: Names) -> None:
+        self.settings = Settings(
+            kafka_bootstrap=infra.kafka_bootstrap,
+            mongodb_uri=infra.mongodb_uri,
+            database=names.database,
+            topic_prefix=names.prefix,
+            group_id=names.group_id,
+            partitions=2,
+        )
+        self.original = self.settings.topic(Topic.ORDERS_PLACED)
+        self.dlq = f"{self.original}.dlq"
+        self.producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.settings.kafka_bootstrap,
+            "MONGODB_URI": self.settings.mongodb_uri,
+            "FULFILLMENT_TOPIC_PREFIX": self.settings.topic_prefix,
+            "FULFILLMENT_GROUP_ID": self.settings.group_id,
+        }
+
+    async def letter(self, key: str, *extra: tuple[str, bytes]) -> None:
+        headers = [
+            (DeadLetterHeader.REASON.value, b"invalid_data"),
+            (DeadLetterHeader.ERROR.value, b"a bug since fixed"),
+            (DeadLetterHeader.ORIGINAL_TOPIC.value, self.original.encode()),
+            (DeadLetterHeader.ORIGINAL_PARTITION.value, b"0"),
+            (DeadLetterHeader.ORIGINAL_OFFSET.value, b"0"),
+            ("trace-id", key.encode()),
+            *extra,
+        ]
+        await self.producer.send_and_wait(self.dlq, b"{}", key=key.encode(), headers=headers)
+
+    def replay(self) -> str:
+        result = subprocess.run(
+            [FULFILLMENT, "dlq", "replay", "orders.placed"],
+            env=self.env() | {"COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    async def replayed(self) -> list[tuple[str, dict[str, bytes]]]:
+        """(key, headers) of every record on the original topic, from the beginning."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(self.original, p) for p in range(2)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            records = []
+            while [p for p in partitions if await consumer.position(p) < ends[p]]:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    records += [(r.key.decode(), dict(r.headers)) for r in batch]
+            return records
+        finally:
+            await consumer.stop()
+
+
+@pytest.fixture
+async def dead_letters(infra: Infra, names: Names) -> AsyncIterator[DeadLetters]:
+    topics = DeadLetters(infra, names)
+    await ensure_topics(topics.settings)
+    await topics.producer.start()
+    try:
+        yield topics
+    finally:
+        await topics.producer.stop()
+
+
+async def test_letters_arriving_after_a_replay_read_its_snapshot_are_replayed_by_the_next_run(
+    dead_letters: DeadLetters,
+) -> None:
+    early = [f"ord-early-{i}" for i in range(6)]
+    late = [f"ord-late-{i}" for i in range(4)]
+    for key in early:
+        await dead_letters.letter(key)
+
+    async def arrive_meanwhile() -> None:
+        for key in late:
+            await dead_letters.letter(key)
+
+    # The late letters land after the end offsets were read and before anything is fetched:
+    # this run replays only the early ones, and must not commit past the late ones.
+    first = await replay_letters(
+        dead_letters.settings, dead_letters.dlq, after_snapshot=arrive_meanwhile
+    )
+    assert first.replayed == len(early)
+    assert "replayed 4 dead letters" in dead_letters.replay()
+    assert "replayed 0 dead letters" in dead_letters.replay()
+
+    replayed = await dead_letters.replayed()
+    assert sorted(key for key, _ in replayed) == sorted(early + late)  # each exactly once
+    for key, headers in replayed:
+        assert headers[DeadLetterHeader.REPLAYS] == b"1" and headers["trace-id"] == key.encode()
+        assert not {DeadLetterHeader.REASON, DeadLetterHeader.ORIGINAL_TOPIC} & set(headers)
+
+
+async def test_a_letter_whose_value_was_dropped_is_counted_but_not_replayed(
+    dead_letters: DeadLetters,
+) -> None:
+    await dead_letters.letter("ord-kept")
+    await dead_letters.letter("ord-huge", (DeadLetterHeader.VALUE_OMITTED.value, b"2000000"))
+    output = dead_letters.replay()
+    assert "replayed 1 dead letters" in output
+    assert "skipped 1 whose value was too large to keep" in output
+    assert [key for key, _ in await dead_letters.replayed()] == ["ord-kept"]
+
+
+def test_the_replay_group_commits_the_offset_after_the_last_letter_replayed_per_partition() -> None:
+    def letter(partition: int, offset: int) -> SimpleNamespace:
+        return SimpleNamespace(topic="t.dlq", partition=partition, offset=offset)
+
+    replayed = [letter(0, 3), letter(1, 7), letter(0, 5), letter(0, 4)]
+    assert replayed_positions(replayed) == {
+        TopicPartition("t.dlq", 0): 6,
+        TopicPartition("t.dlq", 1): 8,
+    }
+    assert replayed_positions([]) == {}
 
 
 def test_topics_create_is_idempotent(harness: Harness) -> None:
