@@ -1,5 +1,5 @@
 """The order lifecycle as pure functions: (order, event, now) -> (order, outputs); no I/O."""
 
-from lifecycle.decide import Decision, apply, decide
+from lifecycle.decide import Applied, Decision, Outcome, apply, apply_event, decide
 
-__all__ = ["Decision", "apply", "decide"]
+__all__ = ["Applied", "Decision", "Outcome", "apply", "apply_event", "decide"]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from lifecycle.fulfillment import cancel, carry_out
 from lifecycle.record import listing, note, set_status
@@ -29,6 +30,28 @@ from schemas.names import (
 )
 
 
+class Outcome(StrEnum):
+    """What became of an input event (the values suit a metric label)."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    # Its id was applied before from another source: not applied, but noted on the timeline.
+    ID_REUSED = "id_reused"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """How `apply_event` took an event, and the output events it caused."""
+
+    outcome: Outcome
+    outputs: list[OutboxMessage]
+
+    @property
+    def changed(self) -> bool:
+        """Whether the document changed and must be saved."""
+        return self.outcome is not Outcome.DUPLICATE
+
+
 @dataclass(frozen=True)
 class Decision:
     """The order after the event, and the output events it caused (none for a duplicate)."""
@@ -36,24 +59,54 @@ class Decision:
     order: OrderDocument
     outputs: list[OutboxMessage]
     applied: bool
+    outcome: Outcome = Outcome.APPLIED
 
 
 def decide(order: OrderDocument | None, event: Inbound, now: datetime) -> Decision:
     """Apply `event` to a copy of `order` (a new one when the order is not known yet)."""
     state = order.model_copy(deep=True) if order else OrderDocument(_id=event.order_id)
-    outputs = apply(state, event, now)
-    return Decision(state, outputs or [], outputs is not None)
+    result = apply_event(state, event, now)
+    return Decision(state, result.outputs, result.outcome is Outcome.APPLIED, result.outcome)
 
 
 def apply(order: OrderDocument, event: Inbound, now: datetime) -> list[OutboxMessage] | None:
-    """Apply `event` to `order` in place; None when the event id was applied before."""
-    if order.is_applied(event.id):
-        return None
-    order.mark_applied(event.id)
+    """Apply `event` to `order` in place: its outputs, or None when the document is unchanged.
+
+    None is a duplicate. An id applied before from another source is not applied either, but
+    the timeline entry that makes it visible must be saved, so it gives an empty list: the
+    shell saves documents that some event changed. `apply_event` tells the two cases apart.
+    """
+    result = apply_event(order, event, now)
+    return result.outputs if result.changed else None
+
+
+def apply_event(order: OrderDocument, event: Inbound, now: datetime) -> Applied:
+    """Apply `event` to `order` in place, saying whether it was applied, a duplicate or a reuse."""
+    applied_from = order.applied_source(event.id)
+    if applied_from is not None:
+        return _already_applied(order, event, applied_from, now)
+    order.mark_applied(event.id, event.source)
     first_new = len(order.outbox)
     _HANDLERS[event.type](order, event, now)
     order.updated_at = now
-    return order.outbox[first_new:]
+    return Applied(Outcome.APPLIED, order.outbox[first_new:])
+
+
+def _already_applied(
+    order: OrderDocument, event: Inbound, applied_from: str, now: datetime
+) -> Applied:
+    """Idempotency is on the id alone; the same id from another source is noted, once."""
+    unknown = not applied_from or not event.source
+    if unknown or event.source == applied_from or order.reuse_noted(event.id, event.source):
+        return Applied(Outcome.DUPLICATE, [])
+    order.note_reuse(event.id, event.source)
+    summary = (
+        f"event id {event.id} was already applied from source {applied_from};"
+        f" this {event.type.value} from source {event.source} was not applied"
+    )
+    note(order, TimelineType.EVENT_ID_REUSED, event, summary, now)
+    order.updated_at = now
+    return Applied(Outcome.ID_REUSED, [])
 
 
 def _is_paid(order: OrderDocument) -> bool:

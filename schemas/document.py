@@ -84,6 +84,13 @@ class EarlyCancel(DocumentModel):
     reason: str | None = None
 
 
+class ReusedEventId(DocumentModel):
+    """An applied event id that arrived again from another source; noted once per source."""
+
+    event_id: str
+    source: str
+
+
 class TimelineEntry(DocumentModel):
     at: datetime
     type: str
@@ -218,6 +225,10 @@ def _line_id(line: Line) -> str:
     return line.line_id
 
 
+def _reuse(reused: ReusedEventId) -> tuple[str, str]:
+    return reused.event_id, reused.source
+
+
 class _Index:
     """Lookups by id over the document's growing lists: an event's cost must not grow with them."""
 
@@ -227,6 +238,7 @@ class _Index:
         self.fulfillments: _Positions[Fulfillment] = _Positions(_fulfillment_id)
         self.early_cancels: _Positions[EarlyCancel] = _Positions(_fulfillment_id)
         self.lines = _Positions(_line_id)
+        self.reused = _Positions(_reuse)
         self.completed = _Completed()
 
     def __eq__(self, other: object) -> bool:
@@ -252,17 +264,41 @@ class OrderDocument(DocumentModel):
     fulfillments: list[Fulfillment] = Field(default_factory=list)
     early_cancels: list[EarlyCancel] = Field(default_factory=list)
     applied_event_ids: list[str] = Field(default_factory=list)
+    # The CloudEvents `source` of each applied id, position by position. Documents written
+    # before sources were kept have fewer entries (or none): a missing or "" source is unknown.
+    applied_event_sources: list[str] = Field(default_factory=list)
+    reused_event_ids: list[ReusedEventId] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     # The outputs of the last save; whether they were sent is kept in `outbox_pending`.
     outbox: list[OutboxMessage] = Field(default_factory=list)
     updated_at: datetime | None = None
     _index: _Index = PrivateAttr(default_factory=_Index)
 
-    def is_applied(self, event_id: str) -> bool:
-        return self._index.applied.position(self.applied_event_ids, event_id) is not None
+    def applied_source(self, event_id: str) -> str | None:
+        """The source `event_id` was applied from ("" when unknown), None when never applied."""
+        position = self._index.applied.position(self.applied_event_ids, event_id)
+        if position is None:
+            return None
+        return (
+            self.applied_event_sources[position]
+            if position < len(self.applied_event_sources)
+            else ""
+        )
 
-    def mark_applied(self, event_id: str) -> None:
+    def mark_applied(self, event_id: str, source: str) -> None:
+        if len(self.applied_event_sources) < len(self.applied_event_ids):
+            # Once per document written before sources were kept: its sources are unknown.
+            missing = len(self.applied_event_ids) - len(self.applied_event_sources)
+            self.applied_event_sources.extend([""] * missing)
         self._index.applied.append(self.applied_event_ids, event_id)
+        self.applied_event_sources.append(source)
+
+    def reuse_noted(self, event_id: str, source: str) -> bool:
+        return self._index.reused.position(self.reused_event_ids, (event_id, source)) is not None
+
+    def note_reuse(self, event_id: str, source: str) -> None:
+        reused = ReusedEventId(event_id=event_id, source=source)
+        self._index.reused.append(self.reused_event_ids, reused)
 
     def capture(self, payment_id: str) -> Capture | None:
         return self._index.captures.find(self.captures, payment_id)

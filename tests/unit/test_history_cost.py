@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -18,6 +19,8 @@ NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 ORDER = "ord-h"
 HISTORY = (
     "applied_event_ids",
+    "applied_event_sources",
+    "reused_event_ids",
     "captures",
     "fulfillments",
     "early_cancels",
@@ -70,28 +73,31 @@ def visited(order: OrderDocument) -> int:
     return sum(getattr(order, name).visited for name in HISTORY)
 
 
+def new_event(draw: st.DrawFn, kind: str) -> Inbound:
+    number = draw(st.integers(0, 15))
+    if kind == "capture":
+        currency = draw(st.sampled_from(["USD", "EUR"]))
+        return captured(ORDER, "0.01", f"pay-{number}", currency)
+    if kind == "request":
+        return requested(ORDER, f"ful-{number}", [("L1", 1)])
+    if kind == "cancel":
+        return cancel_fulfillment(ORDER, f"ful-{number}")
+    # Refused: "kept" stays completed.
+    return cancel_order(ORDER)
+
+
 @st.composite
 def history_events(draw: st.DrawFn) -> list[Inbound]:
-    """Events of every kind, with repeated payment and fulfillment ids and duplicates."""
+    """Events of every kind, with repeated payment and fulfillment ids, duplicates and reuses."""
     events: list[Inbound] = []
     for _ in range(draw(st.integers(1, 60))):
         kind = draw(st.sampled_from(["capture", "request", "cancel", "order", "again"]))
-        number = draw(st.integers(0, 15))
-        if kind == "capture":
-            currency = draw(st.sampled_from(["USD", "EUR"]))
-            event = captured(ORDER, "0.01", f"pay-{number}", currency)
-        elif kind == "request":
-            event = requested(ORDER, f"ful-{number}", [("L1", 1)])
-        elif kind == "cancel":
-            event = cancel_fulfillment(ORDER, f"ful-{number}")
-        elif kind == "order":
-            # Refused: "kept" stays completed.
-            event = cancel_order(ORDER)
+        if kind != "again":
+            events.append(replace(new_event(draw, kind), source="urn:test"))
         elif events:
-            event = draw(st.sampled_from(events))
-        else:
-            continue
-        events.append(event)
+            # The same id again, from its source, another one or an unknown one.
+            source = draw(st.sampled_from(["urn:test", "urn:other", ""]))
+            events.append(replace(draw(st.sampled_from(events)), source=source))
     return events
 
 
@@ -125,5 +131,5 @@ def test_a_stored_document_finds_what_it_holds() -> None:
     assert stored.fulfillment("kept") is not None
     assert stored.capture("pay-main") is not None
     assert list(stored.completed_fulfillment_ids()) == ["kept"]
-    assert stored.is_applied(order.applied_event_ids[0])
+    assert stored.applied_source(order.applied_event_ids[0]) == ""
     assert stored == order

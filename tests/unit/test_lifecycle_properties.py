@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,6 +109,23 @@ def test_duplicated_events_change_nothing(data: st.DataObject) -> None:
     twice, twice_ids = play(with_duplicates)
     assert twice_ids == once_ids
     assert twice.model_dump(exclude={"timeline"}) == once.model_dump(exclude={"timeline"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_ids_reused_by_another_source_change_nothing_but_the_timeline(data: st.DataObject) -> None:
+    streams = data.draw(order_events())
+    events = [replace(event, source="urn:a") for event in data.draw(interleaving(streams))]
+    once, once_ids = play(events)
+    with_reuses = list(events)
+    for event in data.draw(st.lists(st.sampled_from(events), max_size=6)):
+        first = with_reuses.index(event)
+        reuse = replace(event, source="urn:b")
+        with_reuses.insert(data.draw(st.integers(first + 1, len(with_reuses))), reuse)
+    twice, twice_ids = play(with_reuses)
+    assert twice_ids == once_ids
+    noted_in = {"timeline", "reused_event_ids"}
+    assert twice.model_dump(exclude=noted_in) == once.model_dump(exclude=noted_in)
 
 
 @settings(max_examples=200, deadline=None)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from lifecycle import apply, decide
+from lifecycle import Outcome, apply, apply_event, decide
 from schemas.document import OrderDocument, OutboxMessage
 from schemas.events import Inbound
 from schemas.limits import MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
@@ -387,3 +388,71 @@ def test_output_ids_are_deterministic() -> None:
     _, second = run(*events)
     assert [o.id for o in first] == [o.id for o in second]
     assert len({o.id for o in first}) == len(first)
+
+
+# ---- event ids reused by another source ----------------------------------------------------
+
+
+def from_source(event: Inbound, source: str) -> Inbound:
+    return replace(event, source=source)
+
+
+def test_id_reused_by_another_source_is_not_applied_but_noted_on_the_timeline() -> None:
+    order, _ = run(placed(), from_source(captured(amount="5.00", event_id="e1"), "urn:a"))
+    reuse = from_source(captured(amount="15.00", payment_id="p2", event_id="e1"), "urn:b")
+    decision = decide(order, reuse, NOW)
+    assert decision.outcome is Outcome.ID_REUSED and not decision.applied
+    assert decision.outputs == []
+    assert decision.order.captured_amount == "5.00" and len(decision.order.captures) == 1
+    entry = decision.order.timeline[-1]
+    assert (entry.type, entry.event_id) == (TimelineType.EVENT_ID_REUSED, "e1")
+    assert "urn:a" in entry.summary and "urn:b" in entry.summary
+
+
+def test_apply_gives_none_for_a_duplicate_and_an_empty_list_for_a_reused_id() -> None:
+    # The shell saves an order when some event gave a list: a reuse's timeline entry is kept.
+    order = OrderDocument(_id="ord-1")
+    first = from_source(placed(event_id="e1"), "urn:a")
+    assert apply(order, first, NOW)
+    assert apply(order, first, NOW) is None
+    assert apply(order, from_source(cancel_order(event_id="e1"), "urn:b"), NOW) == []
+    assert order.status is OrderStatus.AWAITING_PAYMENT
+
+
+def test_a_reused_id_is_noted_once_per_source() -> None:
+    order = OrderDocument(_id="ord-1")
+    apply(order, from_source(placed(event_id="e1"), "urn:a"), NOW)
+    reuse = from_source(cancel_order(event_id="e1"), "urn:b")
+    outcomes = [apply_event(order, reuse, NOW).outcome for _ in range(3)]
+    third = apply_event(order, from_source(reuse, "urn:c"), NOW).outcome
+    assert outcomes == [Outcome.ID_REUSED, Outcome.DUPLICATE, Outcome.DUPLICATE]
+    assert third is Outcome.ID_REUSED
+    reused = [e for e in order.timeline if e.type == TimelineType.EVENT_ID_REUSED]
+    assert len(reused) == 2
+
+
+def test_an_unknown_source_never_counts_as_another_source() -> None:
+    order = OrderDocument(_id="ord-1")
+    apply(order, placed(event_id="unknown"), NOW)
+    apply(order, from_source(captured(event_id="known"), "urn:a"), NOW)
+    assert (
+        apply_event(order, from_source(cancel_order(event_id="unknown"), "urn:b"), NOW).outcome
+        is Outcome.DUPLICATE
+    )
+    assert apply_event(order, cancel_order(event_id="known"), NOW).outcome is Outcome.DUPLICATE
+    assert not [e for e in order.timeline if e.type == TimelineType.EVENT_ID_REUSED]
+
+
+def test_documents_without_sources_load_and_their_ids_get_unknown_sources() -> None:
+    stored = {"_id": "ord-1", "applied_event_ids": ["old-1", "old-2"]}
+    order = OrderDocument.model_validate(stored)
+    assert (
+        apply_event(order, from_source(cancel_order(event_id="old-2"), "urn:b"), NOW).outcome
+        is Outcome.DUPLICATE
+    )
+    apply(order, from_source(placed(event_id="new"), "urn:a"), NOW)
+    assert order.applied_event_ids == ["old-1", "old-2", "new"]
+    assert order.applied_event_sources == ["", "", "urn:a"]
+    reloaded = OrderDocument.model_validate(order.to_mongo())
+    reuse = from_source(cancel_order(event_id="new"), "urn:b")
+    assert apply_event(reloaded, reuse, NOW).outcome is Outcome.ID_REUSED
