@@ -63,12 +63,14 @@ def worker(
     """Run the consumers in the foreground; creates missing topics first."""
     from consumers import logs
     from consumers.sealing import Sealer
-    from consumers.worker import run_many, run_one
+    from consumers.worker import metrics_port, run_many, run_one
 
     logs.configure()
     try:
         settings = Settings.from_env()
         Sealer.from_env()
+        # Checked here too: a child failing on its configuration would only be restarted.
+        metrics_port()
         if processes == 1:
             run_one(settings)
         else:

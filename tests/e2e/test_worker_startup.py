@@ -166,20 +166,40 @@ def test_a_worker_started_while_the_store_is_down_waits_and_stops_cleanly_on_sig
 
 
 @pytest.mark.e2e
-def test_a_worker_with_an_out_of_range_batch_size_exits_2_with_one_line(
-    infra: Infra, names: Names, tmp_path: Path
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        (
+            {"FULFILLMENT_BATCH_SIZE": "0"},
+            "FULFILLMENT_BATCH_SIZE must be between 1 and 10000, got 0",
+        ),
+        (
+            {"FULFILLMENT_METRICS_PORT": "70000"},
+            "FULFILLMENT_METRICS_PORT must be between 1 and 65535, got 70000",
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [sys.executable, "-m", "consumers.worker"],
+        [FULFILLMENT, "worker"],
+        [FULFILLMENT, "worker", "--processes", "2"],
+    ],
+    ids=["module", "command", "supervisor"],
+)
+def test_a_worker_with_an_out_of_range_setting_exits_2_with_one_line(
+    infra: Infra, names: Names, argv: list[str], setting: dict[str, str], message: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "consumers.worker"],
-        env=worker_env(infra, names, FULFILLMENT_BATCH_SIZE="0"),
+        argv,
+        env=worker_env(infra, names, **setting),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "error: FULFILLMENT_BATCH_SIZE must be between 1 and 10000, got 0"
-    )
+    assert result.stderr.strip() == f"error: {message}"
 
 
 @pytest.mark.e2e
