@@ -172,6 +172,7 @@ async def _start_consumer(settings: Settings, group: str | None) -> AIOKafkaCons
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of `topic`, from fresh metadata; a one-line failure if it does not exist."""
     await consumer._client.force_metadata_update()
     found = sorted(consumer.partitions_for_topic(topic) or [])
     if not found:
@@ -266,6 +267,7 @@ class Replay:
     value_omitted: int
 
     def summary(self, verb: str, dlq: str) -> str:
+        """One line for the operator: what was (or would be) replayed, and what was skipped why."""
         notes = []
         if self.failed_again:
             notes.append(
