@@ -6,6 +6,7 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,21 @@ from typing import Any
 from consumers.decode import Rejection, decode
 from lifecycle import apply
 from schemas.document import OrderDocument
-from schemas.names import EventType, Topic
+from schemas.names import DeadLetterHeader, EventType, Topic
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input record as the chaos run sends it: its headers, and the compression of the
+    producer batch that carries it (None: uncompressed)."""
+
+    topic: Topic
+    key: bytes
+    value: bytes
+    headers: Headers = ()
+    codec: str | None = None
 
 
 @dataclass
@@ -38,13 +53,16 @@ def outcome(document: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def expect(order_id: str, events: list[tuple[Topic, bytes, bytes]]) -> Expected:
-    """Apply the order's valid events, in the order given, to an empty order."""
+def expect(order_id: str, events: list[Input]) -> Expected:
+    """Apply the order's valid events, in the order given, to an empty order.
+
+    Headers and compression change nothing: a valid record with binary or null header values,
+    or in a compressed batch, is applied like any other."""
     order = OrderDocument(_id=order_id)
     ids: set[str] = set()
     now = datetime.now(UTC)
-    for topic, key, value in events:
-        event = decode(topic, key, value)
+    for item in events:
+        event = decode(item.topic, item.key, item.value, item.headers)
         if isinstance(event, Rejection):
             continue
         for output in apply(order, event, now) or []:
@@ -61,6 +79,7 @@ class Verdict:
     orders_lost: int = 0
     final_states_differing: int = 0
     events_applied_twice: int = 0
+    # Malformed inputs without a dead letter carrying the reason expected of them.
     malformed_not_in_dlq: int = 0
     expected_outputs_missing: int = 0
     duplicate_outputs: int = 0
@@ -83,8 +102,8 @@ def judge(
     expected: dict[str, Expected],
     documents: dict[str, dict[str, Any]],
     published: list[str],
-    malformed: set[bytes],
-    dead_lettered: set[bytes],
+    malformed: Mapping[bytes, str],
+    dead_lettered: Mapping[bytes, set[str]],
     secrets: list[str],
     haystacks: list[str],
 ) -> Verdict:
@@ -115,9 +134,26 @@ def judge(
         if missing:
             verdict.examples.append(f"outputs missing for {order_id}: {sorted(missing)[:3]}")
     verdict.duplicate_outputs = sum(count - 1 for count in seen.values() if count > 1)
-    verdict.malformed_not_in_dlq = len(malformed - dead_lettered)
+    unmatched = [
+        key for key, reason in malformed.items() if reason not in dead_lettered.get(key, set())
+    ]
+    verdict.malformed_not_in_dlq = len(unmatched)
+    verdict.examples += [
+        f"no {malformed[key]} dead letter for {key!r}: {sorted(dead_lettered.get(key, set()))}"
+        for key in unmatched[:5]
+    ]
     verdict.secrets_found = count_secrets(secrets, haystacks)
     return verdict
+
+
+def reasons_by_key(letters: Iterable[Any]) -> dict[bytes, set[str]]:
+    """The `x-dlq-reason` of each dead letter (aiokafka records), by the letter's key."""
+    found: dict[bytes, set[str]] = {}
+    for letter in letters:
+        reason = dict(letter.headers).get(DeadLetterHeader.REASON.value)
+        if letter.key is not None and reason:
+            found.setdefault(letter.key, set()).add(reason.decode(errors="replace"))
+    return found
 
 
 def count_secrets(secrets: list[str], haystacks: list[str]) -> int:

@@ -16,26 +16,34 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from bench.data import workload
 from bench.run import Lab
-from chaos.oracle import Expected, Verdict, dumps, expect, judge
+from chaos.oracle import Expected, Headers, Input, Verdict, dumps, expect, judge, reasons_by_key
 from config import Settings, project_root
 from consumers.topics import ensure_topics
 from consumers.worker import stop_processes
-from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, Topic
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterReason, Topic
 from stack import ferretdb, kafka
 from store.orders import connect
 
 Say = Callable[[str], None]
-Send = tuple[Topic, bytes, bytes]
+Send = Input
 LAG_SETTLED = 100  # records: back to normal after a fault
+# Header values are bytes, not text: valid records carrying these must still be applied.
+ODD_HEADERS: Headers = (("trace", b"\xff\xfe"), ("nothing", None), ("text", "é".encode()))
+# Codecs of the second producers; every one must be readable by the workers.
+CODECS = ("gzip", "lz4", "zstd")
+# Kafka's default message.max.bytes is 1,048,588: an oversized malformed record fits the broker,
+# its dead letter (the same record plus the x- headers) does not.
+OVERSIZED_RECORD = 1_048_500
 
 
 @dataclass
@@ -47,6 +55,8 @@ class Plan:
     store_restarts: int = 1
     duplicate_rate: float = 0.05
     malformed_rate: float = 0.01
+    odd_header_rate: float = 0.01  # valid records with binary and null header values
+    compressed_rate: float = 0.02  # records sent through a gzip, lz4 or zstd producer
     rate: float = 100.0  # orders per second
     seed: int = 20261122
 
@@ -70,48 +80,103 @@ class ChaosReport:
     verdict: dict[str, Any] = field(default_factory=dict)
 
 
-def _malformed(index: int, rng: random.Random, prefix: str) -> Send:
-    key = f"chaos-bad-{prefix}-{index}".encode()
-    kind = index % 5
-    if kind == 0:
-        return Topic.ORDERS_PLACED, key, bytes(rng.getrandbits(8) for _ in range(40)) + b"\xff"
-    if kind == 1:
-        return Topic.PAYMENTS_CAPTURED, key, b'{"specversion": "1.0", "oops"'
-    if kind == 2:
-        return Topic.FULFILLMENTS_REQUESTED, key, json.dumps({"hello": "world"}).encode()
-    envelope = {
+def _payment(key: bytes, amount: str) -> dict[str, Any]:
+    """A payment.captured CloudEvent keyed as its record."""
+    return {
         "specversion": "1.0",
         "id": key.decode(),
         "source": "urn:chaos",
         "type": "payment.captured",
         "subject": key.decode(),
         "time": "2026-11-22T00:00:00Z",
-        "data": {"payment_id": "p", "amount": "-1", "currency": "USD"},
+        "data": {"payment_id": "p", "amount": amount, "currency": "USD"},
     }
-    if kind == 3:
-        return Topic.PAYMENTS_CAPTURED, key, json.dumps(envelope).encode()  # invalid amount
-    return Topic.ORDERS_PLACED, key, json.dumps(envelope).encode()  # wrong type for the topic
+
+
+def _oversized(key: bytes, value: dict[str, Any], headers: Headers) -> bytes:
+    """`value` padded so that its record is estimated at OVERSIZED_RECORD bytes."""
+    value = value | {"padding": ""}
+    base = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        key, json.dumps(value).encode(), list(headers)
+    )
+    value["padding"] = "p" * (OVERSIZED_RECORD - base - 8)  # the length prefix grows too
+    return json.dumps(value).encode()
+
+
+MALFORMED_KINDS = 9
+
+
+def _malformed(index: int, rng: random.Random, prefix: str) -> tuple[Send, DeadLetterReason]:
+    """One broken input of kind `index % MALFORMED_KINDS`, and the reason it must be refused."""
+    key = f"chaos-bad-{prefix}-{index}".encode()
+    kind = index % MALFORMED_KINDS
+    negative = _payment(key, "-1")
+    if kind == 0:
+        value = bytes(rng.getrandbits(8) for _ in range(40)) + b"\xff"
+        return Input(Topic.ORDERS_PLACED, key, value), DeadLetterReason.NOT_UTF8
+    if kind == 1:
+        value = b'{"specversion": "1.0", "oops"'
+        return Input(Topic.PAYMENTS_CAPTURED, key, value), DeadLetterReason.NOT_JSON
+    if kind == 2:
+        value = json.dumps({"hello": "world"}).encode()
+        return Input(Topic.FULFILLMENTS_REQUESTED, key, value), DeadLetterReason.NOT_CLOUDEVENT
+    if kind == 3:  # an amount below zero
+        value = json.dumps(negative).encode()
+        return Input(Topic.PAYMENTS_CAPTURED, key, value), DeadLetterReason.INVALID_DATA
+    if kind == 4:  # a payment on the orders topic
+        value = json.dumps(negative).encode()
+        return Input(Topic.ORDERS_PLACED, key, value), DeadLetterReason.WRONG_TYPE
+    if kind == 5:  # a 5,000-digit integer (json.dumps cannot write one), labelled as JSON
+        text = json.dumps(negative | {"sequence": 0})
+        value = text.replace('"sequence": 0', '"sequence": ' + "9" * 5000).encode()
+        headers: Headers = (("content-type", b"application/json"),)
+        return Input(Topic.PAYMENTS_CAPTURED, key, value, headers), DeadLetterReason.NOT_JSON
+    if kind == 6:  # a time that is in year 10000 once in UTC
+        value = json.dumps(_payment(key, "1.00") | {"time": "9999-12-31T23:59:59-23:59"}).encode()
+        return Input(Topic.PAYMENTS_CAPTURED, key, value), DeadLetterReason.NOT_CLOUDEVENT
+    if kind == 7:  # invalid and near 1 MiB: its dead letter must drop the value
+        headers = (("trace", b"\xff\x00"),)
+        value = _oversized(key, negative, headers)
+        return Input(Topic.PAYMENTS_CAPTURED, key, value, headers), DeadLetterReason.INVALID_DATA
+    # A key that is not the subject, with binary and null header values to keep byte for byte.
+    value = json.dumps(_payment(key, "1.00") | {"subject": "someone-else"}).encode()
+    return Input(Topic.PAYMENTS_CAPTURED, key, value, ODD_HEADERS), DeadLetterReason.KEY_MISMATCH
 
 
 def build_stream(
     plan: Plan, run: str
-) -> tuple[list[Send], dict[str, list[Send]], set[bytes], int, list[str]]:
-    """Every order's events reordered across topics, plus duplicates and malformed inputs."""
+) -> tuple[list[Send], dict[str, list[Send]], dict[bytes, str], int, list[str]]:
+    """Every order's events reordered across topics, plus duplicates and malformed inputs;
+    some records carry binary and null header values, some go in compressed batches.
+    The malformed inputs are given by key, with the dead-letter reason each must get."""
     rng = random.Random(plan.seed)
+    odd = random.Random(plan.seed + 2)  # its own stream: the rest stays as it was for a seed
     work = workload(plan.orders, run)
     per_order: dict[str, list[Send]] = {}
     stream: list[Send] = []
     for index in range(plan.orders):
-        events = [(topic, *records[index]) for topic, records in work.by_topic().items()]
+        events = [
+            Input(
+                topic,
+                *records[index],
+                headers=ODD_HEADERS if odd.random() < plan.odd_header_rate else (),
+                codec=odd.choice(CODECS) if odd.random() < plan.compressed_rate else None,
+            )
+            for topic, records in work.by_topic().items()
+        ]
         rng.shuffle(events)  # reorder across topics; each topic keeps its own order
-        per_order[events[0][1].decode()] = events
+        per_order[events[0].key.decode()] = events
         stream += events
     # Positions as floats: an original at i, its duplicate somewhere after it, garbage anywhere.
     placed: list[tuple[float, Send]] = [(float(i), item) for i, item in enumerate(stream)]
     picks = [rng.randrange(len(stream)) for _ in range(int(len(stream) * plan.duplicate_rate))]
     placed += [(rng.uniform(i + 0.5, len(stream)), stream[i]) for i in picks]
     malformed = [_malformed(i, rng, run) for i in range(int(len(stream) * plan.malformed_rate))]
-    placed += [(rng.uniform(0, len(stream)), bad) for bad in malformed]
+    malformed = [
+        (replace(bad, codec=odd.choice(CODECS)) if odd.random() < 0.2 else bad, reason)
+        for bad, reason in malformed
+    ]
+    placed += [(rng.uniform(0, len(stream)), bad) for bad, _ in malformed]
     placed.sort(key=lambda item: item[0])
     stream = [item for _, item in placed]
     duplicates = picks
@@ -120,7 +185,8 @@ def build_stream(
         for value in (v for _, v in work.requested)
         if b'"credentials"' in value
     ]
-    return stream, per_order, {key for _, key, _ in malformed}, len(duplicates), secrets
+    expected_letters = {bad.key: reason.value for bad, reason in malformed}
+    return stream, per_order, expected_letters, len(duplicates), secrets
 
 
 class Workers:
@@ -231,15 +297,31 @@ class LagMonitor:
 
 
 async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan) -> None:
-    """Send the stream at `rate` orders/s; a send the broker refused (it may be restarting) is sent again."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=5,
-        request_timeout_ms=60000,
-    )
-    await producer.start()
+    """Send the stream at `rate` orders/s; a send the broker refused (it may be restarting) is
+    sent again. Records with a codec go through a second producer compressing with it."""
+    producers: dict[str | None, AIOKafkaProducer] = {}
+    for codec in (None, *sorted({item.codec for item in stream if item.codec})):
+        producers[codec] = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=60000,
+            max_request_size=2 * 1024 * 1024,  # oversized malformed records are ~1 MiB
+            compression_type=codec,
+        )
+    for producer in producers.values():
+        await producer.start()
+
+    async def send(item: Send) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await producers[item.codec].send(
+            settings.topic(item.topic),
+            item.value,
+            key=item.key,
+            headers=list(item.headers) or None,
+        )
+        return future
+
     try:
         per_second = rate * len(stream) / plan.orders
         started = time.monotonic()
@@ -248,25 +330,21 @@ async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan)
             delay = started + index / per_second - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            topic, key, value = item
-            pending.append((await producer.send(settings.topic(topic), value, key=key), item))
-        await producer.flush()
+            pending.append((await send(item), item))
+        for producer in producers.values():
+            await producer.flush()
         while pending:
             # The oracle needs every input in Kafka; a late re-send only reorders it, which
             # changes no outcome here (no cancel requests in the chaos stream).
             await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
             failed = [item for future, item in pending if future.exception() is not None]
             pending = []
-            for topic, key, value in failed:
+            for item in failed:
                 await asyncio.sleep(0.1)
-                pending.append(
-                    (
-                        await producer.send(settings.topic(topic), value, key=key),
-                        (topic, key, value),
-                    )
-                )
+                pending.append((await send(item), item))
     finally:
-        await producer.stop()
+        for producer in producers.values():
+            await producer.stop()
 
 
 async def _restart(kind: str) -> None:
@@ -392,7 +470,11 @@ async def chaos(
 
 
 async def _verdict(
-    lab: Lab, expected: dict[str, Expected], malformed: set[bytes], secrets: list[str], logs: Path
+    lab: Lab,
+    expected: dict[str, Expected],
+    malformed: dict[bytes, str],
+    secrets: list[str],
+    logs: Path,
 ) -> Verdict:
     settings = lab.settings
     client = connect(settings.mongodb_uri)
@@ -419,7 +501,7 @@ async def _verdict(
         documents,
         published,
         malformed,
-        {record.key for record in letters},
+        reasons_by_key(letters),
         secrets,
         haystacks,
     )
