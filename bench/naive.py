@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
@@ -18,8 +19,8 @@ from consumers.decode import Rejection, decode
 from consumers.pipeline import utc_now
 from consumers.sealing import Sealer
 from lifecycle import apply
-from schemas.document import OrderDocument
-from schemas.events import FulfillmentRequested, Inbound
+from schemas.document import OrderDocument, OutboxMessage
+from schemas.events import FulfillmentRequested
 from schemas.names import INPUT_TOPICS
 from store.orders import connect
 
@@ -45,29 +46,22 @@ def build(settings: Settings) -> FastStream:
             return
         if isinstance(event.data, FulfillmentRequested) and event.data.distributions:
             sealed = [sealer.seal_distribution(d) for d in event.data.distributions]
-            event = Inbound(
-                event.id,
-                event.type,
-                event.order_id,
-                event.time,
-                event.data.model_copy(update={"distributions": sealed}),
-            )
+            event = replace(event, data=event.data.model_copy(update={"distributions": sealed}))
         raw = await orders.find_one({"_id": event.order_id})
         order = OrderDocument.model_validate(raw) if raw else OrderDocument(_id=event.order_id)
         loaded = order.version
-        outputs = apply(order, event, utc_now())
-        if outputs is None:
+        result = apply(order, event, utc_now())
+        if not result.changed:
             return
         order.version = loaded + 1
-        order.outbox = []
         if loaded == 0:
             await orders.insert_one(order.to_mongo())
         elif (
             await orders.replace_one({"_id": order.id, "version": loaded}, order.to_mongo())
         ).matched_count == 0:
             raise RuntimeError("lost a race; the message is read again")
-        for output in outputs:
-            value = sealer.open_output(output.value)
+        for output in map(OutboxMessage.of, result.outputs):
+            value = sealer.open_output(output)
             await broker.publish(
                 value.encode(), settings.topic(output.topic), key=output.key.encode()
             )

@@ -27,7 +27,7 @@ from config import Settings, project_root
 from consumers.topics import ensure_topics
 from consumers.worker import stop_processes
 from lifecycle import apply
-from schemas.document import OrderDocument
+from schemas.document import OrderDocument, OutboxMessage
 from schemas.names import INPUT_TOPICS, Topic
 from store.orders import OrderStore, connect
 
@@ -298,8 +298,7 @@ def _document_states(work: Workload) -> list[list[dict[str, Any]]]:
         for step, (topic, records) in enumerate(work.by_topic().items()):
             event = decode(topic, *records[index])
             assert not isinstance(event, Rejection)
-            order.outbox = []
-            apply(order, event, now)
+            order.outbox = [OutboxMessage.of(e) for e in apply(order, event, now).outputs]
             order.version = step + 1
             steps.append(order.to_mongo())
         states.append(steps)

@@ -65,8 +65,8 @@ def expect(order_id: str, events: list[Input]) -> Expected:
         event = decode(item.topic, item.key, item.value, item.headers)
         if isinstance(event, Rejection):
             continue
-        for output in apply(order, event, now) or []:
-            if output.event["type"] != EventType.ORDER_STATUS_CHANGED:
+        for output in apply(order, event, now).outputs:
+            if output.type != EventType.ORDER_STATUS_CHANGED:
                 ids.add(output.id)
     return Expected(outcome(order.model_dump(mode="json", by_alias=True)), ids)
 

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -24,8 +24,8 @@ from consumers.decode import Rejection, decode
 from consumers.outputs import Message, event_message
 from consumers.retry import QuietLog, is_outage, retrying
 from consumers.sealing import Sealer, UnknownKey
-from lifecycle import apply
-from schemas.document import OrderDocument, PendingOutbox
+from lifecycle import Outcome, apply
+from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
 from schemas.events import FulfillmentRequested, Inbound
 from schemas.limits import MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterHeader, DeadLetterReason
@@ -192,7 +192,9 @@ class Pipeline:
     def _decode_one(self, record: Record) -> Inbound | Rejection:
         try:
             with stage("decoding"):
-                result = decode(self._topics[record.topic], record.key, record.value, record.headers)
+                result = decode(
+                    self._topics[record.topic], record.key, record.value, record.headers
+                )
             if isinstance(result, Rejection):
                 return result
             with stage("sealing credentials"):
@@ -205,13 +207,7 @@ class Pipeline:
         if not isinstance(data, FulfillmentRequested) or not data.distributions:
             return event
         sealed = [self.sealer.seal_distribution(d) for d in data.distributions]
-        return Inbound(
-            event.id,
-            event.type,
-            event.order_id,
-            event.time,
-            data.model_copy(update={"distributions": sealed}),
-        )
+        return replace(event, data=data.model_copy(update={"distributions": sealed}))
 
     async def dead_letter(self, rejected: Sequence[tuple[Record, Rejection]]) -> None:
         """Send each record to `<topic>.dlq`; one too large for the broker goes without its value."""
@@ -270,20 +266,36 @@ class Pipeline:
                 raise
         for one in received:
             try:
-                await self._apply_together([one], report)
-            except OverBudget as over:
-                await self.dead_letter(
-                    [(one.record, Rejection(DeadLetterReason.TOO_LARGE, _over_budget(over)))]
-                )
-                report.dead_letters += 1
+                await self._apply_one(one, report)
             except Exception as problem:
                 if is_outage(problem):
                     raise
                 await self.dead_letter([(one.record, failure(problem))])
                 report.dead_letters += 1
 
-    async def _apply_together(self, received: Sequence[Received], report: BatchReport) -> None:
-        """Decide every order's events, save with compare-and-set, publish; retry the losers."""
+    async def _apply_one(self, one: Received, report: BatchReport) -> None:
+        """One event on its own; one that would overgrow its order is refused (contract 1.1)."""
+        try:
+            await self._apply_together([one], report)
+        except OverBudget as over:
+            try:
+                await self._apply_together([one], report, {one.event.id: _over_budget(over)})
+            except OverBudget as still:
+                # Even the refusal does not fit: the order is full.
+                rejection = Rejection(DeadLetterReason.TOO_LARGE, _over_budget(still))
+                await self.dead_letter([(one.record, rejection)])
+                report.dead_letters += 1
+
+    async def _apply_together(
+        self,
+        received: Sequence[Received],
+        report: BatchReport,
+        too_large: Mapping[str, str] | None = None,
+    ) -> None:
+        """Decide every order's events, save with compare-and-set, publish; retry the losers.
+
+        `too_large` maps event ids to why they would overgrow their order: they are refused.
+        """
         by_order = _by_order(received)
         while by_order:
             stored = await retrying("loading orders", self.store.load_many, list(by_order))
@@ -291,14 +303,12 @@ class Pipeline:
                 "checking outboxes", self.store.unsent_among, list(stored.values())
             )
             token = uuid.uuid4().hex
-            round_ = _decide(by_order, stored, unsent_ids, self.clock(), token)
+            round_ = _decide(by_order, stored, unsent_ids, self.clock(), token, too_large or {})
             with stage("saving the order"):
-                lost = await retrying(
-                    "saving orders", self.store.save_many, round_.changes, token
-                )
-            for order_id, flags in round_.applied.items():
+                lost = await retrying("saving orders", self.store.save_many, round_.changes, token)
+            for order_id, outcomes in round_.outcomes.items():
                 if order_id not in lost:
-                    self._count(by_order[order_id], flags, report)
+                    await self._count(by_order[order_id], outcomes, too_large or {}, report)
             report.conflicts += len(lost)
             metrics.CONFLICTS.inc(len(lost))
             saved = [change.order for change in round_.changes if change.order.id not in lost]
@@ -308,19 +318,28 @@ class Pipeline:
             report.published += await self.publish(saved + round_.unsent, carried)
             by_order = {order_id: by_order[order_id] for order_id in lost}
 
-    @staticmethod
-    def _count(events: Sequence[Received], flags: Sequence[bool], report: BatchReport) -> None:
-        for one, was_applied in zip(events, flags, strict=True):
-            outcome = "applied" if was_applied else "duplicate"
-            metrics.EVENTS.labels(one.event.type.value, outcome).inc()
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "event %s",
-                    outcome,
-                    extra={"order_id": one.event.order_id, "event_id": one.event.id},
-                )
-        report.applied += sum(flags)
-        report.duplicates += len(flags) - sum(flags)
+    async def _count(
+        self,
+        events: Sequence[Received],
+        outcomes: Sequence[Outcome],
+        too_large: Mapping[str, str],
+        report: BatchReport,
+    ) -> None:
+        """Metrics and logs per saved event; an event refused as too large is dead-lettered."""
+        for one, outcome in zip(events, outcomes, strict=True):
+            metrics.EVENTS.labels(one.event.type.value, outcome.value).inc()
+            ids = {"order_id": one.event.order_id, "event_id": one.event.id}
+            if outcome is Outcome.ID_REUSED:
+                metrics.ID_REUSED.inc()
+                log.warning("event id already applied from another source; not applied", extra=ids)
+            elif outcome is Outcome.REFUSED:
+                rejection = Rejection(DeadLetterReason.TOO_LARGE, too_large[one.event.id])
+                await self.dead_letter([(one.record, rejection)])
+                report.dead_letters += 1
+            elif log.isEnabledFor(logging.DEBUG):
+                log.debug("event %s", outcome.value, extra=ids)
+        report.applied += sum(outcome is Outcome.APPLIED for outcome in outcomes)
+        report.duplicates += sum(outcome is Outcome.DUPLICATE for outcome in outcomes)
 
     # ---- publishing -----------------------------------------------------------------------
 
@@ -360,7 +379,7 @@ class Pipeline:
                 event_message(
                     self.settings.topic(entry.topic),
                     entry.key,
-                    self.sealer.open_output(entry.value),
+                    self.sealer.open_output(entry),
                 )
                 for entry in order.outbox
             ]
@@ -374,7 +393,9 @@ class Pipeline:
 
     def _park(self, order_id: str, why: str) -> None:
         if self.parked.get(order_id) != why:
-            log.warning("order parked, outputs kept for a retry: %s", why, extra={"order_id": order_id})
+            log.warning(
+                "order parked, outputs kept for a retry: %s", why, extra={"order_id": order_id}
+            )
         self.parked[order_id] = why
         metrics.PARKED.set(len(self.parked))
 
@@ -391,7 +412,7 @@ class Round:
     changes: list[Change] = field(default_factory=list)
     unsent: list[OrderDocument] = field(default_factory=list)
     carried: dict[str, list[str]] = field(default_factory=dict)
-    applied: dict[str, list[bool]] = field(default_factory=dict)
+    outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
 
 
 def _by_order(received: Sequence[Received]) -> dict[str, list[Received]]:
@@ -407,6 +428,7 @@ def _decide(
     unsent_ids: set[str],
     now: datetime,
     token: str,
+    too_large: Mapping[str, str],
 ) -> Round:
     """Apply each order's events in arrival order to its loaded (or new) document."""
     round_ = Round()
@@ -419,9 +441,13 @@ def _decide(
             order.outbox = []
         loaded_version = order.version
         with stage("applying the lifecycle"):
-            flags = [apply(order, one.event, now) is not None for one in order_events]
-        round_.applied[order_id] = flags
-        if any(flags):
+            results = [
+                apply(order, one.event, now, too_large.get(one.event.id)) for one in order_events
+            ]
+        round_.outcomes[order_id] = [result.outcome for result in results]
+        with stage("encoding the outputs"):
+            order.outbox.extend(OutboxMessage.of(e) for result in results for e in result.outputs)
+        if any(result.changed for result in results):
             order.version = loaded_version + 1
             with stage("encoding the order"):
                 document = encode(order, token)
@@ -435,7 +461,9 @@ def _decide(
 
 
 def _over_budget(over: OverBudget) -> str:
-    return f"the order's document would be {over.size} bytes, above the limit of {MAX_DOCUMENT_BYTES}"
+    return (
+        f"the order's document would be {over.size} bytes, above the limit of {MAX_DOCUMENT_BYTES}"
+    )
 
 
 def dead_letter(record: Record, rejection: Rejection) -> Message:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
+from dataclasses import replace
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from config import ConfigError, stack_dir
-from schemas.events import Credentials, Distribution
-from schemas.names import EventType
+from schemas.cloudevents import from_json, to_json
+from schemas.document import OutboxMessage
+from schemas.events import Credentials, Distribution, FulfillmentCompleted
+from schemas.names import Topic
+
+COMPLETED_TOPIC = Topic.FULFILLMENTS_COMPLETED.value
 
 KEY_VARIABLE = "FULFILLMENT_SECRET_KEY"
 
@@ -62,25 +65,26 @@ class Sealer:
             update={"credentials": None, "sealed_credentials": self._fernet.encrypt(plain).decode()}
         )
 
-    def open_output(self, value: str) -> str:
-        """The wire form of an outbox value: credentials opened in `fulfillment.completed` only."""
-        if '"sealed_credentials":"' not in value:
-            return value
-        event = json.loads(value)
-        distributions = event.get("data", {}).get("distributions")
-        if event.get("type") != EventType.FULFILLMENT_COMPLETED or not distributions:
-            return value
-        event["data"]["distributions"] = [self._open(dict(item)) for item in distributions]
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    def open_output(self, entry: OutboxMessage) -> str:
+        """The wire form of an outbox entry: credentials opened in `fulfillment.completed` only."""
+        if entry.topic != COMPLETED_TOPIC:
+            return entry.value
+        event = from_json(entry.value)
+        data = event.data
+        assert isinstance(data, FulfillmentCompleted)
+        if not any(d.sealed_credentials for d in data.distributions or ()):
+            return entry.value
+        opened = [self._open(d) for d in data.distributions or ()]
+        return to_json(replace(event, data=data.model_copy(update={"distributions": opened})))
 
-    def _open(self, distribution: dict[str, Any]) -> dict[str, Any]:
-        sealed = distribution.pop("sealed_credentials", None)
-        if sealed:
-            try:
-                plain = self._fernet.decrypt(sealed.encode())
-            except InvalidToken:
-                raise UnknownKey("stored credentials were sealed with a key this worker lacks") from None
-            distribution["credentials"] = Credentials.model_validate(json.loads(plain)).model_dump(
-                exclude_none=True
-            )
-        return {key: item for key, item in distribution.items() if item is not None}
+    def _open(self, distribution: Distribution) -> Distribution:
+        if not distribution.sealed_credentials:
+            return distribution
+        try:
+            plain = self._fernet.decrypt(distribution.sealed_credentials.encode())
+        except InvalidToken:
+            raise UnknownKey("stored credentials were sealed with a key this worker lacks") from None
+        credentials = Credentials.model_validate_json(plain)
+        return distribution.model_copy(
+            update={"credentials": credentials, "sealed_credentials": None}
+        )

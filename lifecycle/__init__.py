@@ -1,5 +1,5 @@
-"""The order lifecycle as pure functions: (order, event, now) -> (order, outputs); no I/O."""
+"""The order lifecycle as pure functions: apply(order, event, now) -> typed output events; no I/O."""
 
-from lifecycle.decide import Applied, Decision, Outcome, apply, apply_event, decide
+from lifecycle.decide import Applied, Outcome, apply
 
-__all__ = ["Applied", "Decision", "Outcome", "apply", "apply_event", "decide"]
+__all__ = ["Applied", "Outcome", "apply"]

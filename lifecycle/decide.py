@@ -10,7 +10,8 @@ from enum import StrEnum
 
 from lifecycle.fulfillment import cancel, carry_out
 from lifecycle.record import listing, note, set_status
-from schemas.document import Capture, EarlyCancel, Fulfillment, Line, OrderDocument, OutboxMessage
+from schemas.cloudevents import CloudEvent
+from schemas.document import Capture, EarlyCancel, Fulfillment, Line, OrderDocument
 from schemas.events import (
     FulfillmentCancelRequested,
     FulfillmentRequested,
@@ -37,59 +38,44 @@ class Outcome(StrEnum):
     DUPLICATE = "duplicate"
     # Its id was applied before from another source: not applied, but noted on the timeline.
     ID_REUSED = "id_reused"
+    # It would make the order's document too large and is not a fulfillment request.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
 class Applied:
-    """How `apply_event` took an event, and the output events it caused."""
+    """How `apply` took an event, and the output events it caused, in order."""
 
     outcome: Outcome
-    outputs: list[OutboxMessage]
+    outputs: list[CloudEvent]
 
     @property
     def changed(self) -> bool:
         """Whether the document changed and must be saved."""
-        return self.outcome is not Outcome.DUPLICATE
+        return self.outcome in (Outcome.APPLIED, Outcome.ID_REUSED)
 
 
-@dataclass(frozen=True)
-class Decision:
-    """The order after the event, and the output events it caused (none for a duplicate)."""
+def apply(
+    order: OrderDocument, event: Inbound, now: datetime, too_large: str | None = None
+) -> Applied:
+    """Apply `event` to `order` in place: applied, a duplicate, a reused id, or refused.
 
-    order: OrderDocument
-    outputs: list[OutboxMessage]
-    applied: bool
-    outcome: Outcome = Outcome.APPLIED
-
-
-def decide(order: OrderDocument | None, event: Inbound, now: datetime) -> Decision:
-    """Apply `event` to a copy of `order` (a new one when the order is not known yet)."""
-    state = order.model_copy(deep=True) if order else OrderDocument(_id=event.order_id)
-    result = apply_event(state, event, now)
-    return Decision(state, result.outputs, result.outcome is Outcome.APPLIED, result.outcome)
-
-
-def apply(order: OrderDocument, event: Inbound, now: datetime) -> list[OutboxMessage] | None:
-    """Apply `event` to `order` in place: its outputs, or None when the document is unchanged.
-
-    None is a duplicate. An id applied before from another source is not applied either, but
-    the timeline entry that makes it visible must be saved, so it gives an empty list: the
-    shell saves documents that some event changed. `apply_event` tells the two cases apart.
+    `too_large` says why the shell found that the event would make the document larger than
+    it may be (contract 1.1): a fulfillment request is then cancelled as invalid without
+    keeping its payload, and any other event is refused, changing nothing.
     """
-    result = apply_event(order, event, now)
-    return result.outputs if result.changed else None
-
-
-def apply_event(order: OrderDocument, event: Inbound, now: datetime) -> Applied:
-    """Apply `event` to `order` in place, saying whether it was applied, a duplicate or a reuse."""
     applied_from = order.applied_source(event.id)
     if applied_from is not None:
         return _already_applied(order, event, applied_from, now)
+    if too_large is not None and event.type is not EventType.FULFILLMENT_REQUESTED:
+        return Applied(Outcome.REFUSED, [])
     order.mark_applied(event.id, event.source)
-    first_new = len(order.outbox)
-    _HANDLERS[event.type](order, event, now)
+    if too_large is not None:
+        _refuse_request(order, event, too_large, now)
+    else:
+        _HANDLERS[event.type](order, event, now)
     order.updated_at = now
-    return Applied(Outcome.APPLIED, order.outbox[first_new:])
+    return Applied(Outcome.APPLIED, order.take_events())
 
 
 def _already_applied(
@@ -107,6 +93,32 @@ def _already_applied(
     note(order, TimelineType.EVENT_ID_REUSED, event, summary, now)
     order.updated_at = now
     return Applied(Outcome.ID_REUSED, [])
+
+
+def _refuse_request(order: OrderDocument, event: Inbound, detail: str, now: datetime) -> None:
+    """A request too large to keep: on the record as cancelled, without shipment or credentials."""
+    data = event.data
+    assert isinstance(data, FulfillmentRequested)
+    if order.fulfillment(data.fulfillment_id) is not None:
+        _requested(order, event, now)  # a reused fulfillment_id: refused as ever, payload unused
+        return
+    fulfillment = Fulfillment(
+        fulfillment_id=data.fulfillment_id,
+        status=FulfillmentStatus.PENDING,
+        event_id=event.id,
+        requested_at=event.time,
+        requested_lines=data.lines or None,
+    )
+    order.add_fulfillment(fulfillment)
+    note(
+        order,
+        EventType.FULFILLMENT_REQUESTED,
+        event,
+        "fulfillment requested",
+        now,
+        data.fulfillment_id,
+    )
+    cancel(order, fulfillment, CancelReason.INVALID_REQUEST, detail, event, now)
 
 
 def _is_paid(order: OrderDocument) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from lifecycle.record import emit, message, note, set_status
-from schemas.document import Fulfillment, OrderDocument, OutboxMessage
+from lifecycle.record import emit, note, output, set_status
+from schemas.cloudevents import CloudEvent, to_json
+from schemas.document import Fulfillment, OrderDocument
 from schemas.events import (
     CancelledLine,
     FulfilledLine,
@@ -79,10 +80,10 @@ def _address_problem(
     return None
 
 
-def _size_problem(completed: OutboxMessage) -> str | None:
+def _size_problem(completed: CloudEvent) -> str | None:
     # Measured sealed: a Fernet token is longer than the credentials it seals, so the published
     # event (credentials opened) is never larger than this.
-    size = len(completed.value.encode())
+    size = len(to_json(completed).encode())
     if size <= MAX_OUTPUT_BYTES:
         return None
     return (
@@ -101,7 +102,7 @@ def carry_out(
         cancel(order, fulfillment, CancelReason.INVALID_REQUEST, problem, event, now)
         return
     status = progress_status(order, {line.line_id: line.quantity for line in lines})
-    completed = message(
+    completed = output(
         order,
         EventType.FULFILLMENT_COMPLETED,
         FulfillmentCompleted(
@@ -130,7 +131,7 @@ def carry_out(
     order.set_fulfillment_status(fulfillment, FulfillmentStatus.COMPLETED)
     fulfillment.lines = lines
     fulfillment.completed_at = now
-    order.outbox.append(completed)
+    order.record(completed)
     summary = ", ".join(f"{line.quantity} x {line.sku}" for line in lines)
     if fulfillment.shipment:
         summary += f" via {fulfillment.shipment.carrier} {fulfillment.shipment.tracking_number}"

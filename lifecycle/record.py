@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Collection
 from datetime import datetime
 from itertools import islice
 
-from schemas.document import OrderDocument, OutboxMessage, TimelineEntry
+from schemas.cloudevents import CloudEvent
+from schemas.document import OrderDocument, TimelineEntry
 from schemas.events import Inbound, OrderStatusChanged, WireModel
 from schemas.limits import MAX_SUMMARY_CHARS
-from schemas.names import SERVICE_SOURCE, TYPE_TOPIC, EventType, OrderStatus
+from schemas.names import SERVICE_SOURCE, EventType, OrderStatus
 
 # Ids a summary names before it counts the rest.
 LISTED_IDS = 5
@@ -54,37 +54,25 @@ def listing(ids: Collection[str]) -> str:
     return f"{shown} and {rest} more" if rest > 0 else shown
 
 
-def message(
+def output(
     order: OrderDocument, event_type: EventType, data: WireModel, now: datetime, *key: str
-) -> OutboxMessage:
-    """An output event as the outbox carries it (credentials still sealed)."""
-    message_id = output_id(event_type.value, order.id, *key)
-    return OutboxMessage(
-        id=message_id,
-        topic=TYPE_TOPIC[event_type].value,
-        key=order.id,
-        value=json.dumps(
-            {
-                "specversion": "1.0",
-                "id": message_id,
-                "source": SERVICE_SOURCE,
-                "type": event_type.value,
-                "subject": order.id,
-                "time": now.isoformat().replace("+00:00", "Z"),
-                "datacontenttype": "application/json",
-                "data": data.model_dump(mode="json"),
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
-        ),
+) -> CloudEvent:
+    """An output event of this order; its id is derived from what it is about (`key`)."""
+    return CloudEvent(
+        id=output_id(event_type.value, order.id, *key),
+        type=event_type,
+        source=SERVICE_SOURCE,
+        subject=order.id,
+        time=now,
+        data=data,
     )
 
 
 def emit(
     order: OrderDocument, event_type: EventType, data: WireModel, now: datetime, *key: str
 ) -> None:
-    """Put an output event in the order's outbox, to be published after the save."""
-    order.outbox.append(message(order, event_type, data, now, *key))
+    """Record an output event on the order, for the shell to save and publish."""
+    order.record(output(order, event_type, data, now, *key))
 
 
 def set_status(order: OrderDocument, status: OrderStatus, event: Inbound, now: datetime) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Hashable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from schemas.cloudevents import CloudEvent, to_json
 from schemas.events import (
     Address,
     Customer,
@@ -18,6 +18,7 @@ from schemas.events import (
     Shipment,
 )
 from schemas.names import (
+    TYPE_TOPIC,
     CancelReason,
     Delivery,
     FulfillmentStatus,
@@ -109,10 +110,11 @@ class OutboxMessage(DocumentModel):
     # The CloudEvent as JSON text: cheap for the store to keep, and sent as it is.
     value: str
 
-    @property
-    def event(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.value)
-        return parsed
+    @classmethod
+    def of(cls, event: CloudEvent) -> OutboxMessage:
+        """An output event of the lifecycle, in the form the outbox keeps and the broker gets."""
+        topic = TYPE_TOPIC[event.type].value
+        return cls(id=event.id, topic=topic, key=event.subject, value=to_json(event))
 
 
 class PendingOutbox(DocumentModel):
@@ -273,6 +275,16 @@ class OrderDocument(DocumentModel):
     outbox: list[OutboxMessage] = Field(default_factory=list)
     updated_at: datetime | None = None
     _index: _Index = PrivateAttr(default_factory=_Index)
+    # Output events the lifecycle recorded and the shell has not taken yet (never stored).
+    _events: list[CloudEvent] = PrivateAttr(default_factory=list)
+
+    def record(self, event: CloudEvent) -> None:
+        self._events.append(event)
+
+    def take_events(self) -> list[CloudEvent]:
+        """The output events recorded since the last call, in the order they happened."""
+        taken, self._events = self._events, []
+        return taken
 
     def applied_source(self, event_id: str) -> str | None:
         """The source `event_id` was applied from ("" when unknown), None when never applied."""

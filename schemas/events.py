@@ -15,7 +15,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StringConstraints,
+    model_serializer,
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
@@ -171,6 +173,12 @@ class Credentials(WireModel):
     password: OptionalText | None = None
     token: OptionalText | None = None
 
+    @model_serializer(mode="wrap")
+    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Only what the merchant gave travels: a reader should not see `"token": null`.
+        dumped: dict[str, Any] = handler(self)
+        return {name: value for name, value in dumped.items() if value is not None}
+
 
 class Distribution(WireModel):
     """Delivery of a digital line; credentials are sealed by the service before storage."""
@@ -181,6 +189,14 @@ class Distribution(WireModel):
     instructions: OptionalText | None = None
     # Set by the service (encrypted credentials); never taken from input, never published.
     sealed_credentials: SkipJsonSchema[str | None] = None
+
+    @model_serializer(mode="wrap")
+    def _without_empty_seal(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # The seal is internal: kept in the document while it holds a ciphertext, else absent.
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("sealed_credentials") is None:
+            dumped.pop("sealed_credentials", None)
+        return dumped
 
 
 class FulfillmentRequested(WireModel):

@@ -7,8 +7,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from lifecycle import Outcome, apply, apply_event, decide
-from schemas.document import OrderDocument, OutboxMessage
+from lifecycle import Applied, Outcome, apply
+from schemas.cloudevents import CloudEvent, to_json
+from schemas.document import OrderDocument
 from schemas.events import Inbound
 from schemas.limits import MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
 from schemas.names import (
@@ -33,20 +34,25 @@ from tests.factories import (
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
 
+def decide(order: OrderDocument | None, event: Inbound) -> tuple[OrderDocument, Applied]:
+    """`event` applied to a copy of `order` (a new order when None), the original untouched."""
+    state = order.model_copy(deep=True) if order else OrderDocument(_id=event.order_id)
+    return state, apply(state, event, NOW)
+
+
 def run(
     *events: Inbound, order: OrderDocument | None = None
-) -> tuple[OrderDocument, list[OutboxMessage]]:
-    outputs: list[OutboxMessage] = []
+) -> tuple[OrderDocument, list[CloudEvent]]:
+    outputs: list[CloudEvent] = []
     for event in events:
-        decision = decide(order, event, NOW)
-        order = decision.order
-        outputs += decision.outputs
+        order, result = decide(order, event)
+        outputs += result.outputs
     assert order is not None
     return order, outputs
 
 
-def of_type(outputs: list[OutboxMessage], event_type: EventType) -> list[dict[str, Any]]:
-    return [o.event["data"] for o in outputs if o.event["type"] == event_type]
+def of_type(outputs: list[CloudEvent], event_type: EventType) -> list[dict[str, Any]]:
+    return [o.data.model_dump(mode="json") for o in outputs if o.type == event_type]
 
 
 def fulfillment_status(order: OrderDocument, fulfillment_id: str = "ful-1") -> FulfillmentStatus:
@@ -220,10 +226,10 @@ def test_fulfillment_id_reused_under_a_new_event_id_is_not_carried_out_twice() -
 
 def test_duplicate_event_id_has_no_further_effect() -> None:
     order, _ = run(placed(), captured(event_id="pay-evt"))
-    decision = decide(order, captured(payment_id="other", event_id="pay-evt"), NOW)
-    assert not decision.applied
-    assert decision.outputs == []
-    assert decision.order.model_dump() == order.model_dump()
+    after, result = decide(order, captured(payment_id="other", event_id="pay-evt"))
+    assert result.outcome is Outcome.DUPLICATE
+    assert result.outputs == []
+    assert after.model_dump() == order.model_dump()
 
 
 def test_request_whose_completed_event_would_be_too_large_is_cancelled_as_invalid() -> None:
@@ -257,8 +263,8 @@ def test_request_with_large_distributions_under_the_output_limit_is_carried_out(
         captured(amount="10.00"),
         requested(distributions=[big] * 300),
     )
-    completed = [o for o in outputs if o.event["type"] == EventType.FULFILLMENT_COMPLETED]
-    assert len(completed[0].value.encode()) > 200_000
+    completed = [o for o in outputs if o.type == EventType.FULFILLMENT_COMPLETED]
+    assert len(to_json(completed[0]).encode()) > 200_000
     assert order.status is OrderStatus.FULFILLED
 
 
@@ -400,22 +406,23 @@ def from_source(event: Inbound, source: str) -> Inbound:
 def test_id_reused_by_another_source_is_not_applied_but_noted_on_the_timeline() -> None:
     order, _ = run(placed(), from_source(captured(amount="5.00", event_id="e1"), "urn:a"))
     reuse = from_source(captured(amount="15.00", payment_id="p2", event_id="e1"), "urn:b")
-    decision = decide(order, reuse, NOW)
-    assert decision.outcome is Outcome.ID_REUSED and not decision.applied
-    assert decision.outputs == []
-    assert decision.order.captured_amount == "5.00" and len(decision.order.captures) == 1
-    entry = decision.order.timeline[-1]
+    after, result = decide(order, reuse)
+    assert result.outcome is Outcome.ID_REUSED
+    assert result.outputs == []
+    assert after.captured_amount == "5.00" and len(after.captures) == 1
+    entry = after.timeline[-1]
     assert (entry.type, entry.event_id) == (TimelineType.EVENT_ID_REUSED, "e1")
     assert "urn:a" in entry.summary and "urn:b" in entry.summary
 
 
-def test_apply_gives_none_for_a_duplicate_and_an_empty_list_for_a_reused_id() -> None:
-    # The shell saves an order when some event gave a list: a reuse's timeline entry is kept.
+def test_a_reused_id_changes_the_document_but_a_duplicate_does_not() -> None:
+    # The shell saves an order when some event changed it: a reuse's timeline entry is kept.
     order = OrderDocument(_id="ord-1")
     first = from_source(placed(event_id="e1"), "urn:a")
-    assert apply(order, first, NOW)
-    assert apply(order, first, NOW) is None
-    assert apply(order, from_source(cancel_order(event_id="e1"), "urn:b"), NOW) == []
+    assert apply(order, first, NOW).changed
+    assert not apply(order, first, NOW).changed
+    reuse = apply(order, from_source(cancel_order(event_id="e1"), "urn:b"), NOW)
+    assert reuse.changed and reuse.outputs == []
     assert order.status is OrderStatus.AWAITING_PAYMENT
 
 
@@ -423,8 +430,8 @@ def test_a_reused_id_is_noted_once_per_source() -> None:
     order = OrderDocument(_id="ord-1")
     apply(order, from_source(placed(event_id="e1"), "urn:a"), NOW)
     reuse = from_source(cancel_order(event_id="e1"), "urn:b")
-    outcomes = [apply_event(order, reuse, NOW).outcome for _ in range(3)]
-    third = apply_event(order, from_source(reuse, "urn:c"), NOW).outcome
+    outcomes = [apply(order, reuse, NOW).outcome for _ in range(3)]
+    third = apply(order, from_source(reuse, "urn:c"), NOW).outcome
     assert outcomes == [Outcome.ID_REUSED, Outcome.DUPLICATE, Outcome.DUPLICATE]
     assert third is Outcome.ID_REUSED
     reused = [e for e in order.timeline if e.type == TimelineType.EVENT_ID_REUSED]
@@ -436,10 +443,10 @@ def test_an_unknown_source_never_counts_as_another_source() -> None:
     apply(order, placed(event_id="unknown"), NOW)
     apply(order, from_source(captured(event_id="known"), "urn:a"), NOW)
     assert (
-        apply_event(order, from_source(cancel_order(event_id="unknown"), "urn:b"), NOW).outcome
+        apply(order, from_source(cancel_order(event_id="unknown"), "urn:b"), NOW).outcome
         is Outcome.DUPLICATE
     )
-    assert apply_event(order, cancel_order(event_id="known"), NOW).outcome is Outcome.DUPLICATE
+    assert apply(order, cancel_order(event_id="known"), NOW).outcome is Outcome.DUPLICATE
     assert not [e for e in order.timeline if e.type == TimelineType.EVENT_ID_REUSED]
 
 
@@ -447,7 +454,7 @@ def test_documents_without_sources_load_and_their_ids_get_unknown_sources() -> N
     stored = {"_id": "ord-1", "applied_event_ids": ["old-1", "old-2"]}
     order = OrderDocument.model_validate(stored)
     assert (
-        apply_event(order, from_source(cancel_order(event_id="old-2"), "urn:b"), NOW).outcome
+        apply(order, from_source(cancel_order(event_id="old-2"), "urn:b"), NOW).outcome
         is Outcome.DUPLICATE
     )
     apply(order, from_source(placed(event_id="new"), "urn:a"), NOW)
@@ -455,4 +462,4 @@ def test_documents_without_sources_load_and_their_ids_get_unknown_sources() -> N
     assert order.applied_event_sources == ["", "", "urn:a"]
     reloaded = OrderDocument.model_validate(order.to_mongo())
     reuse = from_source(cancel_order(event_id="new"), "urn:b")
-    assert apply_event(reloaded, reuse, NOW).outcome is Outcome.ID_REUSED
+    assert apply(reloaded, reuse, NOW).outcome is Outcome.ID_REUSED

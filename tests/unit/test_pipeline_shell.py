@@ -64,7 +64,9 @@ def reasons(outputs: FakeOutputs) -> list[bytes | None]:
     return [dict(m.headers)[DeadLetterHeader.REASON] for m in outputs.on(".dlq")]
 
 
-async def test_a_record_the_store_refuses_is_dead_lettered_and_the_rest_of_its_batch_applies() -> None:
+async def test_a_record_the_store_refuses_is_dead_lettered_and_the_rest_of_its_batch_applies() -> (
+    None
+):
     store, outputs = FakeStore(), FakeOutputs()
     refused_once: list[str] = []
 
@@ -103,10 +105,10 @@ async def test_a_defect_applying_one_event_dead_letters_that_event_alone(
     batch = order_records("a") + order_records("b")
     broken_id = json.loads(batch[3].value or b"")["id"]  # b's order.placed
 
-    def apply(order: OrderDocument, event: Any, now: Any) -> Any:
+    def apply(order: OrderDocument, event: Any, now: Any, too_large: str | None = None) -> Any:
         if event.id == broken_id:
             raise RuntimeError("a bug")
-        return real_apply(order, event, now)
+        return real_apply(order, event, now, too_large)
 
     monkeypatch.setattr(pipeline_module, "apply", apply)
     store, outputs = FakeStore(), FakeOutputs()
@@ -139,7 +141,9 @@ async def test_an_event_that_would_overgrow_its_order_is_dead_lettered_too_large
     )
     await make(store, outputs).handle([big, small])
     assert reasons(outputs) == [b"too_large"]
-    assert b"above the limit" in (dict(outputs.on(".dlq")[0].headers)[DeadLetterHeader.ERROR] or b"")
+    assert b"above the limit" in (
+        dict(outputs.on(".dlq")[0].headers)[DeadLetterHeader.ERROR] or b""
+    )
     order = store.stored("a")
     assert order is not None and [c.payment_id for c in order.captures] == ["p-small"]
 
@@ -240,3 +244,29 @@ def test_a_dead_letter_too_large_for_the_broker_keeps_key_and_headers_without_it
     assert headers[DeadLetterHeader.VALUE_OMITTED] == str(len(value)).encode()
     assert headers[DeadLetterHeader.REASON] == b"not_json"
     assert headers[DeadLetterHeader.ORIGINAL_OFFSET] == b"7"
+
+
+async def test_a_request_that_would_overgrow_its_order_is_cancelled_without_its_payload(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    digital = order_records("d", digital=True)
+    await make(store, outputs).handle(digital[:1])
+    monkeypatch.setattr(pipeline_module, "MAX_DOCUMENT_BYTES", len(store.documents["d"]) + 3000)
+    huge = [{"line_id": "L1", "instructions": "i" * 1000}] * 5
+    request = record(
+        EventType.FULFILLMENT_REQUESTED, "d", {"fulfillment_id": "f-huge", "distributions": huge}
+    )
+    await make(store, outputs).handle([request])
+    cancelled = [
+        json.loads(m.value or b"")["data"] for m in outputs.on(Topic.FULFILLMENTS_CANCELLED)
+    ]
+    assert [(c["fulfillment_id"], c["reason"]) for c in cancelled] == [
+        ("f-huge", "invalid_request")
+    ]
+    assert "the order's document would be" in cancelled[0]["detail"]
+    order = store.stored("d")
+    assert order is not None
+    refused = order.fulfillment("f-huge")
+    assert refused is not None and refused.status == "cancelled" and refused.distributions is None
+    assert outputs.on(".dlq") == []

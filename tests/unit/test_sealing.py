@@ -8,8 +8,12 @@ import pytest
 from cryptography.fernet import Fernet
 
 from config import ConfigError
-from consumers.sealing import Sealer
-from schemas.events import Credentials, Distribution
+from consumers.sealing import Sealer, UnknownKey
+from schemas.cloudevents import CloudEvent
+from schemas.document import OutboxMessage
+from schemas.events import Credentials, Distribution, FulfillmentCompleted
+from schemas.names import EventType, OrderStatus
+from tests.factories import T0
 
 SECRET = "s3cr3t-pass"
 
@@ -21,18 +25,38 @@ def test_sealed_distribution_holds_no_plain_credentials_and_opens_in_completed_e
     )
     assert sealed.credentials is None
     assert sealed.sealed_credentials and SECRET not in sealed.sealed_credentials
-    event = {
-        "type": "fulfillment.completed",
-        "data": {"distributions": [sealed.model_dump(mode="json")]},
-    }
-    value = json.dumps(event, separators=(",", ":"))
-    assert SECRET not in value
-    opened = json.loads(sealer.open_output(value))
+    completed = FulfillmentCompleted(
+        order_id="ord-1",
+        order_number="#1",
+        fulfillment_id="f1",
+        lines=[],
+        distributions=[sealed],
+        order_status=OrderStatus.FULFILLED,
+    )
+    event = CloudEvent("evt-1", EventType.FULFILLMENT_COMPLETED, "urn:t", "ord-1", T0, completed)
+    entry = OutboxMessage.of(event)
+    assert SECRET not in entry.value
+    opened = json.loads(sealer.open_output(entry))
     assert opened["data"]["distributions"][0]["credentials"] == {
         "username": "ada",
         "password": SECRET,
     }
     assert "sealed_credentials" not in opened["data"]["distributions"][0]
+
+
+def test_the_first_of_several_keys_seals_and_any_of_them_opens() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    sealed = Sealer(old).seal_distribution(
+        Distribution(line_id="D1", credentials=Credentials(password=SECRET))
+    )
+    rotated = Sealer(f"{new}, {old}")
+    resealed = rotated.seal_distribution(
+        Distribution(line_id="D1", credentials=Credentials(password=SECRET))
+    )
+    assert Sealer(new)._open(resealed).credentials == Credentials(password=SECRET)
+    assert rotated._open(sealed).credentials == Credentials(password=SECRET)
+    with pytest.raises(UnknownKey):
+        Sealer(new)._open(sealed)
 
 
 def test_malformed_key_is_a_clear_configuration_error() -> None:

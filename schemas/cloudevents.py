@@ -1,0 +1,87 @@
+"""The one owner of the CloudEvents JSON form: envelope, time format, content type.
+
+The lifecycle returns typed `CloudEvent`s; the worker, the publisher, the CLI and the tests
+turn them into (and back from) the structured-mode JSON the contract specifies here only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.events import INPUT_DATA, OUTPUT_DATA, WireModel
+from schemas.names import EventType
+
+SPECVERSION = "1.0"
+DATA_CONTENT_TYPE = "application/json"
+# The Kafka `content-type` header of a structured-mode record.
+CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
+_DATA = {**INPUT_DATA, **OUTPUT_DATA}
+
+
+@dataclass(frozen=True)
+class CloudEvent:
+    """One event of the contract: its attributes and its typed `data`."""
+
+    id: str
+    type: EventType
+    source: str
+    subject: str
+    time: datetime
+    data: WireModel
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as every event this project writes carries it."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def envelope(
+    event_type: EventType,
+    subject: str,
+    data: dict[str, Any],
+    *,
+    event_id: str,
+    source: str,
+    time: datetime,
+) -> dict[str, Any]:
+    """The structured-mode JSON object of an event whose `data` is already JSON-ready."""
+    return {
+        "specversion": SPECVERSION,
+        "id": event_id,
+        "source": source,
+        "type": event_type.value,
+        "subject": subject,
+        "time": format_time(time),
+        "datacontenttype": DATA_CONTENT_TYPE,
+        "data": data,
+    }
+
+
+def to_json(event: CloudEvent) -> str:
+    """The event in structured mode, compact, non-ASCII kept as it is."""
+    document = envelope(
+        event.type,
+        event.subject,
+        event.data.model_dump(mode="json"),
+        event_id=event.id,
+        source=event.source,
+        time=event.time,
+    )
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def from_json(text: str) -> CloudEvent:
+    """An event this project wrote (an outbox entry) back as a typed `CloudEvent`."""
+    document = json.loads(text)
+    event_type = EventType(document["type"])
+    return CloudEvent(
+        id=document["id"],
+        type=event_type,
+        source=document["source"],
+        subject=document["subject"],
+        time=datetime.fromisoformat(document["time"]),
+        data=_DATA[event_type].model_validate(document["data"]),
+    )
