@@ -12,9 +12,10 @@ from aiokafka.errors import KafkaError
 
 from config import Settings
 from consumers.retry import is_outage
+from schemas.cloudevents import CONTENT_TYPE
 from schemas.limits import MAX_RECORD_BYTES
 
-CLOUDEVENTS_JSON = b"application/cloudevents+json; charset=UTF-8"
+CLOUDEVENTS_JSON = CONTENT_TYPE.encode()
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from config import Settings
-from consumers.outputs import CLOUDEVENTS_JSON
+from schemas.cloudevents import CONTENT_TYPE, cloud_event
 from schemas.events import (
     INPUT_DATA,
     FulfillmentCancelRequested,
@@ -24,26 +23,7 @@ from schemas.events import (
 )
 from schemas.names import TYPE_TOPIC, EventType
 
-
-def cloud_event(
-    event_type: EventType,
-    order_id: str,
-    data: WireModel,
-    source: str,
-    event_id: str | None = None,
-    time: datetime | None = None,
-) -> dict[str, Any]:
-    """The CloudEvents 1.0 envelope of one input event (structured mode)."""
-    return {
-        "specversion": "1.0",
-        "id": event_id or f"evt-{uuid.uuid4()}",
-        "source": source,
-        "type": event_type.value,
-        "subject": order_id,
-        "time": (time or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "data": data.model_dump(mode="json", exclude_none=True),
-    }
+__all__ = ["FulfillmentPublisher", "cloud_event"]
 
 
 class FulfillmentPublisher:
@@ -117,7 +97,7 @@ class FulfillmentPublisher:
     async def send_many(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
         """Send many records, then wait for every ack (faster than one round trip each)."""
         assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
-        headers = [("content-type", CLOUDEVENTS_JSON)]
+        headers = [("content-type", CONTENT_TYPE.encode())]
         pending = [
             await self._producer.send(topic, value, key=key, headers=headers)
             for topic, key, value in records
@@ -133,7 +113,7 @@ class FulfillmentPublisher:
     ) -> None:
         """Send bytes as they are (for replays and tests); waits for the broker's ack."""
         assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
-        default = [("content-type", CLOUDEVENTS_JSON)]
+        default = [("content-type", CONTENT_TYPE.encode())]
         await self._producer.send_and_wait(
             topic, value, key=key, headers=headers if headers is not None else default
         )

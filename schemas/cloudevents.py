@@ -7,6 +7,7 @@ turn them into (and back from) the structured-mode JSON the contract specifies h
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +59,25 @@ def envelope(
         "datacontenttype": DATA_CONTENT_TYPE,
         "data": data,
     }
+
+
+def cloud_event(
+    event_type: EventType,
+    subject: str,
+    data: WireModel,
+    source: str,
+    event_id: str | None = None,
+    time: datetime | None = None,
+) -> dict[str, Any]:
+    """A new input event in structured mode: a fresh id and the current time unless given."""
+    return envelope(
+        event_type,
+        subject,
+        data.model_dump(mode="json", exclude_none=True),
+        event_id=event_id or f"evt-{uuid.uuid4()}",
+        source=source,
+        time=time or datetime.now(UTC),
+    )
 
 
 def to_json(event: CloudEvent) -> str:

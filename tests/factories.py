@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas import cloudevents
 from schemas.events import INPUT_DATA, Inbound
 from schemas.names import EventType, Topic
 
@@ -58,16 +59,14 @@ def envelope(
     event_type: EventType, order_id: str, data: dict[str, Any], event_id: str | None = None
 ) -> dict[str, Any]:
     """A CloudEvent as it travels on the wire."""
-    return {
-        "specversion": "1.0",
-        "id": event_id or f"evt-{next(_ids)}",
-        "source": "urn:test",
-        "type": event_type.value,
-        "subject": order_id,
-        "time": (T0 + timedelta(seconds=next(_ids))).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "data": data,
-    }
+    return cloudevents.envelope(
+        event_type,
+        order_id,
+        data,
+        event_id=event_id or f"evt-{next(_ids)}",
+        source="urn:test",
+        time=T0 + timedelta(seconds=next(_ids)),
+    )
 
 
 def inbound(
