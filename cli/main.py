@@ -88,7 +88,7 @@ app.add_typer(contracts_app, name="contracts")
 @contracts_app.command("write")
 def contracts_write() -> None:
     """Regenerate contracts/asyncapi.json and contracts/json-schema/*.json from the code."""
-    from schemas.contracts import write
+    from tools.contracts import write
 
     for path in write():
         console.print(f"wrote {path}", highlight=False)

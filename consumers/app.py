@@ -8,15 +8,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from importlib.metadata import version
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.specification import AsyncAPI
-from pydantic import BaseModel
 
 from config import Settings
 from consumers import metrics
@@ -28,12 +25,10 @@ from consumers.retry import Backoff
 from consumers.sealing import Sealer
 from consumers.topics import ensure_topics
 from consumers.tracing import tracing_middlewares
-from schemas.contracts import event_model
-from schemas.names import INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_TYPE
+from schemas.names import INPUT_TOPICS
 from store.orders import OrderStore, connect
 
 log = logging.getLogger("fulfillment.worker")
-__version__ = version("fulfillment-pipeline")
 # /readyz turns 503 when one batch has waited this long (an outage being waited out).
 STALL_SECONDS = 60.0
 
@@ -187,55 +182,3 @@ def _record_lag(consumer: Any, records: tuple[Any, ...]) -> None:
         end = consumer.highwater(TopicPartition(topic, partition))
         if end is not None:
             metrics.LAG.labels(topic, str(partition)).set(max(end - offset - 1, 0))
-
-
-def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3 document of the worker: what it consumes, publishes and dead-letters.
-
-    The running app has one batch subscriber for all five topics; this declares each topic
-    with its typed event, from the same topic names and models, so integrators see the contract.
-    """
-    broker = KafkaBroker(
-        "localhost:9092",
-        description="Kafka; every message is a CloudEvent in structured mode, keyed by the order id.",
-    )
-    for topic in INPUT_TOPICS:
-        event_type = TOPIC_TYPE[topic]
-        broker.subscriber(
-            topic.value,
-            title=f"{topic.value}:consume",
-            description=f"`{event_type.value}` events; the worker's group commits only after saving and publishing.",
-        )(_documented_handler(event_model(event_type)))
-        broker.publisher(
-            topic.dlq,
-            title=f"{topic.dlq}:publish",
-            description=(
-                "Input that could not be used: original key, value and headers, plus x-dlq-reason, "
-                "x-dlq-error, x-original-topic, x-original-partition, x-original-offset."
-            ),
-            schema=bytes,
-        )
-    for topic in OUTPUT_TOPICS:
-        broker.publisher(
-            topic.value,
-            title=f"{topic.value}:publish",
-            description=f"`{TOPIC_TYPE[topic].value}` events with deterministic ids.",
-            schema=event_model(TOPIC_TYPE[topic]),
-        )
-    specification = AsyncAPI(
-        broker,
-        title="Order-fulfillment pipeline",
-        version=__version__,
-        description="Order, payment and fulfillment events in; fulfillment outcomes and status changes out.",
-        schema_version="3.0.0",
-    )
-    document: dict[str, Any] = specification.to_specification().to_jsonable()
-    return document
-
-
-def _documented_handler(model: type[BaseModel]) -> Callable[..., Awaitable[None]]:
-    async def consume(event: Any) -> None:
-        """Declared for the specification only."""
-
-    consume.__annotations__ = {"event": model, "return": None}
-    return consume

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, create_model
@@ -12,7 +10,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, create_model
 from schemas.events import INPUT_DATA, OUTPUT_DATA, Identifier, Text
 from schemas.names import EventType
 
-CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
 ALL_DATA = {**INPUT_DATA, **OUTPUT_DATA}
 
 
@@ -56,27 +53,3 @@ def json_schema(event_type: EventType) -> dict[str, Any]:
         "$id": f"{event_type.value}.json",
         **schema,
     }
-
-
-def rendered() -> dict[str, str]:
-    """Every published contract file, by path relative to `contracts/`."""
-    files = {f"json-schema/{t.value}.json": _dump(json_schema(t)) for t in EventType}
-    from consumers.app import asyncapi_document
-
-    files["asyncapi.json"] = _dump(asyncapi_document())
-    return files
-
-
-def _dump(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, sort_keys=True) + "\n"
-
-
-def write(root: Path = CONTRACTS_DIR) -> list[Path]:
-    """Regenerate the committed contract files."""
-    written = []
-    for relative, text in rendered().items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    return written

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from schemas.contracts import CONTRACTS_DIR, event_model, rendered
+from schemas.contracts import event_model
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_TYPE, EventType
 from tests.factories import envelope, placed_data
+from tools.contracts import CONTRACTS_DIR, rendered
 
 
 def test_committed_contracts_match_the_code_run_fulfillment_contracts_write_to_update() -> None:

@@ -1,0 +1,1 @@
+"""Tools around the pipeline: the demo, the contract files generator."""

@@ -1,0 +1,101 @@
+"""The contract files integrators read: contracts/asyncapi.json and contracts/json-schema/*.json.
+
+Generated from the worker's topic names and typed event models; a test keeps the committed
+files equal to what this writes (`fulfillment contracts write`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from pydantic import BaseModel
+
+from schemas.contracts import event_model, json_schema
+from schemas.names import INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_TYPE, DeadLetterHeader, EventType
+
+CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
+_DLQ_HEADERS = ", ".join(
+    header.value
+    for header in DeadLetterHeader
+    if header not in (DeadLetterHeader.VALUE_OMITTED, DeadLetterHeader.REPLAYS)
+)
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """The AsyncAPI 3 document of the worker: what it consumes, publishes and dead-letters.
+
+    The running worker has one untyped batch subscriber over every input topic; this declares
+    each topic with its typed event, from the same names and models, so integrators see the
+    contract.
+    """
+    broker = KafkaBroker(
+        "localhost:9092",
+        description="Kafka; every message is a CloudEvent in structured mode, keyed by the order id.",
+    )
+    for topic in INPUT_TOPICS:
+        event_type = TOPIC_TYPE[topic]
+        broker.subscriber(
+            topic.value,
+            title=f"{topic.value}:consume",
+            description=f"`{event_type.value}` events; the worker's group commits only after saving and publishing.",
+        )(_documented_handler(event_model(event_type)))
+        broker.publisher(
+            topic.dlq,
+            title=f"{topic.dlq}:publish",
+            description=(
+                f"Input that could not be used: original key, value and headers, plus {_DLQ_HEADERS}."
+            ),
+            schema=bytes,
+        )
+    for topic in OUTPUT_TOPICS:
+        broker.publisher(
+            topic.value,
+            title=f"{topic.value}:publish",
+            description=f"`{TOPIC_TYPE[topic].value}` events with deterministic ids.",
+            schema=event_model(TOPIC_TYPE[topic]),
+        )
+    specification = AsyncAPI(
+        broker,
+        title="Order-fulfillment pipeline",
+        version=version("fulfillment-pipeline"),
+        description="Order, payment and fulfillment events in; fulfillment outcomes and status changes out.",
+        schema_version="3.0.0",
+    )
+    document: dict[str, Any] = specification.to_specification().to_jsonable()
+    return document
+
+
+def _documented_handler(model: type[BaseModel]) -> Callable[..., Awaitable[None]]:
+    async def consume(event: Any) -> None:
+        """Declared for the specification only."""
+
+    consume.__annotations__ = {"event": model, "return": None}
+    return consume
+
+
+def rendered() -> dict[str, str]:
+    """Every published contract file, by path relative to `contracts/`."""
+    files = {f"json-schema/{t.value}.json": _dump(json_schema(t)) for t in EventType}
+    files["asyncapi.json"] = _dump(asyncapi_document())
+    return files
+
+
+def _dump(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def write(root: Path = CONTRACTS_DIR) -> list[Path]:
+    """Regenerate the committed contract files."""
+    written = []
+    for relative, text in rendered().items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        written.append(path)
+    return written
