@@ -30,6 +30,7 @@ from lifecycle import apply
 from schemas.document import OrderDocument, OutboxMessage
 from schemas.names import INPUT_TOPICS, Topic
 from store.orders import OrderStore, connect
+from store.server import probe
 
 Say = Callable[[str], None]
 
@@ -262,8 +263,8 @@ async def store_ceiling(base: Settings, work: Workload, say: Say) -> Result:
     states = _document_states(work)
     client = connect(base.mongodb_uri)
     orders = client[lab.settings.database]["orders"]
-    store = OrderStore(client, lab.settings.database)
-    await store.detect_server()
+    server = await probe(client)
+    store = OrderStore(client, lab.settings.database, server.write_chunk)
     await store.ensure_indexes()
     batch = max(1, base.batch_size // 3)  # a worker's batch of 500 records holds ~170 orders
     started = time.monotonic()

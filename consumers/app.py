@@ -27,6 +27,7 @@ from consumers.topics import ensure_topics
 from consumers.tracing import tracing_middlewares
 from schemas.names import INPUT_TOPICS
 from store.orders import OrderStore, connect
+from store.server import probe
 
 log = logging.getLogger("fulfillment.worker")
 # /readyz turns 503 when one batch has waited this long (an outage being waited out).
@@ -99,7 +100,9 @@ def build_app(
             # Only a defect of ours gets here (outages wait inside, bad records are isolated).
             # The batch is rewound and read again, after a pause, so it is never a hot loop.
             log.error(
-                "batch failed (%s); reading it again in %.1fs", type(problem).__name__, failures.delay
+                "batch failed (%s); reading it again in %.1fs",
+                type(problem).__name__,
+                failures.delay,
             )
             await failures.wait()
             raise
@@ -116,11 +119,15 @@ def build_app(
         created = await ensure_topics(settings)
         if created:
             log.info("created %d topics with %d partitions", len(created), settings.partitions)
-        server = await store.detect_server()
+        server = await probe(store.client)
+        store.write_chunk = server.write_chunk
         await store.ensure_indexes()
         await outputs.start()
         log.info(
-            "store: %s, database %s; kafka: %s", server, settings.database, settings.kafka_bootstrap
+            "store: %s, database %s; kafka: %s",
+            server.name,
+            settings.database,
+            settings.kafka_bootstrap,
         )
 
     @app.after_startup

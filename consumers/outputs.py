@@ -56,8 +56,8 @@ class KafkaOutputs:
             max_batch_size=1024 * 1024,
             # Our own budget (MAX_RECORD_BYTES) is checked first; this is the client's backstop.
             max_request_size=MAX_RECORD_BYTES + 48_576,
-            request_timeout_ms=15000,
-            **self._settings.kafka_options(),
+            # The settings may shorten the request timeout; they win over our default.
+            **({"request_timeout_ms": 15000} | self._settings.kafka_options()),
         )
         await self._producer.start()
 

@@ -22,14 +22,10 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from schemas.document import OrderDocument, PendingOutbox
+from store.server import FERRETDB_WRITE_CHUNK
 
 DUPLICATE_KEY = 11000
 Raw = dict[str, Any]
-# FerretDB v1 keeps one SQLite connection open per update statement until the whole command
-# ends, from a pool of 100: a command of ~100 updates, or a few concurrent ones, deadlock it.
-# Small chunks keep every worker far below that; real MongoDB takes large ones.
-FERRETDB_WRITE_CHUNK = 12
-MONGODB_WRITE_CHUNK = 1000
 
 
 @dataclass
@@ -54,20 +50,14 @@ def encode(order: OrderDocument, token: str) -> RawBSONDocument:
 class OrderStore:
     """One document per order; every write is a single-document compare-and-set."""
 
-    def __init__(self, client: AsyncMongoClient[Raw], database: str) -> None:
+    def __init__(
+        self, client: AsyncMongoClient[Raw], database: str, write_chunk: int = FERRETDB_WRITE_CHUNK
+    ) -> None:
+        """`write_chunk`: writes per bulk command; the smallest safe one unless `probe` said more."""
         self.client = client
         self.orders: AsyncCollection[Raw] = client[database]["orders"]
         self.pending: AsyncCollection[Raw] = client[database]["outbox_pending"]
-        self.write_chunk = FERRETDB_WRITE_CHUNK
-
-    async def detect_server(self) -> str:
-        """Tune write sizes to the server: FerretDB or MongoDB."""
-        info = await self.client.admin.command("buildInfo")
-        if "ferretdbVersion" in info:
-            self.write_chunk = FERRETDB_WRITE_CHUNK
-            return f"FerretDB {info['ferretdbVersion']}"
-        self.write_chunk = MONGODB_WRITE_CHUNK
-        return f"MongoDB {info.get('version', '?')}"
+        self.write_chunk = write_chunk
 
     async def ensure_indexes(self) -> None:
         await self.pending.create_index([("at", ASCENDING)])

@@ -1,0 +1,30 @@
+"""Which server answers on the MongoDB wire, and the write size it can take."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+# FerretDB v1 keeps one SQLite connection open per update statement until the whole command
+# ends, from a pool of 100: a command of ~100 updates, or a few concurrent ones, deadlock it.
+# Small chunks keep every worker far below that; real MongoDB takes large ones.
+FERRETDB_WRITE_CHUNK = 12
+MONGODB_WRITE_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Server:
+    """The store's name and version, and how many writes one bulk command may carry."""
+
+    name: str
+    write_chunk: int
+
+
+async def probe(client: AsyncMongoClient[Any]) -> Server:
+    """Ask the server what it is (`buildInfo`); FerretDB says so in its own field."""
+    info = await client.admin.command("buildInfo")
+    if "ferretdbVersion" in info:
+        return Server(f"FerretDB {info['ferretdbVersion']}", FERRETDB_WRITE_CHUNK)
+    return Server(f"MongoDB {info.get('version', '?')}", MONGODB_WRITE_CHUNK)
