@@ -13,6 +13,7 @@ COPY producers producers
 COPY schemas schemas
 COPY stack stack
 COPY store store
+COPY tools tools
 RUN pip install --no-cache-dir ".[otel]" && useradd --system --uid 10001 fulfillment
 USER fulfillment
 
