@@ -43,7 +43,7 @@ class Workload:
 def _record(event_type: EventType, order_id: str, data: WireModel, index: int) -> Record:
     event = cloud_event(
         event_type, order_id, data, "urn:bench", event_id=f"{order_id}-{event_type.value}"
-    )  # type: ignore[arg-type]
+    )
     return order_id.encode(), json.dumps(event).encode()
 
 

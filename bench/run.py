@@ -397,12 +397,6 @@ def write(report: Report, folder: Path) -> tuple[Path, Path | None]:
     return data, chart(report, folder / f"bench-{stamp}.png")
 
 
-def load(path: Path) -> Report:
-    """A report written by `write`, for charting again."""
-    raw = json.loads(path.read_text())
-    return Report(**{**raw, "results": [Result(**r) for r in raw["results"]]})
-
-
 def chart(report: Report, path: Path) -> Path | None:
     try:
         import matplotlib

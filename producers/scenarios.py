@@ -144,7 +144,7 @@ def _request(order_id: str, fulfillment_id: str, **fields: Any) -> Send:
         EventType.FULFILLMENT_REQUESTED,
         order_id,
         FulfillmentRequested(fulfillment_id=fulfillment_id, **fields),
-    )  # type: ignore[arg-type]
+    )
 
 
 def build(run: str, scale: int = 1) -> Plan:

@@ -40,7 +40,7 @@ def event_model(event_type: EventType) -> type[BaseModel]:
         _model_name(event_type),
         __base__=CloudEventBase,
         __doc__=f"A `{event_type.value}` CloudEvent.",
-        type=(Literal[event_type.value], ...),  # type: ignore[arg-type,valid-type]
+        type=(Literal[event_type.value], ...),  # type: ignore[arg-type]
         data=(ALL_DATA[event_type], ...),
     )
     return model

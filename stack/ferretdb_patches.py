@@ -1,7 +1,8 @@
 """Small, checked source patches applied to FerretDB v1 before the local store is built.
 
 FerretDB v1.24.2 (the last v1) has three defects that make an update-heavy workload on
-SQLite unusable beyond a few hundred documents. Each patch names the defect it fixes;
+SQLite unusable beyond a few hundred documents; four patches mend them (pushing `_id` down
+to SQLite takes two: equality and `$in`). Each patch names what it fixes;
 each replacement must match exactly, so a different FerretDB version fails the build loudly.
 """
 
