@@ -13,13 +13,14 @@ from typing import Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
 from rich.table import Table
 
 from cli.common import EXIT_FAILURE, cli_settings, console, errors, fail, open_publisher, run
 from config import Settings
+from consumers.decode import Rejection, decode
 from consumers.topics import ensure_topics
-from schemas.events import INPUT_DATA, Envelope
+from schemas.cloudevents import envelope
+from schemas.events import INPUT_DATA
 from schemas.names import (
     DLQ_SUFFIX,
     INPUT_TOPICS,
@@ -32,6 +33,7 @@ from schemas.names import (
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the contract.")
 REPLAY_GROUP = "fulfillment-dlq-replay"
+CLI_SOURCE = "urn:fulfillment-cli"
 # The headers a dead letter gained; a replay sends the record back without them.
 # REPLAYS counts replays: a replayed letter that fails again is not replayed again unless asked.
 DLQ_HEADERS = tuple(DeadLetterHeader)
@@ -62,38 +64,23 @@ def _as_event(event_type: EventType, document: Any, order_id: str | None) -> dic
         return document
     if not order_id:
         fail("the file holds only `data`: give the order id with --order")
-    return {
-        "specversion": "1.0",
-        "id": f"evt-{uuid.uuid4()}",
-        "source": "urn:fulfillment-cli",
-        "type": event_type.value,
-        "subject": order_id,
-        "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "datacontenttype": "application/json",
-        "data": document,
-    }
-
-
-def _validation_errors(problem: ValidationError, prefix: str = "") -> list[str]:
-    return [
-        f"{'.'.join(str(part) for part in (prefix, *error['loc']) if part != '') or 'event'}: {error['msg']}"
-        for error in problem.errors(include_url=False, include_input=False)
-    ]
+    return envelope(
+        event_type,
+        order_id,
+        document,
+        event_id=f"evt-{uuid.uuid4()}",
+        source=CLI_SOURCE,
+        time=datetime.now(UTC),
+    )
 
 
 def validate(event_type: EventType, event: dict[str, Any]) -> list[str]:
-    """Every problem the worker would dead-letter this event for, readably."""
-    try:
-        envelope = Envelope.model_validate(event)
-    except ValidationError as problem:
-        return _validation_errors(problem)
-    if envelope.type != event_type:
-        return [f"type: is {envelope.type!r}, expected {event_type.value!r}"]
-    try:
-        INPUT_DATA[event_type].model_validate(envelope.data)
-    except ValidationError as problem:
-        return _validation_errors(problem, "data")
-    return []
+    """Every problem the worker would dead-letter this event for: the worker's own decoding."""
+    subject = event.get("subject")
+    key = subject.encode() if isinstance(subject, str) else None
+    result = decode(TYPE_TOPIC[event_type], key, json.dumps(event).encode())
+    # `x-dlq-error` joins the problems with "; ": one per line here.
+    return result.error.split("; ") if isinstance(result, Rejection) else []
 
 
 def publish(
