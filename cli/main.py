@@ -31,10 +31,22 @@ def say(message: str) -> None:
 
 
 @stack_app.command("up")
-def stack_up() -> None:
+def stack_up(
+    brokers: int | None = typer.Option(
+        None,
+        "--brokers",
+        min=1,
+        help="Kafka nodes (KRaft, each broker and controller); 3 for a cluster. Default: as last started, else 1.",
+    ),
+    secure: bool | None = typer.Option(
+        None,
+        "--secure/--plaintext",
+        help="SASL_SSL (SCRAM-SHA-512 over TLS) listeners; clients then need the settings in the printed file.",
+    ),
+) -> None:
     """Start the local stack (idempotent); build it on first use."""
     try:
-        stack.up(say)
+        stack.up(say, brokers=brokers, secure=secure)
     except stack.StackError as problem:
         fail(str(problem))
 

@@ -75,7 +75,8 @@ class Settings:
     topic_prefix: str = ""
     group_id: str = "fulfillment-worker"
     partitions: int = 6
-    replication_factor: int = 1
+    # None: 3 on a cluster of three or more brokers, else as many as there are brokers.
+    replication_factor: int | None = None
     batch_size: int = 500
     kafka_security: dict[str, str] = field(default_factory=dict)
     # Short-lived commands set this so a hung broker fails fast; None keeps aiokafka's 40 s.
@@ -112,7 +113,7 @@ class Settings:
             topic_prefix=env.get("FULFILLMENT_TOPIC_PREFIX", ""),
             group_id=env.get("FULFILLMENT_GROUP_ID") or "fulfillment-worker",
             partitions=_int_env("FULFILLMENT_PARTITIONS", 6),
-            replication_factor=_int_env("FULFILLMENT_REPLICATION_FACTOR", 1),
+            replication_factor=_int_env("FULFILLMENT_REPLICATION_FACTOR", 0) or None,
             batch_size=_int_env("FULFILLMENT_BATCH_SIZE", 500),
             kafka_security=security,
         )

@@ -1,4 +1,4 @@
-"""Creating the contract's topics, with enough partitions, before anything consumes them."""
+"""Creating the contract's topics, with enough partitions and replicas, before anything consumes them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from config import Settings
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS
 
 TOPIC_ALREADY_EXISTS = 36
+# Three copies survive one broker down with writes still acknowledged by two (acks=all).
+CLUSTER_REPLICAS = 3
 
 
 def contract_topics(settings: Settings) -> list[str]:
@@ -18,6 +20,19 @@ def contract_topics(settings: Settings) -> list[str]:
         *(f"{name}{DLQ_SUFFIX}" for name in inputs),
         *(settings.topic(t) for t in OUTPUT_TOPICS),
     ]
+
+
+def replication_for(configured: int | None, brokers: int) -> int:
+    """The configured replication factor, else 3 on a cluster of three or more, else `brokers`."""
+    if configured is not None:
+        return configured
+    return max(1, min(CLUSTER_REPLICAS, brokers))
+
+
+def topic_configs(replicas: int) -> dict[str, str]:
+    """min.insync.replicas: 2 of 3 replicas (one broker may be down, an ack still means two
+    copies); 1 when there are fewer than 3, where 2 would stop every write while one is down."""
+    return {"min.insync.replicas": "2" if replicas >= CLUSTER_REPLICAS else "1"}
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -31,8 +46,13 @@ async def ensure_topics(settings: Settings) -> list[str]:
         missing = [name for name in contract_topics(settings) if name not in existing]
         if not missing:
             return []
+        brokers = len((await admin.describe_cluster())["brokers"])
+        replicas = replication_for(settings.replication_factor, brokers)
         response = await admin.create_topics(
-            [NewTopic(name, settings.partitions, settings.replication_factor) for name in missing]
+            [
+                NewTopic(name, settings.partitions, replicas, topic_configs=topic_configs(replicas))
+                for name in missing
+            ]
         )
         for name, code, *_ in response.topic_errors:
             if code not in (0, TOPIC_ALREADY_EXISTS):

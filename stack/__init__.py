@@ -29,15 +29,24 @@ def _external(var: str) -> str | None:
     return os.environ.get(var) or None
 
 
-def up(say: Say = print) -> Endpoints:
-    """Start whatever is not running yet (idempotent); external servers are used as they are."""
+def up(say: Say = print, brokers: int | None = None, secure: bool | None = None) -> Endpoints:
+    """Start whatever is not running yet (idempotent); external servers are used as they are.
+
+    `brokers` and `secure` choose the Kafka layout; None keeps the one recorded by the last `up`.
+    """
     started = time.monotonic()
     bootstrap = _external("KAFKA_BOOTSTRAP_SERVERS")
     if bootstrap:
         say(f"Kafka: external {bootstrap} (KAFKA_BOOTSTRAP_SERVERS), nothing started")
     else:
-        bootstrap = kafka.up(say)
-        say(f"Kafka: ready on {bootstrap} (pid {kafka.service().pid()})")
+        recorded = kafka.recorded_layout()
+        layout = kafka.Layout(
+            brokers if brokers is not None else recorded.brokers,
+            secure if secure is not None else recorded.secure,
+        )
+        bootstrap = kafka.up(say, layout)
+        pids = ", ".join(str(pid) for pid in kafka.service().pids())
+        say(f"Kafka: ready on {kafka.bootstrap(layout)} (pid {pids})")
     mongodb = _external("MONGODB_URI")
     if mongodb:
         say("store: external MONGODB_URI, nothing started")
@@ -56,24 +65,48 @@ def down(say: Say = print) -> None:
 
 
 def status() -> list[tuple[str, str, str, str]]:
-    """(service, state, address, detail) for each part of the stack."""
-    rows = []
-    for name, svc, address, var, ready in (
-        ("kafka", kafka.service(), kafka.bootstrap(), "KAFKA_BOOTSTRAP_SERVERS", kafka.is_ready),
-        ("store", ferretdb.service(), ferretdb.uri(), "MONGODB_URI", ferretdb.is_ready),
-    ):
-        external = _external(var)
-        if external:
-            state = "ready" if ready(external) else "not answering"
-            rows.append((name, state, external if name == "kafka" else "(MONGODB_URI)", "external"))
-            continue
-        pid = svc.pid()
-        if pid is None:
-            rows.append((name, "stopped", address, ""))
-        else:
-            state = "ready" if ready(None) else "starting"
-            rows.append((name, state, address, f"pid {pid}, log {svc.log_file}"))
+    """(service, state, address, detail) for each part of the stack: the broker, or each node
+    of a cluster (`kafka-1`, `kafka-2`, ...), then the store."""
+    external = _external("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        state = "ready" if kafka.is_ready(external) else "not answering"
+        rows = [("kafka", state, external, "external")]
+    else:
+        rows = _kafka_rows()
+    external = _external("MONGODB_URI")
+    if external:
+        state = "ready" if ferretdb.is_ready(external) else "not answering"
+        rows.append(("store", state, "(MONGODB_URI)", "external"))
+    else:
+        svc = ferretdb.service()
+        rows.append(_row("store", svc.pid(), ferretdb.is_ready, ferretdb.uri(), svc.log_file))
     return rows
+
+
+def _kafka_rows() -> list[tuple[str, str, str, str]]:
+    layout = kafka.recorded_layout()
+    rows = []
+    for node in kafka.nodes(layout):
+        name = "kafka" if layout.brokers == 1 else f"kafka-{node.node_id}"
+        svc = node.service()
+
+        def answers(_: str | None, address: str = node.address) -> bool:
+            return kafka.broker_count(address) > 0
+
+        name, state, address, detail = _row(name, svc.pid(), answers, node.address, svc.log_file)
+        if detail and layout.secure:
+            detail += ", SASL_SSL"
+        rows.append((name, state, address, detail))
+    return rows
+
+
+def _row(
+    name: str, pid: int | None, ready: Callable[[str | None], bool], address: str, log: object
+) -> tuple[str, str, str, str]:
+    if pid is None:
+        return (name, "stopped", address, "")
+    state = "ready" if ready(None) else "starting"
+    return (name, state, address, f"pid {pid}, log {log}")
 
 
 def ensure_secret_key() -> str:

@@ -1,0 +1,195 @@
+"""`fulfillment stack up --brokers 3`: a three-node KRaft cluster whose topics survive a broker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from config import Settings
+from consumers.topics import ensure_topics
+from stack.processes import port_is_free
+
+pytestmark = pytest.mark.integration
+FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A cluster started by the CLI in its own stack folder, on its own ports."""
+
+    env: dict[str, str]
+    base_port: int
+    started_in: float
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{self.base_port + 2 * i}" for i in range(3))
+
+    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [FULFILLMENT, *args], env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
+    def pid(self, node: int) -> int:
+        return int((Path(self.env["FULFILLMENT_STACK_DIR"]) / f"kafka-{node}.pid").read_text())
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` runs: not gone and not a zombie left for init to reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def free_base_port() -> int:
+    """A port P with P..P+5 free: three brokers and their controllers."""
+    for _ in range(100):
+        base = random.randrange(20000, 40000, 2)
+        if all(port_is_free("127.0.0.1", base + offset) for offset in range(6)):
+            return base
+    raise RuntimeError("no six free ports in a row")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, infra: object) -> Iterator[Cluster]:
+    base = free_base_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("KAFKA_") and key != "MONGODB_URI"
+    }
+    env |= {
+        "FULFILLMENT_STACK_DIR": str(tmp_path_factory.mktemp("cluster") / "stack"),
+        "FULFILLMENT_KAFKA_PORT": str(base),
+        # The shared store is external here: only Kafka is started.
+        "MONGODB_URI": os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+        "COLUMNS": "300",
+    }
+    started = time.monotonic()
+    result = subprocess.run(
+        [FULFILLMENT, "stack", "up", "--brokers", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    running = Cluster(env, base, time.monotonic() - started)
+    print(f"three-node cluster up in {running.started_in:.1f}s")
+    try:
+        yield running
+    finally:
+        running.cli("stack", "down")
+
+
+async def describe(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        partitions: list[dict[str, Any]] = (await admin.describe_topics([topic]))[0]["partitions"]
+        return partitions
+    finally:
+        await admin.close()
+
+
+async def min_insync(bootstrap: str, topic: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, {"min.insync.replicas": None})
+        response = (await admin.describe_configs([resource]))[0]
+        return str(
+            next(
+                entry[1] for entry in response.resources[0][4] if entry[0] == "min.insync.replicas"
+            )
+        )
+    finally:
+        await admin.close()
+
+
+async def round_trip(bootstrap: str, topic: str, count: int = 50) -> list[bytes]:
+    """Produce `count` records with acks=all, then read them back from the start."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        sent = [f"{topic}-{i}".encode() for i in range(count)]
+        await asyncio.gather(*[await producer.send(topic, value, key=value) for value in sent])
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    received: list[bytes] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(received) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    received += [record.value for record in records]
+    finally:
+        await consumer.stop()
+    return sorted(received)
+
+
+def test_three_nodes_start_and_status_shows_each(cluster: Cluster) -> None:
+    result = cluster.cli("stack", "status")
+    assert result.returncode == 0, result.stderr
+    for node, offset in ((1, 0), (2, 2), (3, 4)):
+        row = next(line for line in result.stdout.splitlines() if f"kafka-{node} " in line)
+        assert "ready" in row and f"127.0.0.1:{cluster.base_port + offset}" in row, row
+
+
+async def test_contract_topics_get_three_replicas_and_two_in_sync_minimum(
+    cluster: Cluster,
+) -> None:
+    result = cluster.cli("topics", "create")
+    assert result.returncode == 0, result.stderr
+    for partition in await describe(cluster.bootstrap, "orders.placed"):
+        assert len(partition["replicas"]) == 3, partition
+        assert sorted(partition["isr"]) == [1, 2, 3], partition
+    assert await min_insync(cluster.bootstrap, "orders.placed") == "2"
+    assert await round_trip(cluster.bootstrap, "orders.placed") == sorted(
+        f"orders.placed-{i}".encode() for i in range(50)
+    )
+
+
+async def test_writes_go_on_with_one_broker_killed_and_it_rejoins_after_stack_up(
+    cluster: Cluster,
+) -> None:
+    settings = Settings(kafka_bootstrap=cluster.bootstrap, topic_prefix="survive.", partitions=3)
+    await ensure_topics(settings)
+    topic = settings.topic("orders.placed")
+    os.kill(cluster.pid(3), signal.SIGKILL)
+    # Two replicas in sync are enough for acks=all once the dead broker is fenced (3 s).
+    assert len(await round_trip(cluster.bootstrap, topic)) == 50
+    result = cluster.cli("stack", "up")  # idempotent: starts only the missing node
+    assert result.returncode == 0, result.stderr
+    async with asyncio.timeout(60):
+        while not all(len(p["isr"]) == 3 for p in await describe(cluster.bootstrap, topic)):
+            await asyncio.sleep(0.5)
+
+
+def test_down_stops_every_node(cluster: Cluster) -> None:
+    pids = [cluster.pid(node) for node in (1, 2, 3)]
+    result = cluster.cli("stack", "down")
+    assert result.returncode == 0, result.stderr
+    assert not any(running(pid) for pid in pids)
+    status = cluster.cli("stack", "status").stdout
+    assert all(
+        "stopped" in line for line in status.splitlines() if line.strip("│ ").startswith("kafka-")
+    ), status
