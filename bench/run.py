@@ -8,7 +8,6 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -23,9 +22,9 @@ from cryptography.fernet import Fernet
 from pymongo import InsertOne, ReplaceOne
 
 from bench.data import Workload, workload
-from config import Settings, project_root
+from config import Settings, stack_dir
+from consumers.processes import spawn_worker, stop_processes
 from consumers.topics import ensure_topics
-from consumers.worker import stop_processes
 from lifecycle import apply
 from schemas.document import OrderDocument, OutboxMessage
 from schemas.names import INPUT_TOPICS, Topic
@@ -70,6 +69,8 @@ class Lab:
             batch_size=base.batch_size,
         )
         self.key = Fernet.generate_key().decode()
+        self.logs = stack_dir() / "bench-logs" / self.settings.group_id
+        self.logs.mkdir(parents=True, exist_ok=True)
 
     def env(self) -> dict[str, str]:
         s = self.settings
@@ -88,15 +89,10 @@ class Lab:
         }
 
     def spawn(self, module: str, count: int) -> list[subprocess.Popen[bytes]]:
+        # Bench workers log at WARNING into the lab's folder; a silent failure would skew figures.
         return [
-            subprocess.Popen(
-                [sys.executable, "-m", module],
-                env=self.env(),
-                cwd=project_root(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(count)
+            spawn_worker(self.env(), self.logs / f"{module}-{index}.log", module)
+            for index in range(count)
         ]
 
     async def cleanup(self) -> None:

@@ -28,8 +28,8 @@ from bench.data import workload
 from bench.run import Lab
 from chaos.oracle import Expected, Headers, Input, Verdict, dumps, expect, judge, reasons_by_key
 from config import Settings, project_root
+from consumers.processes import stop_processes
 from consumers.topics import ensure_topics
-from consumers.worker import stop_processes
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterReason, Topic
 from stack import ferretdb, kafka
 from store.orders import connect

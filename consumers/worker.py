@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from config import ConfigError, Settings, check_range
 from consumers import logs
 from consumers.app import build_app
+from consumers.processes import Process, spawn_worker
 from consumers.sealing import Sealer
 from consumers.startup import wait_until_reachable
 
@@ -22,19 +22,6 @@ log = logging.getLogger("fulfillment.worker")
 STABLE_AFTER = 60.0
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
-
-
-def stop_processes(processes: list[subprocess.Popen[bytes]], timeout: float = 40) -> None:
-    """SIGTERM every worker, wait for the batch in hand to finish, then SIGKILL what is left."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def metrics_port() -> int | None:
@@ -83,7 +70,7 @@ class RestartBackoff:
 def run_many(processes: int) -> int:
     """Start `processes` workers in one consumer group; restart any that dies, with backoff
     per slot; stop all on a signal."""
-    children: dict[int, subprocess.Popen[bytes]] = {}
+    children: dict[int, Process] = {}
     started: dict[int, float] = {}
     backoffs = {slot: RestartBackoff() for slot in range(processes)}
     # Slots whose child died, with the monotonic time at which to start it again.
@@ -92,7 +79,7 @@ def run_many(processes: int) -> int:
 
     def spawn(slot: int) -> None:
         env = {**os.environ, "FULFILLMENT_WORKER_SLOT": str(slot)}
-        children[slot] = subprocess.Popen([sys.executable, "-m", "consumers.worker"], env=env)
+        children[slot] = spawn_worker(env)
         started[slot] = time.monotonic()
 
     def stop(signum: int, _frame: object) -> None:

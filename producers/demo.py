@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -20,9 +19,9 @@ from rich.table import Table
 
 import stack
 from cli.tables import timeline_table
-from config import Settings, project_root, stack_dir
+from config import Settings, stack_dir
+from consumers.processes import spawn_worker, stop_processes
 from consumers.topics import ensure_topics
-from consumers.worker import stop_processes
 from producers.publisher import FulfillmentPublisher, cloud_event
 from producers.scenarios import Phase, Plan, build
 from schemas.document import OrderDocument
@@ -110,19 +109,7 @@ class Watcher:
 def start_workers(count: int) -> list[subprocess.Popen[bytes]]:
     logs = stack_dir() / "demo"
     logs.mkdir(parents=True, exist_ok=True)
-    workers = []
-    for index in range(count):
-        with (logs / f"worker-{index}.log").open("ab") as log:
-            workers.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "consumers.worker"],
-                    cwd=project_root(),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=dict(os.environ),
-                )
-            )
-    return workers
+    return [spawn_worker(log=logs / f"worker-{index}.log") for index in range(count)]
 
 
 async def _send(publisher: FulfillmentPublisher, phase: Phase, settings: Settings) -> int:
