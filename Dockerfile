@@ -14,6 +14,7 @@ COPY schemas schemas
 COPY stack stack
 COPY store store
 COPY tools tools
+COPY console console
 RUN pip install --no-cache-dir ".[otel]" && useradd --system --uid 10001 fulfillment
 USER fulfillment
 

@@ -263,16 +263,38 @@ def demo(
     keep_stack: bool = typer.Option(
         False, "--keep-stack", help="Leave a stack the demo started running."
     ),
+    with_console: bool = typer.Option(
+        False,
+        "--console",
+        help="Then keep the stack and workers running and serve the console on 127.0.0.1:8000.",
+    ),
 ) -> None:
     """The main job end to end: stack, workers, realistic traffic, live progress, summary."""
+    from console.server import ConsoleError
     from producers.demo import demo as run_demo
 
     try:
-        run_demo(workers, keep_stack, console)
-    except (ConfigError, stack.StackError) as problem:
+        run_demo(workers, keep_stack, console, with_console=with_console)
+    except (ConfigError, stack.StackError, ConsoleError) as problem:
         fail(str(problem), EXIT_USAGE)
     except TimeoutError:
         fail("the demo's outputs did not all arrive in time; see the worker logs in .stack/demo/")
+
+
+@app.command("console")
+def console_command(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; loopback unless you mean otherwise."
+    ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+) -> None:
+    """The operator console: orders, actions as input events, dead letters (login required)."""
+    from console.server import ConsoleError, serve
+
+    try:
+        serve(host, port)
+    except (ConfigError, ConsoleError) as problem:
+        fail(str(problem), EXIT_USAGE)
 
 
 def main() -> None:

@@ -248,13 +248,38 @@ def stop_services(names: list[str], say: Callable[[str], None]) -> None:
             say(f"{label}: {'stopped' if service.stop() else 'was not running'}")
 
 
-def demo(workers: int = 2, keep_stack: bool = False, console: Console | None = None) -> None:
-    """Start (or reuse) the stack, run workers, send the traffic, summarise, stop what was started."""
+def serve_console(console: Console) -> None:
+    """Serve the operator console on the demo's orders until Ctrl-C (`demo --console`)."""
+    from console.server import serve
+
+    console.print(
+        "the demo's orders are in the console; Ctrl-C stops the console and the workers"
+        " (the stack stays up: `fulfillment stack down` stops it)",
+        highlight=False,
+    )
+    serve(say=lambda line: console.print(line, highlight=False))
+
+
+def demo(
+    workers: int = 2,
+    keep_stack: bool = False,
+    console: Console | None = None,
+    with_console: bool = False,
+) -> None:
+    """Start (or reuse) the stack, run workers, send the traffic, summarise, stop what was started.
+
+    With `with_console`, the workers keep running afterwards and the console serves the orders.
+    """
     console = console or Console()
 
     def say(message: str) -> None:
         console.print(f"[dim]stack:[/dim] {message}", highlight=False)
 
+    if with_console:
+        from console.server import check_port
+
+        check_port("127.0.0.1", 8000)  # before the demo runs, not after
+        keep_stack = True
     started = stopped_services(stack.status())
     stack.up(say=say)
     settings = Settings.from_env()
@@ -263,6 +288,8 @@ def demo(workers: int = 2, keep_stack: bool = False, console: Console | None = N
     processes = start_workers(workers)
     try:
         asyncio.run(run_demo(settings, workers, console))
+        if with_console:
+            serve_console(console)
     finally:
         stop_processes(processes)
         console.print(f"stopped {workers} workers")

@@ -1,0 +1,259 @@
+"""The console's web application: login, the pages, and actions that publish input events.
+
+It reads the `orders` collection and never writes it. Every action is a contract input event
+published with the typed publisher; the page then follows the order's version until the
+pipeline's answer is on its timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from console.backend import Backend
+from console.forms import new_nonce
+from console.security import (
+    COOKIE,
+    CSRF_FIELD,
+    ContainErrors,
+    Flash,
+    SecurityHeaders,
+    Session,
+    Sessions,
+    cookie_options,
+)
+from console.views import REFUSALS, distributions, label, when
+
+HERE = Path(__file__).parent
+PUBLIC_PREFIXES = ("/static/",)
+PUBLIC_PATHS = frozenset({"/login"})
+MAX_SUBMISSIONS = 10_000
+# A wrong password costs this long: guessing gets slow, a typo barely notices.
+FAILED_LOGIN_DELAY_S = 1.0
+
+
+def url_part(value: object) -> str:
+    """One path segment or query value, with every reserved character escaped (ids may hold /)."""
+    return quote(str(value), safe="")
+
+
+templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["u"] = url_part
+templates.env.filters["when"] = when
+templates.env.filters["label"] = label
+templates.env.globals["new_nonce"] = new_nonce
+templates.env.globals["distributions"] = distributions
+templates.env.globals["refusals"] = REFUSALS
+
+
+class Submissions:
+    """Nonces of forms already sent, with their event ids: a form is sent once."""
+
+    def __init__(self) -> None:
+        self._sent: OrderedDict[str, str] = OrderedDict()
+
+    def reserve(self, nonce: str, event_id: str) -> bool:
+        """True if this form was not sent before; it now counts as sent."""
+        if nonce in self._sent:
+            return False
+        self._sent[nonce] = event_id
+        while len(self._sent) > MAX_SUBMISSIONS:
+            self._sent.popitem(last=False)
+        return True
+
+    def release(self, nonce: str) -> None:
+        """Sending failed: the same form may be sent again."""
+        self._sent.pop(nonce, None)
+
+
+@dataclass
+class Console:
+    """What every request handler shares."""
+
+    backend: Backend
+    password: str
+    secure_cookies: bool | None = None
+    sessions: Sessions = field(default_factory=Sessions)
+    submissions: Submissions = field(default_factory=Submissions)
+    # Contract 1.1 forms are offered once the worker's schemas have their events.
+    shipment_forms: bool = False
+
+
+class CsrfRefused(Exception):
+    """A form without this session's CSRF token."""
+
+
+def state(request: Request) -> Console:
+    console: Console = request.app.state.console
+    return console
+
+
+def session(request: Request) -> Session:
+    current: Session = request.state.session
+    return current
+
+
+def flash(request: Request, message: Flash) -> None:
+    session(request).flashes.append(message)
+
+
+def _take_flashes(request: Request, order_id: str | None) -> list[Flash]:
+    """The notifications for this page: those of this order, or those of no order."""
+    own = session(request)
+    mine = [f for f in own.flashes if f.order_id == order_id or f.order_id is None]
+    own.flashes = [f for f in own.flashes if f not in mine]
+    return mine
+
+
+def render(
+    request: Request,
+    template: str,
+    status_code: int = 200,
+    order_id: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A page with what every template needs: the session's CSRF token and notifications."""
+    current = session(request)
+    context.setdefault("nonce", new_nonce())
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "csrf": current.csrf,
+            "authenticated": current.authenticated,
+            "flashes": _take_flashes(request, order_id) if current.authenticated else [],
+            "shipment_forms": state(request).shipment_forms,
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def error_page(
+    request: Request, status_code: int, heading: str, message: str, back: str = "/orders"
+) -> HTMLResponse:
+    return render(
+        request, "error.html", status_code, heading=heading, message=message, back=back
+    )
+
+
+async def checked_form(request: Request) -> FormData:
+    """The submitted form, once its CSRF token is this session's."""
+    form = await request.form()
+    token = form.get(CSRF_FIELD)
+    if not isinstance(token, str) or not session(request).csrf_ok(token):
+        raise CsrfRefused()
+    return form
+
+
+def redirect(path: str) -> RedirectResponse:
+    """See-other after a POST: reloading the result page never sends the form again."""
+    return RedirectResponse(path, status_code=303)
+
+
+def local_path(candidate: str) -> str:
+    """Where to go after logging in: a path on this console only (no open redirect)."""
+    if candidate.startswith("/") and not candidate.startswith("//") and "\\" not in candidate:
+        return candidate
+    return "/orders"
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _secure(request: Request) -> bool:
+    configured = state(request).secure_cookies
+    return request.url.scheme == "https" if configured is None else configured
+
+
+async def authenticate(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Every request gets a session; every page but the login page needs a logged-in one."""
+    console = state(request)
+    cookie = request.cookies.get(COOKIE)
+    request.state.session = console.sessions.get(cookie) or console.sessions.new()
+    if _is_public(request.url.path) or session(request).authenticated:
+        response = await call_next(request)
+    elif request.method == "GET" and not request.url.path.endswith(".json"):
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response = redirect(f"/login?{urlencode({'next': wanted})}")
+    else:
+        response = JSONResponse({"error": "log in first"}, status_code=401)
+    # The handler may have replaced the session (login, logout): the cookie follows it.
+    current = session(request)
+    if current.token != cookie:
+        response.set_cookie(COOKIE, current.token, **cookie_options(_secure(request)))
+    return response
+
+
+async def _csrf_refused(request: Request, _: Exception) -> Response:
+    return error_page(
+        request,
+        403,
+        "This form has expired",
+        "The form did not carry this session's security token (it may be from before you "
+        "logged in again, or from another site). Nothing was sent. Go back, reload the page "
+        "and try again.",
+    )
+
+
+async def _invalid_request(request: Request, _: Exception) -> Response:
+    # FastAPI's default answer quotes the input, which could be a credential.
+    return error_page(request, 400, "Bad request", "The request could not be read.")
+
+
+async def _http_error(request: Request, problem: Exception) -> Response:
+    assert isinstance(problem, StarletteHTTPException)
+    if problem.status_code == 404:
+        return error_page(request, 404, "Not found", "There is no such page.")
+    return error_page(request, problem.status_code, "Request refused", str(problem.detail))
+
+
+def create_app(
+    backend: Backend,
+    password: str,
+    secure_cookies: bool | None = None,
+    shipment_forms: bool | None = None,
+) -> FastAPI:
+    """The console for `backend`, with one operator password."""
+    from console import letters, pages
+
+    app = FastAPI(
+        title="Fulfillment console", docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.console = Console(
+        backend,
+        password,
+        secure_cookies,
+        shipment_forms=pages.SHIPMENT_EVENTS_READY if shipment_forms is None else shipment_forms,
+    )
+    app.middleware("http")(authenticate)
+    app.add_middleware(ContainErrors)
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(pages.auth)
+    app.include_router(letters.router)
+    app.include_router(pages.router)
+    return app
+
+
+async def slow_down() -> None:
+    await asyncio.sleep(FAILED_LOGIN_DELAY_S)

@@ -1,0 +1,211 @@
+"""What the console talks to: the store (read only), the broker (the typed publisher) and the
+dead-letter topics (read and replayed with the CLI's own functions)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer
+
+from cli.messages import (
+    REPLAY_GROUP,
+    _choose,
+    _header,
+    _letters,
+    _original_topic,
+    _replays,
+    _start_consumer,
+    replay_letters,
+)
+from config import Settings
+from console.queries import OrderReader, ReadOnlyOrders
+from consumers.topics import ensure_topics
+from producers.publisher import FulfillmentPublisher
+from schemas.events import WireModel
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterHeader, EventType, Topic
+from store.orders import connect
+
+SOURCE = "urn:fulfillment-console"
+# A click waits this long for the broker's answer before the page says it is unavailable.
+KAFKA_TIMEOUT_MS = 8000
+PUBLISH_TIMEOUT_S = 15.0
+
+
+class Unavailable(Exception):
+    """Kafka or the store did not answer; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One dead letter as the console lists it: never its value, which may hold secrets."""
+
+    partition: int
+    offset: int
+    key: str
+    reason: str
+    error: str
+    original: str
+    replays: int
+    value_size: int | None
+    value_omitted: bool
+
+
+@dataclass(frozen=True)
+class TopicLetters:
+    """The dead letters of one input topic, counted by reason."""
+
+    topic: str
+    total: int
+    reasons: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ReplayPreview:
+    """What a replay would send back, and what it would leave out and why."""
+
+    letters: list[Letter]
+    failed_again: int
+    value_omitted: int
+
+
+class Backend(Protocol):
+    """Everything the console reads and sends; tests give it a fake."""
+
+    @property
+    def orders(self) -> OrderReader: ...
+
+    async def publish(
+        self, event_type: EventType, order_id: str, data: WireModel, event_id: str
+    ) -> None: ...
+
+    async def dead_letter_counts(self) -> list[TopicLetters]: ...
+
+    async def dead_letters(self, topic: Topic) -> list[Letter]: ...
+
+    async def replay_preview(self, topic: Topic, again: bool) -> ReplayPreview: ...
+
+    async def replay(self, topic: Topic, again: bool) -> str: ...
+
+
+def as_letter(record: Any) -> Letter:
+    """A dead-letter record as shown: headers and position, never the value."""
+    headers = dict(record.headers)
+    return Letter(
+        partition=record.partition,
+        offset=record.offset,
+        key=(record.key or b"").decode(errors="replace"),
+        reason=_header(record, DeadLetterHeader.REASON),
+        error=_header(record, DeadLetterHeader.ERROR),
+        original=(
+            f"{_original_topic(record)}[{_header(record, DeadLetterHeader.ORIGINAL_PARTITION)}]"
+            f"@{_header(record, DeadLetterHeader.ORIGINAL_OFFSET)}"
+        ),
+        replays=_replays(record),
+        value_size=len(record.value) if record.value is not None else None,
+        value_omitted=DeadLetterHeader.VALUE_OMITTED in headers,
+    )
+
+
+class LiveBackend:
+    """The real store and broker, from the same settings as the worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = replace(settings, kafka_request_timeout_ms=KAFKA_TIMEOUT_MS)
+        self.client = connect(settings.mongodb_uri)
+        self.orders = ReadOnlyOrders(self.client[settings.database]["orders"])
+        self._publisher: FulfillmentPublisher | None = None
+        self._starting = asyncio.Lock()
+        self._replaying = asyncio.Lock()
+
+    async def close(self) -> None:
+        if self._publisher is not None:
+            await self._publisher.__aexit__(None, None, None)
+        await self.client.close()
+
+    async def _started(self) -> FulfillmentPublisher:
+        """The publisher, started on first use: the console serves pages while Kafka is away."""
+        async with self._starting:
+            if self._publisher is None:
+                # Create the contract's topics first, as the worker does: a topic the broker
+                # auto-created would get the wrong number of partitions.
+                await ensure_topics(self.settings)
+                publisher = FulfillmentPublisher(self.settings, source=SOURCE)
+                try:
+                    await publisher.__aenter__()
+                except BaseException:
+                    await publisher.__aexit__(None, None, None)
+                    raise
+                self._publisher = publisher
+            return self._publisher
+
+    async def publish(
+        self, event_type: EventType, order_id: str, data: WireModel, event_id: str
+    ) -> None:
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                publisher = await self._started()
+                await publisher.publish(event_type, order_id, data, event_id=event_id)
+        except TimeoutError:
+            raise Unavailable("Kafka did not acknowledge in time") from None
+        except OSError as problem:
+            raise Unavailable(f"cannot reach Kafka: {type(problem).__name__}") from None
+        except Exception as problem:
+            if type(problem).__module__.startswith("aiokafka"):
+                raise Unavailable(f"Kafka refused: {type(problem).__name__}") from None
+            raise
+
+    def _dlq(self, topic: Topic) -> str:
+        return f"{self.settings.topic(topic)}{DLQ_SUFFIX}"
+
+    async def _read(self, consumer: AIOKafkaConsumer, dlq: str, from_committed: bool) -> list[Any]:
+        # The CLI's reader fails the command when the topic is missing: here that means none.
+        if dlq not in await consumer.topics():
+            return []
+        return await _letters(consumer, dlq, from_committed=from_committed)
+
+    async def _records(self, topic: Topic, group: str | None = None) -> list[Any]:
+        try:
+            consumer = await _start_consumer(self.settings, group)
+        except Exception as problem:
+            raise Unavailable(f"cannot reach Kafka: {type(problem).__name__}") from None
+        try:
+            return await self._read(consumer, self._dlq(topic), from_committed=group is not None)
+        finally:
+            await consumer.stop()
+
+    async def dead_letter_counts(self) -> list[TopicLetters]:
+        found = []
+        for topic in INPUT_TOPICS:
+            letters = [as_letter(record) for record in await self._records(topic)]
+            reasons: dict[str, int] = {}
+            for letter in letters:
+                reasons[letter.reason or "?"] = reasons.get(letter.reason or "?", 0) + 1
+            found.append(TopicLetters(topic.value, len(letters), reasons))
+        return found
+
+    async def dead_letters(self, topic: Topic) -> list[Letter]:
+        return [as_letter(record) for record in await self._records(topic)]
+
+    async def replay_preview(self, topic: Topic, again: bool) -> ReplayPreview:
+        """What `dlq replay` would send now: the replay group's unread letters, as it chooses."""
+        group = f"{self.settings.group_id}-{REPLAY_GROUP}"
+        chosen, outcome = _choose(await self._records(topic, group), again)
+        return ReplayPreview(
+            [as_letter(record) for record in chosen], outcome.failed_again, outcome.value_omitted
+        )
+
+    async def replay(self, topic: Topic, again: bool) -> str:
+        """Replay with the CLI's function; one at a time, so two clicks cannot interleave."""
+        dlq = self._dlq(topic)
+        async with self._replaying:
+            consumer = await _start_consumer(self.settings, None)
+            try:
+                exists = dlq in await consumer.topics()
+            finally:
+                await consumer.stop()
+            if not exists:
+                return f"no dead letters in {dlq}"
+            outcome = await replay_letters(self.settings, dlq, again)
+        return outcome.summary("replayed", dlq)

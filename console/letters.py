@@ -1,0 +1,104 @@
+"""Dead letters: counts by topic and reason, the letters of a topic, and replay with a preview."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from console.app import checked_form, error_page, flash, redirect, render, state, url_part
+from console.backend import Unavailable
+from console.forms import text, valid_nonce
+from console.security import Flash
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, Topic
+
+router = APIRouter()
+
+
+def _topic(name: str) -> Topic | None:
+    """The input topic named (or its `.dlq`), None if it is not one."""
+    base = name.removesuffix(DLQ_SUFFIX)
+    return next((topic for topic in INPUT_TOPICS if topic.value == base), None)
+
+
+def _unknown(request: Request, name: str) -> Response:
+    choices = ", ".join(topic.value for topic in INPUT_TOPICS)
+    return error_page(
+        request, 404, "No such topic", f"{name!r} is not an input topic; choose one of: {choices}.",
+        "/dead-letters",
+    )
+
+
+@router.get("/dead-letters")
+async def overview(request: Request) -> Response:
+    try:
+        topics = await state(request).backend.dead_letter_counts()
+        problem = None
+    except Unavailable as unavailable:
+        topics, problem = [], f"Dead letters cannot be read: {unavailable}."
+    return render(request, "dead_letters.html", section="letters", topics=topics, problem=problem)
+
+
+@router.get("/dead-letters/{name}")
+async def topic_letters(request: Request, name: str) -> Response:
+    topic = _topic(name)
+    if topic is None:
+        return _unknown(request, name)
+    try:
+        letters, problem = await state(request).backend.dead_letters(topic), None
+    except Unavailable as unavailable:
+        letters, problem = [], f"Dead letters cannot be read: {unavailable}."
+    reasons: dict[str, int] = {}
+    for letter in letters:
+        reasons[letter.reason] = reasons.get(letter.reason, 0) + 1
+    wanted = request.query_params.get("reason", "")
+    shown = [letter for letter in letters if letter.reason == wanted] if wanted else letters
+    return render(
+        request,
+        "dead_letter_topic.html",
+        section="letters",
+        topic=topic.value,
+        letters=shown,
+        reasons=reasons,
+        reason=wanted,
+        problem=problem,
+    )
+
+
+@router.get("/dead-letters/{name}/replay")
+async def replay_preview(request: Request, name: str) -> Response:
+    topic = _topic(name)
+    if topic is None:
+        return _unknown(request, name)
+    again = request.query_params.get("again") == "1"
+    try:
+        preview = await state(request).backend.replay_preview(topic, again)
+    except Unavailable as unavailable:
+        return error_page(request, 503, "Kafka cannot be reached", str(unavailable),
+                          f"/dead-letters/{url_part(topic.value)}")
+    return render(
+        request, "replay.html", section="letters", topic=topic.value, preview=preview, again=again
+    )
+
+
+@router.post("/dead-letters/{name}/replay")
+async def replay(request: Request, name: str) -> Response:
+    form = await checked_form(request)
+    topic = _topic(name)
+    if topic is None:
+        return _unknown(request, name)
+    back = f"/dead-letters/{url_part(topic.value)}"
+    nonce = text(form, "nonce")
+    console = state(request)
+    if not valid_nonce(nonce):
+        return error_page(request, 400, "This form cannot be used", "Reload the page.", back)
+    if not console.submissions.reserve(nonce, f"replay:{topic.value}"):
+        flash(request, Flash("This replay was already sent; nothing was replayed again."))
+        return redirect(back)
+    try:
+        summary = await console.backend.replay(topic, text(form, "again") == "1")
+    except Unavailable as unavailable:
+        console.submissions.release(nonce)
+        flash(request, Flash(f"Nothing was replayed: {unavailable}.", "error"))
+        return redirect(back)
+    flash(request, Flash(f"{summary[0].upper()}{summary[1:]}.", "success"))
+    return redirect(back)

@@ -1,0 +1,199 @@
+"""Login, server-side sessions, CSRF tokens, security headers and errors that reveal nothing.
+
+Sessions live in the console's memory: the cookie is a random token and carries no data, so
+logging out or restarting the console ends every session, and nothing can be forged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+PASSWORD_VARIABLE = "FULFILLMENT_CONSOLE_PASSWORD"
+COOKIE = "fulfillment_console"
+CSRF_FIELD = "csrf_token"
+# An operator's session ends after this long without a request.
+IDLE_SECONDS = 8 * 3600
+MAX_SESSIONS = 10_000
+log = logging.getLogger("console")
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "content-security-policy": CONTENT_SECURITY_POLICY,
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "permissions-policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "cross-origin-opener-policy": "same-origin",
+}
+
+
+def console_password() -> tuple[str, bool]:
+    """The login password from the environment, or a new random one; True when generated."""
+    configured = os.environ.get(PASSWORD_VARIABLE, "")
+    if configured:
+        return configured, False
+    return secrets.token_urlsafe(12), True
+
+
+def password_matches(given: str, expected: str) -> bool:
+    """Constant-time comparison, so the time taken tells nothing about the password."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+@dataclass
+class Flash:
+    """A notification for the next page: what was sent, and which event to follow."""
+
+    text: str
+    level: str = "info"
+    order_id: str | None = None
+    event_id: str | None = None
+
+
+@dataclass
+class Session:
+    """One browser's session: anonymous until the password is given."""
+
+    token: str
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    authenticated: bool = False
+    last_seen: float = field(default_factory=time.monotonic)
+    flashes: list[Flash] = field(default_factory=list)
+
+    def csrf_ok(self, given: str) -> bool:
+        return bool(given) and hmac.compare_digest(given.encode(), self.csrf.encode())
+
+
+class Sessions:
+    """Sessions by cookie token, oldest dropped first beyond `MAX_SESSIONS`."""
+
+    def __init__(self) -> None:
+        self._sessions: OrderedDict[str, Session] = OrderedDict()
+
+    def get(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        session = self._sessions.get(token)
+        if session is None:
+            return None
+        if time.monotonic() - session.last_seen > IDLE_SECONDS:
+            del self._sessions[token]
+            return None
+        session.last_seen = time.monotonic()
+        self._sessions.move_to_end(token)
+        return session
+
+    def new(self, authenticated: bool = False) -> Session:
+        session = Session(token=secrets.token_urlsafe(32), authenticated=authenticated)
+        self._sessions[session.token] = session
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        return session
+
+    def end(self, session: Session) -> None:
+        self._sessions.pop(session.token, None)
+
+
+def cookie_options(secure: bool) -> dict[str, Any]:
+    """HttpOnly and SameSite=Strict always; Secure when the console is reached over https."""
+    return {"httponly": True, "samesite": "strict", "secure": secure, "path": "/"}
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response, and no-store to every page."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.decode().lower() not in SECURITY_HEADERS
+                ]
+                headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                if not static:
+                    # Pages hold customers' data and forms that take credentials: keep no copy.
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+ERROR_PAGE = (
+    b"<!doctype html><title>Error</title><h1>Something went wrong</h1>"
+    b"<p>The console could not complete this request. Nothing was sent. "
+    b'<a href="/orders">Back to the orders</a></p>'
+)
+
+
+class ContainErrors:
+    """An unexpected error becomes a plain 500 page; the log names its type and where, never
+    its message, which could quote what was submitted (a credential in a validation error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as problem:
+            frames = "".join(traceback.format_tb(problem.__traceback__))
+            log.error(
+                "error in %s %s: %s (message withheld)\n%s",
+                scope.get("method"),
+                scope.get("path"),
+                type(problem).__name__,
+                frames,
+            )
+            if started:
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8")],
+                }
+            )
+            await send({"type": "http.response.body", "body": ERROR_PAGE})

@@ -1,0 +1,260 @@
+"""Every console action is one contract input event, built from a validated form; the pages
+show the pipeline's answer. The worker is played by the fake backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from console.forms import event_id, fulfillment_id
+from console.queries import Search, search_filter
+from schemas.events import (
+    FulfillmentCancelRequested,
+    FulfillmentRequested,
+    OrderCancelRequested,
+    PaymentCaptured,
+)
+from schemas.names import EventType, OrderStatus, Topic
+from tests.console.conftest import hidden
+from tests.console.fakes import FakeBackend, letter, order_with
+from tests.factories import ADDRESS, captured, line, placed
+
+
+def _post_form(client: TestClient, page_path: str, action: str, **fields: str) -> tuple[str, Any]:
+    page = client.get(page_path).text
+    data = {"csrf_token": hidden(page, "csrf_token"), "nonce": hidden(page, "nonce"), **fields}
+    response = client.post(action, data=data)
+    return data["nonce"], response
+
+
+def test_capture_publishes_payment_captured_for_the_outstanding_amount(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    nonce, response = _post_form(client, "/orders/ord-unpaid", "/orders/ord-unpaid/capture")
+    assert response.status_code == 303
+    [sent] = backend.published
+    assert sent.event_type is EventType.PAYMENT_CAPTURED
+    assert isinstance(sent.data, PaymentCaptured)
+    assert (sent.data.amount, sent.data.currency) == ("20.00", "USD")
+    assert sent.event_id == event_id(nonce, "capture", "ord-unpaid")
+
+
+def test_a_form_sent_twice_publishes_one_event(client: TestClient, backend: FakeBackend) -> None:
+    page = client.get("/orders/ord-unpaid").text
+    data = {"csrf_token": hidden(page, "csrf_token"), "nonce": hidden(page, "nonce")}
+    for _ in range(3):
+        assert client.post("/orders/ord-unpaid/capture", data=data).status_code == 303
+    assert len(backend.published) == 1
+    assert "already sent" in client.get("/orders/ord-unpaid").text
+
+
+def test_two_capture_forms_of_the_same_state_capture_once(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    _post_form(client, "/orders/ord-unpaid", "/orders/ord-unpaid/capture")
+    _post_form(client, "/orders/ord-unpaid", "/orders/ord-unpaid/capture")
+    first, second = (sent.data for sent in backend.published)
+    assert isinstance(first, PaymentCaptured) and isinstance(second, PaymentCaptured)
+    # Two events, one payment id: the pipeline counts a repeated payment id once.
+    assert first.payment_id == second.payment_id
+    backend.apply_published()
+    assert backend.orders.get("ord-unpaid").captured_amount == "20.00"
+
+
+def test_event_ids_follow_the_nonce_and_the_action() -> None:
+    assert event_id("a" * 32, "capture", "o1") == event_id("a" * 32, "capture", "o1")
+    assert event_id("a" * 32, "capture", "o1") != event_id("b" * 32, "capture", "o1")
+    assert event_id("a" * 32, "capture", "o1") != event_id("a" * 32, "cancel-order", "o1")
+    assert fulfillment_id("a" * 32, "o1") == fulfillment_id("a" * 32, "o1")
+
+
+def test_a_form_without_its_nonce_is_refused(client: TestClient, backend: FakeBackend) -> None:
+    page = client.get("/orders/ord-unpaid").text
+    response = client.post(
+        "/orders/ord-unpaid/capture", data={"csrf_token": hidden(page, "csrf_token")}
+    )
+    assert response.status_code == 400
+    assert backend.published == []
+
+
+def test_fulfill_form_is_prefilled_with_what_is_unfulfilled(client: TestClient) -> None:
+    page = client.get("/orders/ord-paid/fulfill").text
+    assert 'name="qty-0" id="qty-0" value="2"' in page
+    assert 'value="Ada Buyer"' in page and 'value="Springfield"' in page
+
+
+def test_fulfill_sends_lines_shipment_and_no_address_when_unchanged(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    nonce, response = _post_form(
+        client,
+        "/orders/ord-paid/fulfill",
+        "/orders/ord-paid/fulfill",
+        **{"qty-0": "1", "carrier": "DHL", "tracking_number": "AWB-77"},
+        **{f"ship-{k}": v for k, v in ADDRESS.items()},
+    )
+    assert response.status_code == 303
+    [sent] = backend.published
+    assert isinstance(sent.data, FulfillmentRequested)
+    assert sent.data.fulfillment_id == fulfillment_id(nonce, "ord-paid")
+    assert [(r.line_id, r.quantity) for r in sent.data.lines or []] == [("L1", 1)]
+    assert sent.data.shipment is not None and sent.data.shipment.tracking_number == "AWB-77"
+    assert sent.data.shipping_address is None
+    backend.apply_published()
+    assert backend.orders.get("ord-paid").status is OrderStatus.PARTIALLY_FULFILLED
+
+
+def test_fulfill_sends_an_edited_address(client: TestClient, backend: FakeBackend) -> None:
+    address = {f"ship-{k}": v for k, v in ADDRESS.items()} | {"ship-line1": "9 New Road"}
+    _post_form(
+        client, "/orders/ord-paid/fulfill", "/orders/ord-paid/fulfill",
+        **{"qty-0": "2", "carrier": "UPS", "tracking_number": "1Z"}, **address,
+    )
+    [sent] = backend.published
+    assert isinstance(sent.data, FulfillmentRequested)
+    assert sent.data.shipping_address is not None
+    assert sent.data.shipping_address.line1 == "9 New Road"
+
+
+def test_fulfill_validation_names_each_problem_readably(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    _, response = _post_form(
+        client, "/orders/ord-paid/fulfill", "/orders/ord-paid/fulfill",
+        **{"qty-0": "5", "carrier": "", "tracking_number": "", "tracking_url": "javascript:x",
+           "ship-country": "Germany"},
+    )
+    text = response.text
+    assert response.status_code == 422
+    assert "at most 2 (what is still unfulfilled)" in text
+    _, response = _post_form(
+        client, "/orders/ord-paid/fulfill", "/orders/ord-paid/fulfill",
+        **{"qty-0": "1", "carrier": "", "tracking_number": "", "tracking_url": "javascript:x",
+           "ship-country": "Germany", "ship-name": ""},
+    )
+    text = response.text
+    for message in (
+        "Carrier: required for a shipment",
+        "Airway bill: required for a shipment",
+        "Tracking link: a web address starting with https://",
+        "Country: a two-letter ISO 3166-1 code",
+        "Recipient: required for a shipment",
+    ):
+        assert message in text
+    _, response = _post_form(
+        client, "/orders/ord-paid/fulfill", "/orders/ord-paid/fulfill", **{"qty-0": "0"}
+    )
+    assert "Choose a quantity above 0 for at least one line" in response.text
+    assert backend.published == []
+
+
+def test_a_digital_line_needs_access_credentials_or_instructions(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    backend.orders.put(
+        order_with([placed("ord-d", lines=[line("D1", 1, "digital")]), captured("ord-d", "10.00")],
+                   "ord-d")
+    )
+    _, response = _post_form(client, "/orders/ord-d/fulfill", "/orders/ord-d/fulfill",
+                             **{"qty-0": "1"})
+    assert "give an access URL, credentials or instructions" in response.text
+    _, response = _post_form(client, "/orders/ord-d/fulfill", "/orders/ord-d/fulfill",
+                             **{"qty-0": "1", "password-0": "pw"})
+    assert response.status_code == 303
+    [sent] = backend.published
+    assert isinstance(sent.data, FulfillmentRequested) and sent.data.distributions
+    assert sent.data.distributions[0].credentials is not None
+    assert sent.data.shipment is None
+
+
+def test_cancel_fulfillment_is_offered_only_for_completed_fulfillments(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    assert "Cancel fulfillment" in client.get("/orders/ord-shipped").text
+    assert "Cancel fulfillment" not in client.get("/orders/ord-paid").text
+    response = client.get("/orders/ord-paid/fulfillments/ful-404/cancel")
+    assert response.status_code == 303
+    _, response = _post_form(
+        client, "/orders/ord-shipped/fulfillments/ful-1/cancel",
+        "/orders/ord-shipped/fulfillments/ful-1/cancel", reason="damaged",
+    )
+    [sent] = backend.published
+    assert sent.data == FulfillmentCancelRequested(fulfillment_id="ful-1", reason="damaged")
+
+
+def test_a_refused_order_cancel_shows_the_pipelines_answer(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    page = client.get("/orders/ord-shipped/cancel").text
+    assert "the pipeline refuses to cancel an order while a completed fulfillment" in page
+    _post_form(
+        client, "/orders/ord-shipped/cancel", "/orders/ord-shipped/cancel", reason="buyer asked"
+    )
+    [sent] = backend.published
+    assert isinstance(sent.data, OrderCancelRequested)
+    state = client.get(f"/orders/ord-shipped/state.json?event={sent.event_id}").json()
+    assert state["events"][sent.event_id]["state"] == "pending"
+    backend.apply_published()
+    state = client.get(f"/orders/ord-shipped/state.json?event={sent.event_id}").json()
+    assert state["events"][sent.event_id]["state"] == "refused"
+    assert "cancel refused" in state["events"][sent.event_id]["summary"]
+
+
+def test_an_accepted_order_cancel_reports_done(client: TestClient, backend: FakeBackend) -> None:
+    _post_form(client, "/orders/ord-unpaid/cancel", "/orders/ord-unpaid/cancel")
+    backend.apply_published()
+    [sent] = backend.published
+    state = client.get(f"/orders/ord-unpaid/state.json?event={sent.event_id}").json()
+    assert state["events"][sent.event_id]["state"] == "done"
+    assert backend.orders.get("ord-unpaid").status is OrderStatus.CANCELLED
+    assert "Cancel order" not in client.get("/orders/ord-unpaid/live").text
+
+
+def test_the_state_endpoint_follows_the_orders_version(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    before = client.get("/orders/ord-unpaid/state.json").json()["version"]
+    _post_form(client, "/orders/ord-unpaid", "/orders/ord-unpaid/capture")
+    backend.apply_published()
+    assert client.get("/orders/ord-unpaid/state.json").json()["version"] > before
+
+
+def test_order_ids_with_slashes_and_spaces_are_linked_and_served(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    odd = "shop/1 #7"
+    backend.orders.put(order_with([placed(odd)], odd))
+    listing = client.get("/orders").text
+    assert 'href="/orders/shop%2F1%20%237"' in listing
+    assert odd in client.get("/orders/shop%2F1%20%237").text
+    fulfill = client.get("/orders/shop%2F1%20%237/fulfill")
+    assert fulfill.status_code == 200
+    assert "this request will wait (held) until it is" in fulfill.text  # not paid yet
+
+
+def test_search_filter_matches_name_email_number_and_id() -> None:
+    query = search_filter(Search(text="a.b", status="fulfilled", delivery_status="none"))
+    fields = [next(iter(clause)) for clause in query["$or"]]
+    assert fields == ["customer.name", "customer.email", "order_number", "_id"]
+    assert query["$or"][0]["customer.name"]["$regex"] == "a\\.b"
+    assert query["status"] == "fulfilled"
+    assert query["delivery_status"] == {"$in": ["none", None]}
+
+
+def test_dead_letters_are_listed_and_replayed_after_a_preview(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    backend.letters[Topic.ORDERS_PLACED] = [letter("ord-a"), letter("ord-b", "not_json", 1)]
+    overview = client.get("/dead-letters").text
+    assert "invalid_data 1" in overview and "not_json 1" in overview
+    listing = client.get("/dead-letters/orders.placed").text
+    assert "orders.placed[0]@1" in listing and "data.lines: Field required" in listing
+    preview = client.get("/dead-letters/orders.placed/replay").text
+    assert "2 letters would be replayed" in preview
+    data = {"csrf_token": hidden(preview, "csrf_token"), "nonce": hidden(preview, "nonce")}
+    assert client.post("/dead-letters/orders.placed/replay", data=data).status_code == 303
+    assert client.post("/dead-letters/orders.placed/replay", data=data).status_code == 303
+    assert backend.replayed == [Topic.ORDERS_PLACED]
+    assert "Replayed 2 dead letters" in client.get("/dead-letters/orders.placed").text
+    assert client.get("/dead-letters/nope").status_code == 404
