@@ -15,6 +15,7 @@ from pymongo.errors import ConnectionFailure
 from rich.console import Console
 
 from config import ConfigError, Settings
+from config.kafka_security import refusal
 from consumers.startup import reason
 from producers.publisher import FulfillmentPublisher
 
@@ -62,6 +63,15 @@ def _kafka_address() -> str:
         return "KAFKA_BOOTSTRAP_SERVERS"
 
 
+def _kafka_refusal() -> str | None:
+    """Why Kafka refuses us (certificate, password), or None for a broker that is just down."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        return None
+    return asyncio.run(refusal(settings.kafka_bootstrap, settings.kafka_security))
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run an async command; configuration errors and outages become one-line failures."""
     try:
@@ -71,7 +81,10 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     except ConnectionFailure as problem:
         fail(f"cannot reach the store: {reason(problem)}", EXIT_UNAVAILABLE)
     except KAFKA_UNREACHABLE as problem:
-        fail(f"cannot reach Kafka at {_kafka_address()}: {reason(problem)}", EXIT_UNAVAILABLE)
+        fail(
+            _kafka_refusal() or f"cannot reach Kafka at {_kafka_address()}: {reason(problem)}",
+            EXIT_UNAVAILABLE,
+        )
     except kafka.KafkaError as problem:
         fail(f"Kafka refused: {reason(problem)}")
     except (TimeoutError, ConnectionError) as problem:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 
@@ -9,10 +10,11 @@ import typer
 from rich.table import Table
 
 import stack
-from cli.common import EXIT_USAGE, console, errors, fail, quiet_client_logs
+from cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, console, errors, fail, quiet_client_logs
 from cli.messages import dlq_app, publish, topics_app
 from cli.orders import order_app, orders_app
 from config import ConfigError, Settings
+from config.kafka_security import KafkaRefused, refusal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
@@ -83,12 +85,18 @@ def worker(
         Sealer.from_env()
         # Checked here too: a child failing on its configuration would only be restarted.
         metrics_port()
+        # Checked here too: children refused by Kafka would only be restarted.
+        refused = asyncio.run(refusal(settings.kafka_bootstrap, settings.kafka_security))
+        if refused:
+            raise KafkaRefused(refused)
         if processes == 1:
             run_one(settings)
         else:
             raise typer.Exit(run_many(processes))
     except ConfigError as problem:
         fail(str(problem), EXIT_USAGE)
+    except KafkaRefused as problem:
+        fail(str(problem), EXIT_UNAVAILABLE)
 
 
 contracts_app = typer.Typer(

@@ -50,3 +50,46 @@ def broker_security(options: Mapping[str, str]) -> BaseSecurity | None:
 def client_options(options: Mapping[str, str]) -> dict[str, Any]:
     """The same settings as keyword arguments of aiokafka's producer, consumer and admin client."""
     return parse_security(broker_security(options))
+
+
+class KafkaRefused(Exception):
+    """The broker answers but refuses this client (TLS or SASL): retrying cannot help."""
+
+
+async def refusal(bootstrap: str, options: Mapping[str, str], timeout_ms: int = 4000) -> str | None:
+    """Why the first broker that answers refuses us, in one line; None when one accepts us or
+    none answers (an outage, which callers report as such).
+
+    aiokafka only logs the cause of a failed bootstrap and raises "Unable to bootstrap", so
+    one connection is opened here the same way to tell a wrong password or an untrusted
+    certificate from a broker that is down.
+    """
+    if broker_security(options) is None:
+        return None
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaError, SaslAuthenticationFailed
+
+    kwargs = client_options(options)
+    for address in bootstrap.split(","):
+        host, _, port = address.strip().rpartition(":")
+        try:
+            connection = await create_conn(host, int(port), request_timeout_ms=timeout_ms, **kwargs)
+        except ssl.SSLCertVerificationError as problem:
+            return (
+                f"Kafka at {address} presented a certificate that is not trusted "
+                f"({problem.verify_message}); KAFKA_SSL_CAFILE must hold the CA that signed it"
+            )
+        except ssl.SSLError as problem:
+            return f"TLS with Kafka at {address} failed: {problem.reason or problem}"
+        except SaslAuthenticationFailed:
+            user = options.get("sasl_username", "")
+            mechanism = options.get("sasl_mechanism", "SCRAM-SHA-512").upper()
+            return (
+                f"Kafka at {address} refused the {mechanism} login of {user!r}: "
+                "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        except (OSError, KafkaError, TimeoutError, ValueError):
+            continue  # not answering: the next address, else an outage
+        connection.close()
+        return None
+    return None

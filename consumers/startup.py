@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaConnectionError
 from pymongo.errors import ConfigurationError, PyMongoError
 
 from config import ConfigError, Settings
+from config.kafka_security import KafkaRefused, refusal
 from consumers.health import HealthServer
 from store.orders import connect
 
@@ -52,6 +53,9 @@ async def kafka_problem(settings: Settings) -> str | None:
         await admin.start()  # bootstrapping is a metadata request
         return None
     except Exception as problem:
+        refused = await refusal(settings.kafka_bootstrap, settings.kafka_security)
+        if refused:
+            raise KafkaRefused(refused) from None  # a wrong password is not waited out
         return f"kafka at {settings.kafka_bootstrap}: {reason(problem)}"
     finally:
         await admin.close()

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from config import ConfigError, Settings, check_range
+from config.kafka_security import KafkaRefused
 from consumers import logs
 from consumers.app import build_app
 from consumers.processes import Process, spawn_worker
@@ -126,6 +127,9 @@ def main() -> None:
     except ConfigError as problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
+    except KafkaRefused as problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(69)  # EX_UNAVAILABLE, as the CLI
 
 
 if __name__ == "__main__":
