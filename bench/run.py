@@ -10,12 +10,13 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
@@ -23,7 +24,7 @@ from pymongo import InsertOne, ReplaceOne
 
 from bench.data import Workload, workload
 from config import Settings, stack_dir
-from consumers.processes import spawn_worker, stop_processes
+from consumers.processes import Process, spawn_worker, stop_processes
 from consumers.topics import ensure_topics
 from lifecycle import apply
 from schemas.document import OrderDocument, OutboxMessage
@@ -41,6 +42,8 @@ class Result:
     seconds: float
     orders_per_second: float
     note: str = ""
+    # User + system CPU of the measured processes per input event, start-up excluded.
+    cpu_us_per_event: float | None = None
 
 
 @dataclass
@@ -184,16 +187,24 @@ def measured(name: str, work: Workload, seconds: float, note: str, say: Say) -> 
     return result
 
 
+def cpu_seconds(processes: Sequence[Process]) -> float:
+    """User plus system CPU time the processes have used so far."""
+    total = 0.0
+    for process in processes:
+        times = psutil.Process(process.pid).cpu_times()
+        total += times.user + times.system
+    return total
+
+
 async def run_workers(
     base: Settings, name: str, module: str, processes: int, work: Workload, say: Say, timeout: float
 ) -> Result:
-    """Preload, start the workers, clock until every order's fulfillment.completed is out."""
+    """Start the workers on empty topics, wait for a stable group, then send every event and
+    clock until every order's fulfillment.completed is out; CPU is counted over the same span."""
     lab = Lab(base, name)
     await ensure_topics(lab.settings)
-    await preload(lab.settings, work)
     arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED))
     await arrivals.start()
-    started = time.monotonic()
     workers = lab.spawn(module, processes)
 
     def alive() -> None:
@@ -202,14 +213,19 @@ async def run_workers(
             raise RuntimeError(f"{name}: a worker exited with {dead}")
 
     try:
+        await wait_for_group(lab.settings, processes, timeout=120)
+        cpu_before, started = cpu_seconds(workers), time.monotonic()
+        await preload(lab.settings, work)
         finished = await arrivals.until(work.orders, timeout, alive)
+        cpu = cpu_seconds(workers) - cpu_before
     finally:
         stop_processes(workers)
         await arrivals.stop()
         await lab.cleanup()
-    return measured(
-        name, work, finished - started, f"{processes} process(es), clock includes start-up", say
-    )
+    result = measured(name, work, finished - started, f"{processes} process(es)", say)
+    result.cpu_us_per_event = cpu / work.messages * 1e6
+    say(f"{name}: {result.cpu_us_per_event:,.0f} µs CPU per input event")
+    return result
 
 
 async def kafka_ceiling(base: Settings, work: Workload, say: Say) -> Result:
@@ -366,6 +382,7 @@ async def bench(base: Settings, orders: int, paced_orders: int, say: Say, timeou
     steps: list[Callable[[], Awaitable[Result]]] = [
         lambda: kafka_ceiling(base, work, say),
         lambda: store_ceiling(base, work, say),
+        lambda: run_workers(base, "relay floor", "bench.relay", 1, work, say, timeout),
         lambda: run_workers(base, "naive peer", "bench.naive", 1, work, say, timeout),
         lambda: run_workers(base, "pipeline x1", "consumers.worker", 1, work, say, timeout),
         lambda: run_workers(base, "pipeline x2", "consumers.worker", 2, work, say, timeout),
@@ -375,9 +392,12 @@ async def bench(base: Settings, orders: int, paced_orders: int, say: Say, timeou
     rate = {r.variant: r.orders_per_second for r in report.results}
     best = max(rate["pipeline x1"], rate["pipeline x2"])
     ceiling = min(rate["kafka ceiling"], rate["store ceiling"])
+    cpu = {r.variant: r.cpu_us_per_event for r in report.results if r.cpu_us_per_event}
     report.ratios = {
         "ours_vs_naive": best / rate["naive peer"],
         "ours_vs_lower_ceiling": best / ceiling,
+        "naive_cpu_vs_ours": cpu["naive peer"] / cpu["pipeline x1"],
+        "ours_cpu_vs_floor": cpu["pipeline x1"] / cpu["relay floor"],
     }
     paced_work = workload(paced_orders, uuid.uuid4().hex[:6])
     report.latency = await paced(base, paced_work, rate=best / 2, processes=2, say=say)
@@ -393,6 +413,13 @@ def write(report: Report, folder: Path) -> tuple[Path, Path | None]:
     return data, chart(report, folder / f"bench-{stamp}.png")
 
 
+def _color(variant: str) -> str:
+    """Ours blue, the naive peer red, floors and ceilings grey."""
+    if variant.startswith("pipeline"):
+        return "#1f77b4"
+    return "#d62728" if variant == "naive peer" else "#999"
+
+
 def chart(report: Report, path: Path) -> Path | None:
     try:
         import matplotlib
@@ -401,18 +428,30 @@ def chart(report: Report, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    figure, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]}
+    figure, (left, middle, right) = plt.subplots(
+        1, 3, figsize=(15, 4.2), gridspec_kw={"width_ratios": [3, 3, 2]}
     )
     names = [r.variant for r in report.results]
+    colors = [_color(name) for name in names]
     rates = [r.orders_per_second for r in report.results]
-    left.barh(names, rates, color=["#999", "#999", "#d62728", "#1f77b4", "#1f77b4"][: len(names)])
+    left.barh(names, rates, color=colors)
     left.set_xscale("log")  # the Kafka ceiling is far above the rest
     for row, rate in enumerate(rates):
         left.text(rate, row, f" {rate:,.0f}", va="center")
     left.set_xlabel("orders/s (3 events each), log scale")
     left.set_title(f"Throughput, {report.orders:,} orders")
     left.invert_yaxis()
+    measured_cpu = [r for r in report.results if r.cpu_us_per_event]
+    cpu = [r.cpu_us_per_event or 0.0 for r in measured_cpu]
+    middle.barh(
+        [r.variant for r in measured_cpu], cpu, color=[_color(r.variant) for r in measured_cpu]
+    )
+    middle.set_xscale("log")
+    for row, value in enumerate(cpu):
+        middle.text(value, row, f" {value:,.0f} µs", va="center")
+    middle.set_xlabel("worker CPU (user + system) per input event, µs, log scale")
+    middle.set_title("CPU per event (lower is better)")
+    middle.invert_yaxis()
     if report.latency:
         keys = ["p50_ms", "p95_ms", "p99_ms"]
         right.bar([k[:-3] for k in keys], [report.latency[k] for k in keys], color="#1f77b4")

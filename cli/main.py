@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 
@@ -10,11 +9,10 @@ import typer
 from rich.table import Table
 
 import stack
-from cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, console, errors, fail, quiet_client_logs
+from cli.common import EXIT_USAGE, console, errors, fail, quiet_client_logs
 from cli.messages import dlq_app, publish, topics_app
 from cli.orders import order_app, orders_app
 from config import ConfigError, Settings
-from config.kafka_security import KafkaRefused, refusal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
@@ -85,18 +83,12 @@ def worker(
         Sealer.from_env()
         # Checked here too: a child failing on its configuration would only be restarted.
         metrics_port()
-        # Checked here too: children refused by Kafka would only be restarted.
-        refused = asyncio.run(refusal(settings.kafka_bootstrap, settings.kafka_security))
-        if refused:
-            raise KafkaRefused(refused)
         if processes == 1:
             run_one(settings)
         else:
             raise typer.Exit(run_many(processes))
     except ConfigError as problem:
         fail(str(problem), EXIT_USAGE)
-    except KafkaRefused as problem:
-        fail(str(problem), EXIT_UNAVAILABLE)
 
 
 contracts_app = typer.Typer(
@@ -148,14 +140,22 @@ def bench_command(
             timeout,
         )
     )
-    table = Table("variant", "orders/s", "seconds", "note", title=f"{orders:,} orders")
+    table = Table(
+        "variant", "orders/s", "seconds", "CPU µs/event", "note", title=f"{orders:,} orders"
+    )
     for result in report.results:
+        cpu = f"{result.cpu_us_per_event:,.0f}" if result.cpu_us_per_event else "-"
         table.add_row(
-            result.variant, f"{result.orders_per_second:,.0f}", f"{result.seconds:.1f}", result.note
+            result.variant,
+            f"{result.orders_per_second:,.0f}",
+            f"{result.seconds:.1f}",
+            cpu,
+            result.note,
         )
     console.print(table)
     console.print(
         f"ours / naive: {report.ratios['ours_vs_naive']:.1f}x; ours / lower ceiling: {report.ratios['ours_vs_lower_ceiling']:.0%}; "
+        f"CPU per event: naive / ours {report.ratios['naive_cpu_vs_ours']:.1f}x, ours / floor {report.ratios['ours_cpu_vs_floor']:.1f}x; "
         f"paced at {report.latency['orders_per_second']:,.0f} orders/s: p50 {report.latency['p50_ms']:.0f} ms, "
         f"p95 {report.latency['p95_ms']:.0f} ms, p99 {report.latency['p99_ms']:.0f} ms",
         highlight=False,
@@ -271,38 +271,16 @@ def demo(
     keep_stack: bool = typer.Option(
         False, "--keep-stack", help="Leave a stack the demo started running."
     ),
-    with_console: bool = typer.Option(
-        False,
-        "--console",
-        help="Then keep the stack and workers running and serve the console on 127.0.0.1:8000.",
-    ),
 ) -> None:
     """The main job end to end: stack, workers, realistic traffic, live progress, summary."""
-    from console.server import ConsoleError
     from producers.demo import demo as run_demo
 
     try:
-        run_demo(workers, keep_stack, console, with_console=with_console)
-    except (ConfigError, stack.StackError, ConsoleError) as problem:
+        run_demo(workers, keep_stack, console)
+    except (ConfigError, stack.StackError) as problem:
         fail(str(problem), EXIT_USAGE)
     except TimeoutError:
         fail("the demo's outputs did not all arrive in time; see the worker logs in .stack/demo/")
-
-
-@app.command("console")
-def console_command(
-    host: str = typer.Option(
-        "127.0.0.1", "--host", help="Address to listen on; loopback unless you mean otherwise."
-    ),
-    port: int = typer.Option(8000, "--port", min=1, max=65535),
-) -> None:
-    """The operator console: orders, actions as input events, dead letters (login required)."""
-    from console.server import ConsoleError, serve
-
-    try:
-        serve(host, port)
-    except (ConfigError, ConsoleError) as problem:
-        fail(str(problem), EXIT_USAGE)
 
 
 def main() -> None:

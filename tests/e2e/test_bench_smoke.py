@@ -23,12 +23,20 @@ async def test_bench_runs_every_variant_and_writes_json_and_chart(
     assert variants == [
         "kafka ceiling",
         "store ceiling",
+        "relay floor",
         "naive peer",
         "pipeline x1",
         "pipeline x2",
     ]
     assert all(result.orders == 60 and result.orders_per_second > 0 for result in report.results)
-    assert {"ours_vs_naive", "ours_vs_lower_ceiling"} <= set(report.ratios)
+    assert {
+        "ours_vs_naive",
+        "ours_vs_lower_ceiling",
+        "naive_cpu_vs_ours",
+        "ours_cpu_vs_floor",
+    } <= set(report.ratios)
+    measured = [r for r in report.results if r.variant not in ("kafka ceiling", "store ceiling")]
+    assert all(r.cpu_us_per_event and r.cpu_us_per_event > 0 for r in measured)
     assert {"p50_ms", "p95_ms", "p99_ms"} <= set(report.latency)
     data, chart = write(report, tmp_path)
     assert json.loads(data.read_text())["orders"] == 60
