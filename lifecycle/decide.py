@@ -1,4 +1,4 @@
-"""One input event applied to one order: the rules of CONTRACT.md, "The order lifecycle"."""
+"""One input event applied to one order: the rules of the contract, "The order's life"."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from lifecycle.fulfillment import cancel, carry_out
+from lifecycle.fulfillment import cancel, carry_out, hold
 from lifecycle.record import listing, note, set_status
+from lifecycle.shipment import refresh_delivery_status, status_reported, tracking_updated
 from schemas.cloudevents import CloudEvent
 from schemas.document import Capture, EarlyCancel, Fulfillment, Line, OrderDocument
 from schemas.events import (
@@ -25,6 +26,7 @@ from schemas.names import (
     CancelReason,
     EventType,
     FulfillmentStatus,
+    HoldReason,
     OrderStatus,
     PaymentStatus,
     TimelineType,
@@ -74,6 +76,7 @@ def apply(
         _refuse_request(order, event, too_large, now)
     else:
         _HANDLERS[event.type](order, event, now)
+    refresh_delivery_status(order, event, now)
     order.updated_at = now
     return Applied(Outcome.APPLIED, order.take_events())
 
@@ -184,6 +187,11 @@ def _placed(order: OrderDocument, event: Inbound, now: datetime) -> None:
     if order.status is None:
         set_status(order, OrderStatus.AWAITING_PAYMENT, event, now)
     _advance(order, event, now)
+    if order.status is OrderStatus.AWAITING_PAYMENT:
+        # Requests that waited for the order now wait for payment: held again, for that.
+        for fulfillment in order.fulfillments:
+            if fulfillment.status is FulfillmentStatus.PENDING:
+                hold(order, fulfillment, HoldReason.AWAITING_PAYMENT, event, now)
 
 
 def _captured(order: OrderDocument, event: Inbound, now: datetime) -> None:
@@ -250,15 +258,8 @@ def _requested(order: OrderDocument, event: Inbound, now: datetime) -> None:
     elif _is_paid(order):
         carry_out(order, fulfillment, event, now)
     else:
-        waiting = "payment" if order.placed else "the order to be placed"
-        note(
-            order,
-            TimelineType.FULFILLMENT_PENDING,
-            event,
-            f"pending: waiting for {waiting}",
-            now,
-            fulfillment_id,
-        )
+        reason = HoldReason.AWAITING_PAYMENT if order.placed else HoldReason.AWAITING_ORDER
+        hold(order, fulfillment, reason, event, now)
 
 
 def _cancel_fulfillment(order: OrderDocument, event: Inbound, now: datetime) -> None:
@@ -335,4 +336,6 @@ _HANDLERS: dict[EventType, Callable[[OrderDocument, Inbound, datetime], None]] =
     EventType.FULFILLMENT_REQUESTED: _requested,
     EventType.FULFILLMENT_CANCEL_REQUESTED: _cancel_fulfillment,
     EventType.ORDER_CANCEL_REQUESTED: _cancel_order,
+    EventType.FULFILLMENT_TRACKING_UPDATED: tracking_updated,
+    EventType.SHIPMENT_STATUS_REPORTED: status_reported,
 }

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from lifecycle.record import emit, note, output, set_status
+from lifecycle.shipment import on_cancellation, on_completion
 from schemas.cloudevents import CloudEvent, to_json
 from schemas.document import Fulfillment, OrderDocument
 from schemas.events import (
@@ -13,7 +14,10 @@ from schemas.events import (
     FulfilledLine,
     FulfillmentCancelled,
     FulfillmentCompleted,
+    FulfillmentHeld,
+    HeldLine,
     Inbound,
+    RevokedAccess,
 )
 from schemas.limits import MAX_OUTPUT_BYTES
 from schemas.names import (
@@ -21,6 +25,7 @@ from schemas.names import (
     Delivery,
     EventType,
     FulfillmentStatus,
+    HoldReason,
     OrderStatus,
     TimelineType,
 )
@@ -102,6 +107,8 @@ def carry_out(
         cancel(order, fulfillment, CancelReason.INVALID_REQUEST, problem, event, now)
         return
     status = progress_status(order, {line.line_id: line.quantity for line in lines})
+    # The slip's address: a corrected one in the request becomes the order's as it completes.
+    address = fulfillment.shipping_address or order.shipping_address
     completed = output(
         order,
         EventType.FULFILLMENT_COMPLETED,
@@ -113,6 +120,8 @@ def carry_out(
             shipment=fulfillment.shipment,
             distributions=fulfillment.distributions,
             order_status=status,
+            customer=order.customer,
+            delivery_address=address if order.ships(lines) else None,
         ),
         now,
         fulfillment.fulfillment_id,
@@ -128,8 +137,8 @@ def carry_out(
     if fulfillment.shipping_address and fulfillment.shipping_address != order.shipping_address:
         order.shipping_address = fulfillment.shipping_address
         note(order, TimelineType.SHIPPING_ADDRESS_CHANGED, event, "shipping address corrected", now)
-    order.set_fulfillment_status(fulfillment, FulfillmentStatus.COMPLETED)
     fulfillment.lines = lines
+    order.set_fulfillment_status(fulfillment, FulfillmentStatus.COMPLETED)
     fulfillment.completed_at = now
     order.record(completed)
     summary = ", ".join(f"{line.quantity} x {line.sku}" for line in lines)
@@ -144,6 +153,51 @@ def carry_out(
         fulfillment.fulfillment_id,
     )
     set_status(order, status, event, now)
+    on_completion(order, fulfillment, event, now)
+
+
+def hold(
+    order: OrderDocument,
+    fulfillment: Fulfillment,
+    reason: HoldReason,
+    event: Inbound,
+    now: datetime,
+) -> None:
+    """Keep a request pending, and say why with `fulfillment.held`, once per reason."""
+    waiting = "payment" if reason is HoldReason.AWAITING_PAYMENT else "the order to be placed"
+    note(
+        order,
+        TimelineType.FULFILLMENT_PENDING,
+        event,
+        f"pending: waiting for {waiting}",
+        now,
+        fulfillment.fulfillment_id,
+    )
+    if reason in fulfillment.holds:
+        return
+    fulfillment.holds.append(reason)
+    lines = [
+        HeldLine(
+            line_id=requested.line_id,
+            sku=line.sku if (line := order.line(requested.line_id)) else None,
+            quantity=requested.quantity,
+        )
+        for requested in fulfillment.requested_lines or ()
+    ]
+    emit(
+        order,
+        EventType.FULFILLMENT_HELD,
+        FulfillmentHeld(
+            order_id=order.id,
+            order_number=order.order_number,
+            fulfillment_id=fulfillment.fulfillment_id,
+            reason=reason,
+            lines=lines,
+        ),
+        now,
+        fulfillment.fulfillment_id,
+        reason.value,
+    )
 
 
 def _cancelled_lines(order: OrderDocument, fulfillment: Fulfillment) -> list[CancelledLine]:
@@ -181,6 +235,7 @@ def cancel(
     fulfillment.previously_completed = undo
     fulfillment.cancelled_at = now
     status = progress_status(order) if undo else order.status
+    revoke = _access_to_revoke(order, fulfillment) if undo else None
     emit(
         order,
         EventType.FULFILLMENT_CANCELLED,
@@ -193,6 +248,7 @@ def cancel(
             previously_completed=undo,
             lines=lines,
             order_status=status,
+            revoke_access=revoke,
         ),
         now,
         fulfillment.fulfillment_id,
@@ -208,3 +264,21 @@ def cancel(
     )
     if status is not None:
         set_status(order, status, event, now)
+    if not undo:
+        on_cancellation(order, fulfillment, now)
+
+
+def _access_to_revoke(order: OrderDocument, fulfillment: Fulfillment) -> list[RevokedAccess] | None:
+    """Every access its `fulfillment.completed` handed out, and every digital line it carried
+    out that no distribution named; never credentials."""
+    revoke = [
+        RevokedAccess(line_id=given.line_id, access_url=given.access_url)
+        for given in fulfillment.distributions or ()
+    ]
+    named = {given.line_id for given in fulfillment.distributions or ()}
+    for fulfilled in fulfillment.lines:
+        line = order.line(fulfilled.line_id)
+        if line is not None and line.delivery is Delivery.DIGITAL and line.line_id not in named:
+            named.add(line.line_id)
+            revoke.append(RevokedAccess(line_id=line.line_id))
+    return revoke or None

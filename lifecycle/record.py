@@ -32,16 +32,29 @@ def note(
     now: datetime,
     fulfillment_id: str | None = None,
 ) -> None:
-    """Add a timeline entry; its summary is cut to `MAX_SUMMARY_CHARS`, whatever went into it."""
+    """Add a timeline entry about `event`; its summary is cut to `MAX_SUMMARY_CHARS`."""
+    note_for(order, kind, event.id, summary, now, fulfillment_id, event.time)
+
+
+def note_for(
+    order: OrderDocument,
+    kind: str,
+    event_id: str,
+    summary: str,
+    now: datetime,
+    fulfillment_id: str | None = None,
+    event_time: datetime | None = None,
+) -> None:
+    """Add a timeline entry about an event applied earlier (one remembered, say), by its id."""
     if len(summary) > MAX_SUMMARY_CHARS:
         summary = summary[: MAX_SUMMARY_CHARS - len(ELLIPSIS)] + ELLIPSIS
     order.timeline.append(
         TimelineEntry(
             at=now,
             type=kind,
-            event_id=event.id,
+            event_id=event_id,
             summary=summary,
-            event_time=event.time,
+            event_time=event_time,
             fulfillment_id=fulfillment_id,
         )
     )

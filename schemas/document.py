@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -21,9 +21,12 @@ from schemas.names import (
     TYPE_TOPIC,
     CancelReason,
     Delivery,
+    DeliveryStatus,
     FulfillmentStatus,
+    HoldReason,
     OrderStatus,
     PaymentStatus,
+    ShipmentStatus,
 )
 
 
@@ -55,6 +58,44 @@ class Capture(DocumentModel):
     event_id: str
 
 
+class ShipmentEvent(DocumentModel):
+    """One status report of a shipment, as its fulfillment keeps it (contract 1.1)."""
+
+    status: ShipmentStatus
+    happened_at: datetime
+    location: str | None = None
+    note: str | None = None
+    event_id: str
+
+    @property
+    def precedence(self) -> tuple[datetime, int]:
+        """Which report is current: the latest `happened_at`, on a tie the later status."""
+        return self.happened_at, self.status.rank
+
+    @property
+    def place(self) -> tuple[datetime, int, str]:
+        """Where it goes in `shipment_events`: by precedence, then by event id, so that the
+        list is the same whatever order the reports came in."""
+        return self.happened_at, self.status.rank, self.event_id
+
+
+class TrackingChange(DocumentModel):
+    """A tracking update kept until its fulfillment completes: the fields it gives."""
+
+    event_id: str
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+
+
+class ShipmentNews(DocumentModel):
+    """Tracking updates and status reports for a fulfillment that has not completed yet."""
+
+    fulfillment_id: str
+    tracking_updates: list[TrackingChange] = Field(default_factory=list)
+    reports: list[ShipmentEvent] = Field(default_factory=list)
+
+
 class Fulfillment(DocumentModel):
     """One fulfillment request and what became of it."""
 
@@ -75,6 +116,11 @@ class Fulfillment(DocumentModel):
     reason: CancelReason | None = None
     detail: str | None = None
     previously_completed: bool = False
+    # Contract 1.1: the current status and every report, ordered as `ShipmentEvent.place`.
+    shipment_status: ShipmentStatus | None = None
+    shipment_events: list[ShipmentEvent] = Field(default_factory=list)
+    # The hold reasons already published for this request: each goes out once.
+    holds: list[HoldReason] = Field(default_factory=list)
 
 
 class EarlyCancel(DocumentModel):
@@ -180,8 +226,9 @@ class _Positions(Generic[T]):
         return self._positions
 
 
-class _Completed:
-    """Ids of the completed fulfillments, in document order, kept up to date on status changes."""
+class _Matching:
+    """Ids of the fulfillments that pass a test, in the order they started to, kept up to date
+    by the document's helpers whenever something the test reads changes."""
 
     def __init__(self) -> None:
         self._items: list[Fulfillment] | None = None
@@ -189,26 +236,46 @@ class _Completed:
         self._ids: dict[str, None] = {}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Completed)
+        return isinstance(other, _Matching)
 
-    def of(self, fulfillments: list[Fulfillment]) -> dict[str, None]:
+    def of(
+        self, fulfillments: list[Fulfillment], test: Callable[[Fulfillment], bool]
+    ) -> dict[str, None]:
         if fulfillments is not self._items or len(fulfillments) != self._length:
-            self._ids = {
-                f.fulfillment_id: None
-                for f in fulfillments
-                if f.status is FulfillmentStatus.COMPLETED
-            }
+            self._ids = {f.fulfillment_id: None for f in fulfillments if test(f)}
             self._items, self._length = fulfillments, len(fulfillments)
         return self._ids
 
-    def appended(self, fulfillments: list[Fulfillment], fulfillment: Fulfillment) -> None:
+    def appended(
+        self,
+        fulfillments: list[Fulfillment],
+        fulfillment: Fulfillment,
+        test: Callable[[Fulfillment], bool],
+    ) -> None:
         """Take in `fulfillment`, just appended to `fulfillments`."""
         if fulfillments is not self._items or len(fulfillments) != self._length + 1:
-            self.of(fulfillments)
+            self.of(fulfillments, test)
             return
         self._length += 1
-        if fulfillment.status is FulfillmentStatus.COMPLETED:
+        if test(fulfillment):
             self._ids[fulfillment.fulfillment_id] = None
+
+    def changed(
+        self,
+        fulfillments: list[Fulfillment],
+        fulfillment: Fulfillment,
+        test: Callable[[Fulfillment], bool],
+    ) -> None:
+        """Test `fulfillment` again, after a change to it."""
+        ids = self.of(fulfillments, test)
+        if test(fulfillment):
+            ids.setdefault(fulfillment.fulfillment_id, None)
+        else:
+            ids.pop(fulfillment.fulfillment_id, None)
+
+
+def _is_completed(fulfillment: Fulfillment) -> bool:
+    return fulfillment.status is FulfillmentStatus.COMPLETED
 
 
 def _identity(event_id: str) -> str:
@@ -221,6 +288,10 @@ def _payment_id(capture: Capture) -> str:
 
 def _fulfillment_id(item: Fulfillment | EarlyCancel) -> str:
     return item.fulfillment_id
+
+
+def _news_of(news: ShipmentNews) -> str:
+    return news.fulfillment_id
 
 
 def _line_id(line: Line) -> str:
@@ -241,7 +312,10 @@ class _Index:
         self.early_cancels: _Positions[EarlyCancel] = _Positions(_fulfillment_id)
         self.lines = _Positions(_line_id)
         self.reused = _Positions(_reuse)
-        self.completed = _Completed()
+        self.shipment_news = _Positions(_news_of)
+        self.completed = _Matching()
+        # Completed fulfillments that count as delivered (contract 1.1, `delivery_status`).
+        self.delivered = _Matching()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Index)
@@ -265,6 +339,10 @@ class OrderDocument(DocumentModel):
     captures: list[Capture] = Field(default_factory=list)
     fulfillments: list[Fulfillment] = Field(default_factory=list)
     early_cancels: list[EarlyCancel] = Field(default_factory=list)
+    # Contract 1.1: derived from the fulfillments by the lifecycle; "none" on older documents.
+    delivery_status: DeliveryStatus = DeliveryStatus.NONE
+    # Tracking updates and status reports waiting for their fulfillment to complete.
+    early_shipment_news: list[ShipmentNews] = Field(default_factory=list)
     applied_event_ids: list[str] = Field(default_factory=list)
     # The CloudEvents `source` of each applied id, position by position. Documents written
     # before sources were kept have fewer entries (or none): a missing or "" source is unknown.
@@ -323,20 +401,56 @@ class OrderDocument(DocumentModel):
 
     def add_fulfillment(self, fulfillment: Fulfillment) -> None:
         self._index.fulfillments.append(self.fulfillments, fulfillment)
-        self._index.completed.appended(self.fulfillments, fulfillment)
+        self._index.completed.appended(self.fulfillments, fulfillment, _is_completed)
+        self._index.delivered.appended(self.fulfillments, fulfillment, self.counts_as_delivered)
 
     def set_fulfillment_status(self, fulfillment: Fulfillment, status: FulfillmentStatus) -> None:
-        """Every status change of a fulfillment goes through here, to keep the completed ids."""
-        completed = self._index.completed.of(self.fulfillments)
+        """Every status change of a fulfillment goes through here, to keep the ids it derives.
+
+        A fulfillment's `lines` must be set before it is completed: they say whether it ships.
+        """
+        self._index.completed.of(self.fulfillments, _is_completed)
+        self._index.delivered.of(self.fulfillments, self.counts_as_delivered)
         fulfillment.status = status
-        if status is FulfillmentStatus.COMPLETED:
-            completed[fulfillment.fulfillment_id] = None
-        else:
-            completed.pop(fulfillment.fulfillment_id, None)
+        self._index.completed.changed(self.fulfillments, fulfillment, _is_completed)
+        self._index.delivered.changed(self.fulfillments, fulfillment, self.counts_as_delivered)
+
+    def set_shipment_status(self, fulfillment: Fulfillment, status: ShipmentStatus) -> None:
+        """Every change of a shipment's current status goes through here, for `delivered_count`."""
+        self._index.delivered.of(self.fulfillments, self.counts_as_delivered)
+        fulfillment.shipment_status = status
+        self._index.delivered.changed(self.fulfillments, fulfillment, self.counts_as_delivered)
 
     def completed_fulfillment_ids(self) -> Collection[str]:
-        """Ids of the completed (not undone) fulfillments, in document order."""
-        return self._index.completed.of(self.fulfillments).keys()
+        """Ids of the completed (not undone) fulfillments, in the order they completed."""
+        return self._index.completed.of(self.fulfillments, _is_completed).keys()
+
+    def delivered_count(self) -> int:
+        """How many completed fulfillments count as delivered."""
+        return len(self._index.delivered.of(self.fulfillments, self.counts_as_delivered))
+
+    def ships(self, lines: Iterable[FulfilledLine]) -> bool:
+        """Whether any of these lines is shipped (else a fulfillment of them is digital-only)."""
+        for fulfilled in lines:
+            line = self.line(fulfilled.line_id)
+            if line is not None and line.delivery is Delivery.SHIPMENT:
+                return True
+        return False
+
+    def counts_as_delivered(self, fulfillment: Fulfillment) -> bool:
+        """Completed and delivered: a digital-only one when completed, a shipment once reported so."""
+        if fulfillment.status is not FulfillmentStatus.COMPLETED:
+            return False
+        if fulfillment.shipment_status is ShipmentStatus.DELIVERED:
+            return True
+        return not self.ships(fulfillment.lines)
+
+    def shipment_news(self, fulfillment_id: str) -> ShipmentNews | None:
+        """What is remembered for a fulfillment that has not completed yet."""
+        return self._index.shipment_news.find(self.early_shipment_news, fulfillment_id)
+
+    def add_shipment_news(self, news: ShipmentNews) -> None:
+        self._index.shipment_news.append(self.early_shipment_news, news)
 
     def early_cancel(self, fulfillment_id: str) -> EarlyCancel | None:
         return self._index.early_cancels.find(self.early_cancels, fulfillment_id)

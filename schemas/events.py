@@ -26,9 +26,12 @@ from schemas.iso import COUNTRIES, CURRENCIES
 from schemas.names import (
     CancelReason,
     Delivery,
+    DeliveryStatus,
     EventType,
+    HoldReason,
     OrderStatus,
     PaymentStatus,
+    ShipmentStatus,
 )
 
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -217,12 +220,50 @@ class OrderCancelRequested(WireModel):
     reason: OptionalText | None = None
 
 
+class FulfillmentTrackingUpdated(WireModel):
+    """New tracking data of a shipment (contract 1.1); the fields given replace the shipment's."""
+
+    # The JSON Schema says what the validator below does: at least one of the three, not null.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("carrier", "tracking_number", "tracking_url")
+            ]
+        }
+    )
+
+    fulfillment_id: Identifier
+    carrier: Text | None = None
+    tracking_number: Text | None = None
+    # "" removes the shipment's tracking link.
+    tracking_url: OptionalText | None = None
+
+    @model_validator(mode="after")
+    def _gives_something(self) -> FulfillmentTrackingUpdated:
+        if self.carrier is None and self.tracking_number is None and self.tracking_url is None:
+            raise ValueError("give at least one of carrier, tracking_number, tracking_url")
+        return self
+
+
+class ShipmentStatusReported(WireModel):
+    """A carrier's or partner's report of where a shipment is (contract 1.1)."""
+
+    fulfillment_id: Identifier
+    status: ShipmentStatus
+    happened_at: Timestamp
+    location: OptionalText | None = None
+    note: OptionalText | None = None
+
+
 InputData = (
     OrderPlaced
     | PaymentCaptured
     | FulfillmentRequested
     | FulfillmentCancelRequested
     | OrderCancelRequested
+    | FulfillmentTrackingUpdated
+    | ShipmentStatusReported
 )
 
 INPUT_DATA: dict[EventType, type[WireModel]] = {
@@ -231,6 +272,8 @@ INPUT_DATA: dict[EventType, type[WireModel]] = {
     EventType.FULFILLMENT_REQUESTED: FulfillmentRequested,
     EventType.FULFILLMENT_CANCEL_REQUESTED: FulfillmentCancelRequested,
     EventType.ORDER_CANCEL_REQUESTED: OrderCancelRequested,
+    EventType.FULFILLMENT_TRACKING_UPDATED: FulfillmentTrackingUpdated,
+    EventType.SHIPMENT_STATUS_REPORTED: ShipmentStatusReported,
 }
 
 
@@ -265,6 +308,10 @@ class FulfillmentCompleted(WireModel):
     shipment: Shipment | None = None
     distributions: list[Distribution] | None = None
     order_status: OrderStatus
+    # Contract 1.1, what a packing slip, an invoice or a buyer notification needs; the address
+    # only when the fulfillment ships something, as it was when the fulfillment completed.
+    customer: Customer | None = None
+    delivery_address: Address | None = None
 
 
 class CancelledLine(WireModel):
@@ -273,6 +320,13 @@ class CancelledLine(WireModel):
     line_id: Identifier
     sku: str | None
     quantity: int
+
+
+class RevokedAccess(WireModel):
+    """Access a provider should withdraw: a digital line and the link it was delivered with."""
+
+    line_id: Identifier
+    access_url: OptionalText | None = None
 
 
 class FulfillmentCancelled(WireModel):
@@ -284,6 +338,8 @@ class FulfillmentCancelled(WireModel):
     previously_completed: bool
     lines: list[CancelledLine]
     order_status: OrderStatus | None
+    # Contract 1.1: on undoing a fulfillment that delivered digital lines; never credentials.
+    revoke_access: list[RevokedAccess] | None = None
 
 
 class OrderStatusChanged(WireModel):
@@ -294,10 +350,44 @@ class OrderStatusChanged(WireModel):
     payment_status: PaymentStatus
 
 
+class FulfillmentShipmentUpdated(WireModel):
+    """A completed shipment's tracking data or current status changed (contract 1.1)."""
+
+    order_id: Identifier
+    order_number: Text
+    fulfillment_id: Identifier
+    shipment: Shipment
+    shipment_status: ShipmentStatus | None = None
+    # When the current status was reported to have happened.
+    happened_at: AwareDatetime | None = None
+    delivery_status: DeliveryStatus
+
+
+class HeldLine(WireModel):
+    """A line of a held request, as requested; `sku` is null while the order is not placed."""
+
+    line_id: Identifier
+    sku: str | None
+    quantity: int
+
+
+class FulfillmentHeld(WireModel):
+    """A fulfillment request waits, and why (contract 1.1); its completion or cancellation releases it."""
+
+    order_id: Identifier
+    order_number: Text | None
+    fulfillment_id: Identifier
+    reason: HoldReason
+    # Empty when the request asked for every quantity still unfulfilled.
+    lines: list[HeldLine]
+
+
 OUTPUT_DATA: dict[EventType, type[WireModel]] = {
     EventType.FULFILLMENT_COMPLETED: FulfillmentCompleted,
     EventType.FULFILLMENT_CANCELLED: FulfillmentCancelled,
     EventType.ORDER_STATUS_CHANGED: OrderStatusChanged,
+    EventType.FULFILLMENT_SHIPMENT_UPDATED: FulfillmentShipmentUpdated,
+    EventType.FULFILLMENT_HELD: FulfillmentHeld,
 }
 
 

@@ -14,9 +14,13 @@ class Topic(StrEnum):
     FULFILLMENTS_REQUESTED = "fulfillments.requested"
     FULFILLMENTS_CANCEL_REQUESTED = "fulfillments.cancel-requested"
     ORDERS_CANCEL_REQUESTED = "orders.cancel-requested"
+    FULFILLMENTS_TRACKING_UPDATED = "fulfillments.tracking-updated"
+    SHIPMENTS_STATUS_REPORTED = "shipments.status-reported"
     FULFILLMENTS_COMPLETED = "fulfillments.completed"
     FULFILLMENTS_CANCELLED = "fulfillments.cancelled"
     ORDERS_STATUS_CHANGED = "orders.status-changed"
+    FULFILLMENTS_SHIPMENT_UPDATED = "fulfillments.shipment-updated"
+    FULFILLMENTS_HELD = "fulfillments.held"
 
     @property
     def dlq(self) -> str:
@@ -29,9 +33,13 @@ class EventType(StrEnum):
     FULFILLMENT_REQUESTED = "fulfillment.requested"
     FULFILLMENT_CANCEL_REQUESTED = "fulfillment.cancel_requested"
     ORDER_CANCEL_REQUESTED = "order.cancel_requested"
+    FULFILLMENT_TRACKING_UPDATED = "fulfillment.tracking_updated"
+    SHIPMENT_STATUS_REPORTED = "shipment.status_reported"
     FULFILLMENT_COMPLETED = "fulfillment.completed"
     FULFILLMENT_CANCELLED = "fulfillment.cancelled"
     ORDER_STATUS_CHANGED = "order.status_changed"
+    FULFILLMENT_SHIPMENT_UPDATED = "fulfillment.shipment_updated"
+    FULFILLMENT_HELD = "fulfillment.held"
 
 
 # Each topic carries exactly one type.
@@ -41,9 +49,13 @@ TOPIC_TYPE: dict[Topic, EventType] = {
     Topic.FULFILLMENTS_REQUESTED: EventType.FULFILLMENT_REQUESTED,
     Topic.FULFILLMENTS_CANCEL_REQUESTED: EventType.FULFILLMENT_CANCEL_REQUESTED,
     Topic.ORDERS_CANCEL_REQUESTED: EventType.ORDER_CANCEL_REQUESTED,
+    Topic.FULFILLMENTS_TRACKING_UPDATED: EventType.FULFILLMENT_TRACKING_UPDATED,
+    Topic.SHIPMENTS_STATUS_REPORTED: EventType.SHIPMENT_STATUS_REPORTED,
     Topic.FULFILLMENTS_COMPLETED: EventType.FULFILLMENT_COMPLETED,
     Topic.FULFILLMENTS_CANCELLED: EventType.FULFILLMENT_CANCELLED,
     Topic.ORDERS_STATUS_CHANGED: EventType.ORDER_STATUS_CHANGED,
+    Topic.FULFILLMENTS_SHIPMENT_UPDATED: EventType.FULFILLMENT_SHIPMENT_UPDATED,
+    Topic.FULFILLMENTS_HELD: EventType.FULFILLMENT_HELD,
 }
 TYPE_TOPIC: dict[EventType, Topic] = {event_type: topic for topic, event_type in TOPIC_TYPE.items()}
 INPUT_TOPICS: tuple[Topic, ...] = (
@@ -52,11 +64,15 @@ INPUT_TOPICS: tuple[Topic, ...] = (
     Topic.FULFILLMENTS_REQUESTED,
     Topic.FULFILLMENTS_CANCEL_REQUESTED,
     Topic.ORDERS_CANCEL_REQUESTED,
+    Topic.FULFILLMENTS_TRACKING_UPDATED,
+    Topic.SHIPMENTS_STATUS_REPORTED,
 )
 OUTPUT_TOPICS: tuple[Topic, ...] = (
     Topic.FULFILLMENTS_COMPLETED,
     Topic.FULFILLMENTS_CANCELLED,
     Topic.ORDERS_STATUS_CHANGED,
+    Topic.FULFILLMENTS_SHIPMENT_UPDATED,
+    Topic.FULFILLMENTS_HELD,
 )
 
 
@@ -83,6 +99,37 @@ class FulfillmentStatus(StrEnum):
 class Delivery(StrEnum):
     SHIPMENT = "shipment"
     DIGITAL = "digital"
+
+
+class ShipmentStatus(StrEnum):
+    """Where a shipment is (contract 1.1); the order of this list breaks ties on `happened_at`."""
+
+    HANDED_OVER = "handed_over"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    RETURNED = "returned"
+
+    @property
+    def rank(self) -> int:
+        """Position in the contract's list: of two reports at the same time, the higher is current."""
+        return list(ShipmentStatus).index(self)
+
+
+class DeliveryStatus(StrEnum):
+    """How much of an order reached the buyer (contract 1.1), derived from its fulfillments."""
+
+    NONE = "none"
+    PARTIALLY_DELIVERED = "partially_delivered"
+    DELIVERED = "delivered"
+
+
+class HoldReason(StrEnum):
+    """Why a fulfillment request waits (`fulfillment.held`)."""
+
+    AWAITING_ORDER = "awaiting_order"
+    AWAITING_PAYMENT = "awaiting_payment"
 
 
 class CancelReason(StrEnum):
@@ -137,3 +184,10 @@ class TimelineType(StrEnum):
     SHIPPING_ADDRESS_CHANGED = "order.shipping_address_changed"
     # An event id already applied from another source: not applied again, but made visible.
     EVENT_ID_REUSED = "event.id_reused_by_other_source"
+    # Contract 1.1: news of a shipment that has not completed yet, kept until it does.
+    TRACKING_UPDATE_REMEMBERED = "fulfillment.tracking_update_remembered"
+    STATUS_REPORT_REMEMBERED = "shipment.status_report_remembered"
+    # Contract 1.1: news of a fulfillment that is cancelled or digital-only, now or later.
+    TRACKING_UPDATE_REFUSED = "fulfillment.tracking_update_refused"
+    STATUS_REPORT_REFUSED = "shipment.status_report_refused"
+    DELIVERY_STATUS_CHANGED = "order.delivery_status_changed"

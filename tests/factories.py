@@ -122,6 +122,44 @@ def cancel_order(order_id: str = "ord-1", event_id: str | None = None) -> Inboun
     return inbound(EventType.ORDER_CANCEL_REQUESTED, order_id, {"reason": "fraud"}, event_id)
 
 
+def tracking_data(fulfillment_id: str = "ful-1", **fields: str) -> dict[str, Any]:
+    """A `fulfillment.tracking_updated` data: some of carrier, tracking_number, tracking_url."""
+    return {"fulfillment_id": fulfillment_id, **fields}
+
+
+def tracking_updated(
+    order_id: str = "ord-1",
+    fulfillment_id: str = "ful-1",
+    event_id: str | None = None,
+    **fields: str,
+) -> Inbound:
+    data = tracking_data(fulfillment_id, **fields)
+    return inbound(EventType.FULFILLMENT_TRACKING_UPDATED, order_id, data, event_id)
+
+
+def report_data(
+    fulfillment_id: str = "ful-1",
+    status: str = "in_transit",
+    happened_at: datetime | str = T0,
+    **extra: str,
+) -> dict[str, Any]:
+    """A `shipment.status_reported` data; `happened_at` as RFC 3339 (a datetime is formatted)."""
+    when = happened_at if isinstance(happened_at, str) else cloudevents.format_time(happened_at)
+    return {"fulfillment_id": fulfillment_id, "status": status, "happened_at": when, **extra}
+
+
+def status_reported(
+    order_id: str = "ord-1",
+    fulfillment_id: str = "ful-1",
+    status: str = "in_transit",
+    happened_at: datetime | str = T0,
+    event_id: str | None = None,
+    **extra: str,
+) -> Inbound:
+    data = report_data(fulfillment_id, status, happened_at, **extra)
+    return inbound(EventType.SHIPMENT_STATUS_REPORTED, order_id, data, event_id)
+
+
 @dataclass
 class Record:
     """A consumed Kafka record, for driving the pipeline directly in integration tests."""
