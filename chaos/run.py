@@ -26,6 +26,16 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from bench.data import workload
 from bench.run import Lab
+from chaos.cluster import (
+    BROKER_FAULTS,
+    CompletionClock,
+    Stall,
+    broker_fault,
+    cluster_schedule,
+    describe,
+    monitored,
+    worker_env,
+)
 from chaos.oracle import Expected, Headers, Input, Verdict, dumps, expect, judge, reasons_by_key
 from config import Settings, project_root
 from consumers.processes import stop_processes
@@ -59,6 +69,8 @@ class Plan:
     compressed_rate: float = 0.02  # records sent through a gzip, lz4 or zstd producer
     rate: float = 100.0  # orders per second
     seed: int = 20261122
+    leader_kills: int = 0  # on a cluster: SIGKILL the busiest partition's leader, restart it
+    controller_kills: int = 0  # on a cluster: SIGKILL the active KRaft controller, restart it
 
 
 @dataclass
@@ -66,6 +78,8 @@ class Fault:
     kind: str
     at: float
     recovered_after: float | None = None
+    target: str = ""  # the broker node a broker fault hit
+    stall: Stall | None = None  # how long no order completed (anywhere, worst partition)
 
 
 @dataclass
@@ -202,7 +216,7 @@ class Workers:
         log = (self.logs / f"worker-{slot}.log").open("ab")
         return subprocess.Popen(
             [sys.executable, "-m", "consumers.worker"],
-            env=self.lab.env(),
+            env=self.lab.env() | worker_env(self.lab.settings, slot),
             cwd=project_root(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -354,7 +368,13 @@ async def _restart(kind: str) -> None:
 
 
 async def _faults(
-    plan: Plan, workers: Workers, monitor: LagMonitor, duration: float, local_stack: bool, say: Say
+    plan: Plan,
+    workers: Workers,
+    monitor: LagMonitor,
+    duration: float,
+    local_stack: bool,
+    say: Say,
+    clock: CompletionClock,
 ) -> list[Fault]:
     rng = random.Random(plan.seed + 1)
     schedule: list[tuple[float, str]] = [
@@ -365,6 +385,7 @@ async def _faults(
             (0.4 * duration + 5 * i, "broker restart") for i in range(plan.broker_restarts)
         ]
         schedule += [(0.65 * duration + 5 * i, "store restart") for i in range(plan.store_restarts)]
+        schedule += cluster_schedule(plan.leader_kills, plan.controller_kills, duration)
     schedule.sort()
     started = time.monotonic()
     faults = []
@@ -378,14 +399,18 @@ async def _faults(
         )
         if kind == "worker SIGKILL":
             workers.kill(rng.randrange(len(workers.processes)))
+        elif kind in BROKER_FAULTS:
+            fault.target = await broker_fault(kind, monitor.settings)
         else:
             await _restart(kind)
         try:
             fault.recovered_after = round(
                 await monitor.settled_after(began, len(workers.processes), before), 1
             )
+            fault.stall = clock.stall(began, time.monotonic())
             say(
                 f"{kind} at {fault.at:.0f}s: group stable and lag under {LAG_SETTLED} after {fault.recovered_after:.1f}s"
+                f"; {describe(fault.stall)} {fault.target}"
             )
         except TimeoutError:
             say(f"{kind} at {fault.at:.0f}s: lag not back under {LAG_SETTLED} within 300s")
@@ -415,7 +440,7 @@ async def _read_all(settings: Settings, topics: list[str]) -> list[Any]:
 async def chaos(
     base: Settings, plan: Plan, logs: Path, say: Say, local_stack: bool = True
 ) -> ChaosReport:
-    lab = Lab(base, "chaos")
+    lab = Lab(monitored(base, local_stack), "chaos")
     logs.mkdir(parents=True, exist_ok=True)
     await ensure_topics(lab.settings)
     stream, per_order, malformed, duplicates, secrets = build_stream(
@@ -430,6 +455,8 @@ async def chaos(
     workers = Workers(lab, plan.workers, logs)
     monitor = LagMonitor(lab.settings)
     watching = asyncio.create_task(monitor.run())
+    clock = CompletionClock(lab.settings, lab.settings.kafka_bootstrap)
+    timing = asyncio.create_task(clock.run())
     started = time.monotonic()
     duration = plan.orders / plan.rate
 
@@ -441,7 +468,7 @@ async def chaos(
     supervising = asyncio.create_task(supervise())
     try:
         sending = asyncio.create_task(_send(lab.settings, stream, plan.rate, plan))
-        faults = await _faults(plan, workers, monitor, duration, local_stack, say)
+        faults = await _faults(plan, workers, monitor, duration, local_stack, say, clock)
         await sending
         async with asyncio.timeout(600):
             while monitor.lag != 0:
@@ -449,7 +476,7 @@ async def chaos(
         await asyncio.sleep(35)  # past the relay's grace, so outboxes a kill left behind are out
         seconds = time.monotonic() - started
     finally:
-        for task in (supervising, watching):
+        for task in (supervising, watching, timing):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -173,6 +173,12 @@ def chaos_command(
     ),
     broker_restarts: int = typer.Option(1, "--broker-restarts", min=0),
     store_restarts: int = typer.Option(1, "--store-restarts", min=0),
+    leader_kills: int = typer.Option(
+        0, "--leader-kills", min=0, help="On a cluster: SIGKILL the busiest partition's leader."
+    ),
+    controller_kills: int = typer.Option(
+        0, "--controller-kills", min=0, help="On a cluster: SIGKILL the active KRaft controller."
+    ),
     rate: float = typer.Option(100.0, "--rate", min=1, help="Orders per second sent."),
     out: str = typer.Option("chaos-results", "--out"),
 ) -> None:
@@ -188,7 +194,16 @@ def chaos_command(
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     stack.up(say)
     local = not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("MONGODB_URI"))
-    plan = Plan(orders, workers, kills, broker_restarts, store_restarts, rate=rate)
+    plan = Plan(
+        orders,
+        workers,
+        kills,
+        broker_restarts,
+        store_restarts,
+        rate=rate,
+        leader_kills=leader_kills,
+        controller_kills=controller_kills,
+    )
     folder = Path(out)
     report = run(
         chaos(

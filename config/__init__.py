@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,15 @@ _BOUNDS: dict[str, tuple[str, int, int | None]] = {
 }
 
 
+def _instance_id(env: Mapping[str, str]) -> str | None:
+    """FULFILLMENT_INSTANCE_ID, plus the worker's slot under `fulfillment worker --processes N`."""
+    base = env.get("FULFILLMENT_INSTANCE_ID", "").strip()
+    slot = env.get("FULFILLMENT_WORKER_SLOT", "").strip()
+    if not base:
+        return None
+    return f"{base}-{slot}" if slot else base
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the worker and CLI need to reach Kafka and the store."""
@@ -81,6 +91,13 @@ class Settings:
     kafka_security: dict[str, str] = field(default_factory=dict)
     # Short-lived commands set this so a hung broker fails fast; None keeps aiokafka's 40 s.
     kafka_request_timeout_ms: int | None = None
+    # Static group membership (KIP-345): a restarted worker with the same id takes its
+    # partitions back at once, without a rebalance. None: a dynamic member.
+    group_instance_id: str | None = None
+    # A member that stops heartbeating is dropped after this (the broker's minimum is 6 s);
+    # heartbeats every second also make the others notice a rebalance within a second.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
 
     def __post_init__(self) -> None:
         """Refuse out-of-range numbers at start, not as a worker that silently does nothing."""
@@ -116,6 +133,7 @@ class Settings:
             replication_factor=_int_env("FULFILLMENT_REPLICATION_FACTOR", 0) or None,
             batch_size=_int_env("FULFILLMENT_BATCH_SIZE", 500),
             kafka_security=security,
+            group_instance_id=_instance_id(env),
         )
 
     def kafka_options(self) -> dict[str, Any]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
 from config import Settings
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS
@@ -35,28 +39,44 @@ def topic_configs(replicas: int) -> dict[str, str]:
     return {"min.insync.replicas": "2" if replicas >= CLUSTER_REPLICAS else "1"}
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the missing contract topics; return the names created."""
+async def ensure_topics(settings: Settings, patience: float = 30.0) -> list[str]:
+    """Create the missing contract topics; return the names created.
+
+    Once a broker answered, requests that hit a node being restarted or not yet elected are
+    tried again for up to `patience` seconds: a worker starting during a broker fault waits
+    instead of crashing.
+    """
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_options()
     )
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        missing = [name for name in contract_topics(settings) if name not in existing]
-        if not missing:
-            return []
-        brokers = len((await admin.describe_cluster())["brokers"])
-        replicas = replication_for(settings.replication_factor, brokers)
-        response = await admin.create_topics(
-            [
-                NewTopic(name, settings.partitions, replicas, topic_configs=topic_configs(replicas))
-                for name in missing
-            ]
-        )
-        for name, code, *_ in response.topic_errors:
-            if code not in (0, TOPIC_ALREADY_EXISTS):
-                raise RuntimeError(f"could not create topic {name}: error code {code}")
-        return missing
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return await _create_missing(admin, settings)
+            except KafkaError as problem:
+                if not problem.retriable or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
     finally:
         await admin.close()
+
+
+async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> list[str]:
+    existing = set(await admin.list_topics())
+    missing = [name for name in contract_topics(settings) if name not in existing]
+    if not missing:
+        return []
+    brokers = len((await admin.describe_cluster())["brokers"])
+    replicas = replication_for(settings.replication_factor, brokers)
+    response = await admin.create_topics(
+        [
+            NewTopic(name, settings.partitions, replicas, topic_configs=topic_configs(replicas))
+            for name in missing
+        ]
+    )
+    for name, code, *_ in response.topic_errors:
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            raise RuntimeError(f"could not create topic {name}: error code {code}")
+    return missing

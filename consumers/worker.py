@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -79,7 +80,15 @@ def run_many(processes: int) -> int:
     stopping = False
 
     def spawn(slot: int) -> None:
-        env = {**os.environ, "FULFILLMENT_WORKER_SLOT": str(slot)}
+        # A child restarted in its slot keeps its static group membership (see config).
+        instance = (
+            os.environ.get("FULFILLMENT_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}"
+        )
+        env = {
+            **os.environ,
+            "FULFILLMENT_WORKER_SLOT": str(slot),
+            "FULFILLMENT_INSTANCE_ID": instance,
+        }
         children[slot] = spawn_worker(env)
         started[slot] = time.monotonic()
 

@@ -1,0 +1,222 @@
+"""Broker faults of `fulfillment chaos` on the local stack, and a clock of completed orders.
+
+On a cluster (`stack up --brokers 3`): SIGKILL the leader of the busiest input partition, or
+the active KRaft controller, and start it again after DOWN_FOR seconds; a "broker restart" is
+one node stopped (SIGTERM) and started. On one node it is the whole broker. The clock reads
+`fulfillment.completed` and tells, per fault, the longest time no order completed at all and
+the longest time one partition completed nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, replace
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from config import Settings
+from schemas.names import INPUT_TOPICS, Topic
+from stack import kafka
+
+LEADER_KILL = "partition leader SIGKILL"
+CONTROLLER_KILL = "active controller SIGKILL"
+BROKER_RESTART = "broker restart"
+CLUSTER_FAULTS = (LEADER_KILL, CONTROLLER_KILL)
+BROKER_FAULTS = (*CLUSTER_FAULTS, BROKER_RESTART)
+# A killed broker stays down this long: past its session timeout (3 s), so it is fenced and
+# the partitions it led get new leaders, as in a real crash.
+DOWN_FOR = 10.0
+
+
+@dataclass
+class Stall:
+    """How long, after a fault began, nothing completed: anywhere, and on the worst partition."""
+
+    no_completion_s: float
+    worst_partition_s: float
+    worst_partition: int
+
+
+def describe(stall: Stall) -> str:
+    return (
+        f"no order completed for {stall.no_completion_s:.1f}s, "
+        f"partition {stall.worst_partition} for {stall.worst_partition_s:.1f}s"
+    )
+
+
+def is_cluster() -> bool:
+    return kafka.recorded_layout().brokers > 1
+
+
+def all_brokers() -> str:
+    """Every node of the local stack: monitors must bootstrap while any one is down."""
+    return kafka.bootstrap()
+
+
+def monitored(base: Settings, local_stack: bool) -> Settings:
+    """The run's settings: on a local cluster, bootstrapping from every node, so that the
+    sender and the monitors reconnect while any one node is down."""
+    if local_stack and is_cluster():
+        return replace(base, kafka_bootstrap=all_brokers())
+    return base
+
+
+def worker_env(settings: Settings, slot: int) -> dict[str, str]:
+    """What a chaos worker in `slot` adds to the lab's environment: a static group member id
+    that its replacement after a SIGKILL reuses, and one bootstrap address, as FastStream
+    0.7.8 cannot take a list (see stack.kafka.client_bootstrap)."""
+    return {
+        "FULFILLMENT_INSTANCE_ID": settings.group_id,
+        "FULFILLMENT_WORKER_SLOT": str(slot),
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap.split(",")[0],
+        "FULFILLMENT_LOG_LEVEL": os.environ.get("CHAOS_WORKER_LOG_LEVEL", "WARNING"),
+    }
+
+
+def cluster_schedule(
+    leader_kills: int, controller_kills: int, duration: float
+) -> list[tuple[float, str]]:
+    """When the cluster faults happen: apart from the other faults (0.4 and 0.65 of the run)."""
+    if not is_cluster():
+        return []
+    return [(0.25 * duration + 20 * i, LEADER_KILL) for i in range(leader_kills)] + [
+        (0.8 * duration + 20 * i, CONTROLLER_KILL) for i in range(controller_kills)
+    ]
+
+
+class CompletionClock:
+    """Arrival times of `fulfillment.completed` records, per partition (partitions follow the
+    order id, as on the input topics)."""
+
+    def __init__(self, settings: Settings, bootstrap: str) -> None:
+        self.settings = settings
+        self.bootstrap = bootstrap
+        self.arrivals: dict[int, list[float]] = {p: [] for p in range(settings.partitions)}
+
+    async def run(self) -> None:
+        """Read forever (cancel to stop); reconnects while brokers are bounced."""
+        topic = self.settings.topic(Topic.FULFILLMENTS_COMPLETED)
+        partitions = [TopicPartition(topic, p) for p in range(self.settings.partitions)]
+        positions: dict[TopicPartition, int] = {}
+        while True:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.bootstrap, enable_auto_commit=False, request_timeout_ms=5000
+            )
+            try:
+                await consumer.start()
+                consumer.assign(partitions)
+                for tp in partitions:
+                    consumer.seek(tp, positions.get(tp, 0))
+                while True:
+                    batches = await consumer.getmany(timeout_ms=200)
+                    now = time.monotonic()
+                    for tp, records in batches.items():
+                        self.arrivals[tp.partition] += [now] * len(records)
+                        positions[tp] = records[-1].offset + 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+
+    def stall(self, since: float, until: float) -> Stall:
+        """Longest gaps between completions in [since, until], counting from `since`."""
+
+        def longest(times: list[float]) -> float:
+            inside = [since, *(t for t in times if since < t <= until), until]
+            return max(b - a for a, b in itertools.pairwise(inside))
+
+        everywhere = sorted(t for times in self.arrivals.values() for t in times)
+        per_partition = {p: longest(times) for p, times in self.arrivals.items()}
+        worst = max(per_partition, key=lambda p: per_partition[p])
+        return Stall(round(longest(everywhere), 1), round(per_partition[worst], 1), worst)
+
+
+async def busiest_leader(settings: Settings, bootstrap: str) -> int:
+    """Node id leading the input partition with the most records (ties: the lowest)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    await admin.start()
+    await consumer.start()
+    try:
+        topics = [settings.topic(t) for t in INPUT_TOPICS]
+        ends = await consumer.end_offsets(
+            [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        )
+        leaders = {
+            (described["topic"], partition["partition"]): partition["leader"]
+            for described in await admin.describe_topics(topics)
+            for partition in described["partitions"]
+        }
+        busiest = max(ends, key=lambda tp: (ends[tp], -tp.partition))
+        return int(leaders[(busiest.topic, busiest.partition)])
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def active_controller() -> int:
+    """The KRaft quorum leader, from the nodes' quorum-state files (highest epoch wins)."""
+    best = (-1, -1)
+    for node in kafka.nodes():
+        path = node.folder / "data" / "__cluster_metadata-0" / "quorum-state"
+        with contextlib.suppress(OSError, ValueError):
+            state = json.loads(path.read_text())
+            best = max(best, (int(state["leaderEpoch"]), int(state["leaderId"])))
+    if best[1] < 0:
+        raise RuntimeError("no KRaft quorum leader recorded")
+    return best[1]
+
+
+def _node(node_id: int) -> kafka.Node:
+    return next(node for node in kafka.nodes() if node.node_id == node_id)
+
+
+async def _start_and_wait(node: kafka.Node) -> None:
+    await asyncio.to_thread(kafka.start_node, node)
+    async with asyncio.timeout(120):
+        while not await asyncio.to_thread(kafka.broker_count, node.address):
+            await asyncio.sleep(0.5)
+
+
+async def kill_and_restart(node_id: int, down_for: float = DOWN_FOR) -> None:
+    """SIGKILL one node, leave it down for `down_for` seconds, start it again."""
+    node = _node(node_id)
+    pid = node.service().pid()
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        while node.service().started_process_alive():
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(down_for)
+    await _start_and_wait(node)
+
+
+async def restart_broker(node_id: int | None = None) -> None:
+    """Stop (SIGTERM, controlled shutdown) and start one node: the only one on a single-node stack."""
+    node = _node(node_id or 1)
+    await asyncio.to_thread(node.service().stop)
+    await _start_and_wait(node)
+
+
+async def broker_fault(kind: str, settings: Settings) -> str:
+    """Run one broker fault; return which node it hit."""
+    if kind == LEADER_KILL:
+        node_id = await busiest_leader(settings, all_brokers())
+        await kill_and_restart(node_id)
+    elif kind == CONTROLLER_KILL:
+        node_id = active_controller()
+        await kill_and_restart(node_id)
+    else:
+        # On a cluster, the node leading the busiest partition: a restart that matters.
+        node_id = await busiest_leader(settings, all_brokers()) if is_cluster() else 1
+        await restart_broker(node_id)
+    return f"node {node_id}"
