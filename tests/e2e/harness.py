@@ -357,9 +357,10 @@ class Harness:
                 while not condition():
                     self.check_workers()
                     await self._read()
-        except TimeoutError as timeout_error:
+        except (TimeoutError, asyncio.CancelledError) as stopped:
+            # Also when an enclosing timeout (a bounded test) cancels the wait.
             awaited = what() if callable(what) else what
-            timeout_error.add_note(f"waited {timeout:.0f}s for {awaited}")
+            stopped.add_note(f"stopped waiting for {awaited}")
             raise
         await self._read()
 
@@ -376,10 +377,16 @@ class Harness:
         self, order_id: str, check: Callable[[OrderDocument], bool], timeout: float = 30.0
     ) -> OrderDocument:
         """Wait until the stored order satisfies `check` and its outbox is sent."""
-        async with asyncio.timeout(timeout):
-            while True:
-                order = await self.store.load(order_id)
-                if order is not None and check(order) and await self.store.is_settled(order):
-                    return order
-                self.check_workers()
-                await asyncio.sleep(0.1)
+        order = None
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    order = await self.store.load(order_id)
+                    if order is not None and check(order) and await self.store.is_settled(order):
+                        return order
+                    self.check_workers()
+                    await asyncio.sleep(0.1)
+        except (TimeoutError, asyncio.CancelledError) as stopped:
+            state = "not stored" if order is None else f"status {order.status}"
+            stopped.add_note(f"stopped waiting for order {order_id} to settle ({state})")
+            raise
