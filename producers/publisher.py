@@ -16,9 +16,11 @@ from schemas.events import (
     INPUT_DATA,
     FulfillmentCancelRequested,
     FulfillmentRequested,
+    FulfillmentTrackingUpdated,
     OrderCancelRequested,
     OrderPlaced,
     PaymentCaptured,
+    ShipmentStatusReported,
     WireModel,
 )
 from schemas.names import TYPE_TOPIC, EventType
@@ -29,7 +31,9 @@ __all__ = ["FulfillmentPublisher", "cloud_event"]
 class FulfillmentPublisher:
     """Validates and publishes input events; keyed by order id, acknowledged by the broker.
 
-    Use as `async with FulfillmentPublisher(Settings.from_env(), source="urn:shop") as publish:`.
+    Use as `async with FulfillmentPublisher(Settings.from_env(), source="urn:shop") as publish:`,
+    then, say, `await publish.tracking_updated("ord-1", FulfillmentTrackingUpdated(
+    fulfillment_id="ful-1", tracking_number="AWB-2"))`.
     """
 
     def __init__(self, settings: Settings, source: str = "urn:fulfillment-publisher") -> None:
@@ -74,6 +78,20 @@ class FulfillmentPublisher:
         self, order_id: str, data: OrderCancelRequested, **envelope: Any
     ) -> str:
         return await self.publish(EventType.ORDER_CANCEL_REQUESTED, order_id, data, **envelope)
+
+    async def tracking_updated(
+        self, order_id: str, data: FulfillmentTrackingUpdated, **envelope: Any
+    ) -> str:
+        """A shipment's new carrier, tracking number or link (contract 1.1)."""
+        return await self.publish(
+            EventType.FULFILLMENT_TRACKING_UPDATED, order_id, data, **envelope
+        )
+
+    async def shipment_status_reported(
+        self, order_id: str, data: ShipmentStatusReported, **envelope: Any
+    ) -> str:
+        """Where a shipment is, as its carrier or partner reports it (contract 1.1)."""
+        return await self.publish(EventType.SHIPMENT_STATUS_REPORTED, order_id, data, **envelope)
 
     async def publish(
         self,
