@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter(
@@ -65,3 +68,9 @@ ID_REUSED = Counter(
     "fulfillment_event_id_reused_total",
     "Events not applied because their id was already applied from another source.",
 )
+
+
+@cache
+def labelled(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, looked up once: the lookup costs more than the increment."""
+    return metric.labels(*labels)

@@ -185,7 +185,8 @@ class Pipeline:
             if isinstance(result, Rejection):
                 rejected.append((record, result))
             else:
-                metrics.MESSAGES.labels(record.topic, "accepted").inc()
+                topic = self._topics[record.topic].value
+                metrics.labelled(metrics.MESSAGES, topic, "accepted").inc()
                 received.append(Received(result, record))
         return received, rejected
 
@@ -327,7 +328,7 @@ class Pipeline:
     ) -> None:
         """Metrics and logs per saved event; an event refused as too large is dead-lettered."""
         for one, outcome in zip(events, outcomes, strict=True):
-            metrics.EVENTS.labels(one.event.type.value, outcome.value).inc()
+            metrics.labelled(metrics.EVENTS, one.event.type.value, outcome.value).inc()
             ids = {"order_id": one.event.order_id, "event_id": one.event.id}
             if outcome is Outcome.ID_REUSED:
                 metrics.ID_REUSED.inc()
@@ -366,7 +367,7 @@ class Pipeline:
                 continue
             self._unpark(order.id)
             for entry in order.outbox:
-                metrics.OUTPUTS.labels(entry.topic).inc()
+                metrics.labelled(metrics.OUTPUTS, entry.topic).inc()
             sent_keys.append(PendingOutbox.key(order.id, order.version))
             sent_keys.extend((carried or {}).get(order.id, ()))
         await retrying("marking outboxes sent", self.store.mark_sent, sent_keys)

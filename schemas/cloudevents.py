@@ -82,15 +82,18 @@ def cloud_event(
 
 def to_json(event: CloudEvent) -> str:
     """The event in structured mode, compact, non-ASCII kept as it is."""
-    document = envelope(
-        event.type,
-        event.subject,
-        event.data.model_dump(mode="json"),
-        event_id=event.id,
-        source=event.source,
-        time=event.time,
-    )
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    attributes = {
+        "specversion": SPECVERSION,
+        "id": event.id,
+        "source": event.source,
+        "type": event.type.value,
+        "subject": event.subject,
+        "time": format_time(event.time),
+        "datacontenttype": DATA_CONTENT_TYPE,
+    }
+    head = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
+    # pydantic writes `data` straight to compact JSON, without a Python dict in between.
+    return f'{head[:-1]},"data":{event.data.model_dump_json()}}}'
 
 
 def from_json(text: str) -> CloudEvent:

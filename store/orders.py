@@ -10,7 +10,8 @@ reads only the markers, never the whole orders collection.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,34 @@ def encode(order: OrderDocument, token: str) -> RawBSONDocument:
     return RawBSONDocument(bson.encode(order.to_mongo() | {"write_token": token}))
 
 
+class SavedOrders:
+    """The documents this store saved last, by id, each handed out once and then forgotten.
+
+    Handing a document out removes it, so the caller may change it freely; it comes back only
+    when saved again. A document whose stored version moved on is never handed out.
+    """
+
+    def __init__(self, capacity: int = 20_000) -> None:
+        self.capacity = capacity
+        self._orders: OrderedDict[str, OrderDocument] = OrderedDict()
+
+    def take(self, versions: Mapping[str, int]) -> dict[str, OrderDocument]:
+        """The remembered documents whose version is the stored one (`versions`)."""
+        taken = {}
+        for order_id, version in versions.items():
+            order = self._orders.pop(order_id, None)
+            if order is not None and order.version == version:
+                taken[order_id] = order
+        return taken
+
+    def keep(self, orders: Iterable[OrderDocument]) -> None:
+        for order in orders:
+            self._orders[order.id] = order
+            self._orders.move_to_end(order.id)
+        while len(self._orders) > self.capacity:
+            self._orders.popitem(last=False)
+
+
 class OrderStore:
     """One document per order; every write is a single-document compare-and-set."""
 
@@ -58,6 +87,7 @@ class OrderStore:
         self.orders: AsyncCollection[Raw] = client[database]["orders"]
         self.pending: AsyncCollection[Raw] = client[database]["outbox_pending"]
         self.write_chunk = write_chunk
+        self._saved = SavedOrders()
 
     async def ensure_indexes(self) -> None:
         await self.pending.create_index([("at", ASCENDING)])
@@ -70,9 +100,20 @@ class OrderStore:
         return OrderDocument.model_validate(raw) if raw else None
 
     async def load_many(self, order_ids: Iterable[str]) -> dict[str, OrderDocument]:
-        """The stored orders among `order_ids`, in one query."""
-        found = self.orders.find({"_id": {"$in": list(order_ids)}})
-        return {raw["_id"]: OrderDocument.model_validate(raw) async for raw in found}
+        """The stored orders among `order_ids`: those this store saved last come from memory.
+
+        One query reads the stored versions; only orders someone else saved since (or never
+        seen here) are fetched whole and validated, which is most of a load's CPU.
+        """
+        ids = list(order_ids)
+        versions = self.orders.find({"_id": {"$in": ids}}, {"version": 1})
+        stored = {raw["_id"]: raw.get("version", 0) async for raw in versions}
+        loaded = self._saved.take(stored)
+        missing = [order_id for order_id in stored if order_id not in loaded]
+        if missing:
+            found = self.orders.find({"_id": {"$in": missing}})
+            loaded |= {raw["_id"]: OrderDocument.model_validate(raw) async for raw in found}
+        return loaded
 
     async def save_many(self, changes: Sequence[Change], token: str) -> set[str]:
         """Save all changes (encoded with `token`) in one unordered bulk write; return the ids that lost a race."""
@@ -89,11 +130,11 @@ class OrderStore:
         written = 0
         for chunk in self._chunks(operations):
             written += await self._write_counting_conflicts(chunk)
-        if written == len(changes):
-            return set()
         # A loser's marker is left alone: the winner may share its key, and a stray marker
         # only makes the relay re-send an outbox, which is a harmless duplicate.
-        return await self._lost_races(changes, token)
+        lost = set() if written == len(changes) else await self._lost_races(changes, token)
+        self._saved.keep(change.order for change in changes if change.order.id not in lost)
+        return lost
 
     def _chunks(self, operations: Sequence[Any]) -> list[Sequence[Any]]:
         size = self.write_chunk

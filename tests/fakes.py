@@ -59,8 +59,8 @@ class FakeStore:
             problem = self.refuse(change.order)
             if problem is not None:
                 raise problem
-            current = self.stored(change.order.id)
-            if (current.version if current else 0) != change.loaded_version:
+            current = self.documents.get(change.order.id)
+            if (bson.decode(current)["version"] if current else 0) != change.loaded_version:
                 lost.add(change.order.id)
                 continue
             self.documents[change.order.id] = bytes(change.document.raw)
