@@ -40,7 +40,8 @@ def build_app(
     """Wire the pipeline to Kafka and MongoDB; nothing connects until the app starts."""
     sealer = sealer or Sealer.from_env()
     broker = KafkaBroker(
-        settings.kafka_bootstrap,
+        # A list: FastStream would take "a:9092,b:9092" as one address.
+        settings.kafka_bootstrap.split(","),
         graceful_timeout=30.0,
         security=settings.broker_security(),
         middlewares=tracing_middlewares(),
@@ -188,7 +189,11 @@ def _record_lag(consumer: Any, records: tuple[Any, ...]) -> None:
         last[(record.topic, record.partition)] = max(
             last.get((record.topic, record.partition), -1), record.offset
         )
+    assigned = consumer.assignment()
     for (topic, partition), offset in last.items():
-        end = consumer.highwater(TopicPartition(topic, partition))
+        position = TopicPartition(topic, partition)
+        if position not in assigned:
+            continue  # revoked by a rebalance during the batch: no longer ours to measure
+        end = consumer.highwater(position)
         if end is not None:
             metrics.LAG.labels(topic, str(partition)).set(max(end - offset - 1, 0))
