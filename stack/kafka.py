@@ -114,13 +114,11 @@ def bootstrap(layout: Layout | None = None) -> str:
 
 
 def client_bootstrap(layout: Layout | None = None) -> str:
-    """The address the stack hands to workers and commands: the first node's.
+    """The addresses the stack hands to workers and commands: every node's, comma-separated.
 
-    Clients learn the other brokers from its metadata, so running clients survive its loss.
-    Not the full list because FastStream 0.7.8's KafkaBroker wraps a string in a one-item
-    list, and aiokafka splits only a string at commas: "a:1,b:2" reaches it as one bad host.
+    A client started while one node is down still finds the cluster through another.
     """
-    return nodes(layout)[0].address
+    return ",".join(node.address for node in nodes(layout))
 
 
 @dataclass(frozen=True)
