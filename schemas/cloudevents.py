@@ -10,9 +10,12 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import cache
+from typing import Any, Literal
 
-from schemas.events import INPUT_DATA, OUTPUT_DATA, WireModel
+from pydantic import BaseModel, create_model
+
+from schemas.events import INPUT_DATA, OUTPUT_DATA, Envelope, WireModel
 from schemas.names import EventType
 
 SPECVERSION = "1.0"
@@ -32,6 +35,21 @@ class CloudEvent:
     subject: str
     time: datetime
     data: WireModel
+
+
+@cache
+def envelope_model(event_type: EventType) -> type[BaseModel]:
+    """The whole CloudEvent of one type, with its typed `data`: what the worker validates
+    valid input against in one step, and what the published JSON Schemas describe."""
+    name = "".join(part.capitalize() for part in event_type.value.replace(".", "_").split("_"))
+    model: type[BaseModel] = create_model(
+        f"{name}Event",
+        __base__=Envelope,
+        __doc__=f"A `{event_type.value}` CloudEvent.",
+        type=(Literal[event_type.value], ...),  # type: ignore[arg-type]
+        data=(_DATA[event_type], ...),
+    )
+    return model
 
 
 def format_time(moment: datetime) -> str:

@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, create_model
+from pydantic import BaseModel
 
-from schemas.events import INPUT_DATA, OUTPUT_DATA, Identifier, Text
+from schemas.cloudevents import envelope_model
 from schemas.names import EventType
 
-ALL_DATA = {**INPUT_DATA, **OUTPUT_DATA}
 
-
-class CloudEventBase(BaseModel):
-    """CloudEvents 1.0, structured mode; the subject (and Kafka key) is the order id."""
-
-    model_config = ConfigDict(extra="allow")
-
-    specversion: Literal["1.0"]
-    id: Identifier
-    source: Text
-    subject: Identifier
-    time: AwareDatetime
-    datacontenttype: Literal["application/json"] | None = None
-
-
-def _model_name(event_type: EventType) -> str:
-    return (
-        "".join(part.capitalize() for part in event_type.value.replace(".", "_").split("_"))
-        + "Event"
-    )
-
-
-@cache
 def event_model(event_type: EventType) -> type[BaseModel]:
-    """The whole CloudEvent of one type, with its typed `data`."""
-    model: type[BaseModel] = create_model(
-        _model_name(event_type),
-        __base__=CloudEventBase,
-        __doc__=f"A `{event_type.value}` CloudEvent.",
-        type=(Literal[event_type.value], ...),  # type: ignore[arg-type]
-        data=(ALL_DATA[event_type], ...),
-    )
-    return model
+    """The whole CloudEvent of one type, with its typed `data` (one model, shared with the worker)."""
+    return envelope_model(event_type)
 
 
 def json_schema(event_type: EventType) -> dict[str, Any]:
