@@ -48,8 +48,10 @@ def note_for(
     """Add a timeline entry about an event applied earlier (one remembered, say), by its id."""
     if len(summary) > MAX_SUMMARY_CHARS:
         summary = summary[: MAX_SUMMARY_CHARS - len(ELLIPSIS)] + ELLIPSIS
+    # Built from values the lifecycle already holds, typed: validating them again costs more
+    # than the rest of the entry's work, several times per event.
     order.timeline.append(
-        TimelineEntry(
+        TimelineEntry.model_construct(
             at=now,
             type=kind,
             event_id=event_id,

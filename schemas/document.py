@@ -356,17 +356,32 @@ class OrderDocument(DocumentModel):
     # Output events the lifecycle recorded and the shell has not taken yet (never stored).
     _events: list[CloudEvent] = PrivateAttr(default_factory=list)
 
+    # Private attributes reached through pydantic's __getattr__ cost more than the lookups
+    # they serve; these read the slot that holds them directly (see the CPU notes in README).
+    @property
+    def _private(self) -> dict[str, Any]:
+        private = self.__pydantic_private__
+        assert private is not None  # pydantic sets it on every model with private attributes
+        return private
+
+    @property
+    def _lookups(self) -> _Index:
+        index: _Index = self._private["_index"]
+        return index
+
     def record(self, event: CloudEvent) -> None:
-        self._events.append(event)
+        self._private["_events"].append(event)
 
     def take_events(self) -> list[CloudEvent]:
         """The output events recorded since the last call, in the order they happened."""
-        taken, self._events = self._events, []
+        private = self._private
+        taken: list[CloudEvent] = private["_events"]
+        private["_events"] = []
         return taken
 
     def applied_source(self, event_id: str) -> str | None:
         """The source `event_id` was applied from ("" when unknown), None when never applied."""
-        position = self._index.applied.position(self.applied_event_ids, event_id)
+        position = self._lookups.applied.position(self.applied_event_ids, event_id)
         if position is None:
             return None
         return (
@@ -380,54 +395,54 @@ class OrderDocument(DocumentModel):
             # Once per document written before sources were kept: its sources are unknown.
             missing = len(self.applied_event_ids) - len(self.applied_event_sources)
             self.applied_event_sources.extend([""] * missing)
-        self._index.applied.append(self.applied_event_ids, event_id)
+        self._lookups.applied.append(self.applied_event_ids, event_id)
         self.applied_event_sources.append(source)
 
     def reuse_noted(self, event_id: str, source: str) -> bool:
-        return self._index.reused.position(self.reused_event_ids, (event_id, source)) is not None
+        return self._lookups.reused.position(self.reused_event_ids, (event_id, source)) is not None
 
     def note_reuse(self, event_id: str, source: str) -> None:
         reused = ReusedEventId(event_id=event_id, source=source)
-        self._index.reused.append(self.reused_event_ids, reused)
+        self._lookups.reused.append(self.reused_event_ids, reused)
 
     def capture(self, payment_id: str) -> Capture | None:
-        return self._index.captures.find(self.captures, payment_id)
+        return self._lookups.captures.find(self.captures, payment_id)
 
     def add_capture(self, capture: Capture) -> None:
-        self._index.captures.append(self.captures, capture)
+        self._lookups.captures.append(self.captures, capture)
 
     def fulfillment(self, fulfillment_id: str) -> Fulfillment | None:
-        return self._index.fulfillments.find(self.fulfillments, fulfillment_id)
+        return self._lookups.fulfillments.find(self.fulfillments, fulfillment_id)
 
     def add_fulfillment(self, fulfillment: Fulfillment) -> None:
-        self._index.fulfillments.append(self.fulfillments, fulfillment)
-        self._index.completed.appended(self.fulfillments, fulfillment, _is_completed)
-        self._index.delivered.appended(self.fulfillments, fulfillment, self.counts_as_delivered)
+        self._lookups.fulfillments.append(self.fulfillments, fulfillment)
+        self._lookups.completed.appended(self.fulfillments, fulfillment, _is_completed)
+        self._lookups.delivered.appended(self.fulfillments, fulfillment, self.counts_as_delivered)
 
     def set_fulfillment_status(self, fulfillment: Fulfillment, status: FulfillmentStatus) -> None:
         """Every status change of a fulfillment goes through here, to keep the ids it derives.
 
         A fulfillment's `lines` must be set before it is completed: they say whether it ships.
         """
-        self._index.completed.of(self.fulfillments, _is_completed)
-        self._index.delivered.of(self.fulfillments, self.counts_as_delivered)
+        self._lookups.completed.of(self.fulfillments, _is_completed)
+        self._lookups.delivered.of(self.fulfillments, self.counts_as_delivered)
         fulfillment.status = status
-        self._index.completed.changed(self.fulfillments, fulfillment, _is_completed)
-        self._index.delivered.changed(self.fulfillments, fulfillment, self.counts_as_delivered)
+        self._lookups.completed.changed(self.fulfillments, fulfillment, _is_completed)
+        self._lookups.delivered.changed(self.fulfillments, fulfillment, self.counts_as_delivered)
 
     def set_shipment_status(self, fulfillment: Fulfillment, status: ShipmentStatus) -> None:
         """Every change of a shipment's current status goes through here, for `delivered_count`."""
-        self._index.delivered.of(self.fulfillments, self.counts_as_delivered)
+        self._lookups.delivered.of(self.fulfillments, self.counts_as_delivered)
         fulfillment.shipment_status = status
-        self._index.delivered.changed(self.fulfillments, fulfillment, self.counts_as_delivered)
+        self._lookups.delivered.changed(self.fulfillments, fulfillment, self.counts_as_delivered)
 
     def completed_fulfillment_ids(self) -> Collection[str]:
         """Ids of the completed (not undone) fulfillments, in the order they completed."""
-        return self._index.completed.of(self.fulfillments, _is_completed).keys()
+        return self._lookups.completed.of(self.fulfillments, _is_completed).keys()
 
     def delivered_count(self) -> int:
         """How many completed fulfillments count as delivered."""
-        return len(self._index.delivered.of(self.fulfillments, self.counts_as_delivered))
+        return len(self._lookups.delivered.of(self.fulfillments, self.counts_as_delivered))
 
     def ships(self, lines: Iterable[FulfilledLine]) -> bool:
         """Whether any of these lines is shipped (else a fulfillment of them is digital-only)."""
@@ -447,19 +462,19 @@ class OrderDocument(DocumentModel):
 
     def shipment_news(self, fulfillment_id: str) -> ShipmentNews | None:
         """What is remembered for a fulfillment that has not completed yet."""
-        return self._index.shipment_news.find(self.early_shipment_news, fulfillment_id)
+        return self._lookups.shipment_news.find(self.early_shipment_news, fulfillment_id)
 
     def add_shipment_news(self, news: ShipmentNews) -> None:
-        self._index.shipment_news.append(self.early_shipment_news, news)
+        self._lookups.shipment_news.append(self.early_shipment_news, news)
 
     def early_cancel(self, fulfillment_id: str) -> EarlyCancel | None:
-        return self._index.early_cancels.find(self.early_cancels, fulfillment_id)
+        return self._lookups.early_cancels.find(self.early_cancels, fulfillment_id)
 
     def add_early_cancel(self, early: EarlyCancel) -> None:
-        self._index.early_cancels.append(self.early_cancels, early)
+        self._lookups.early_cancels.append(self.early_cancels, early)
 
     def line(self, line_id: str) -> Line | None:
-        return self._index.lines.find(self.lines, line_id)
+        return self._lookups.lines.find(self.lines, line_id)
 
     def to_mongo(self) -> dict[str, Any]:
         """The BSON-ready document; credentials in it are already sealed."""
