@@ -35,7 +35,7 @@ from console.security import (
     Sessions,
     cookie_options,
 )
-from console.views import REFUSALS, distributions, label, when
+from console.views import REFUSALS, distributions, label, money, when
 
 HERE = Path(__file__).parent
 PUBLIC_PREFIXES = ("/static/",)
@@ -54,6 +54,7 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["u"] = url_part
 templates.env.filters["when"] = when
 templates.env.filters["label"] = label
+templates.env.filters["money"] = money
 templates.env.globals["new_nonce"] = new_nonce
 templates.env.globals["distributions"] = distributions
 templates.env.globals["refusals"] = REFUSALS
@@ -88,8 +89,6 @@ class Console:
     secure_cookies: bool | None = None
     sessions: Sessions = field(default_factory=Sessions)
     submissions: Submissions = field(default_factory=Submissions)
-    # Contract 1.1 forms are offered once the worker's schemas have their events.
-    shipment_forms: bool = False
 
 
 class CsrfRefused(Exception):
@@ -123,9 +122,11 @@ def render(
     template: str,
     status_code: int = 200,
     order_id: str | None = None,
+    notices: bool = True,
     **context: Any,
 ) -> HTMLResponse:
-    """A page with what every template needs: the session's CSRF token and notifications."""
+    """A page with what every template needs: the session's CSRF token and notifications
+    (a fragment takes none: they belong to the page the browser shows next)."""
     current = session(request)
     context.setdefault("nonce", new_nonce())
     return templates.TemplateResponse(
@@ -134,8 +135,7 @@ def render(
         {
             "csrf": current.csrf,
             "authenticated": current.authenticated,
-            "flashes": _take_flashes(request, order_id) if current.authenticated else [],
-            "shipment_forms": state(request).shipment_forms,
+            "flashes": _take_flashes(request, order_id) if current.authenticated and notices else [],
             **context,
         },
         status_code=status_code,
@@ -224,24 +224,14 @@ async def _http_error(request: Request, problem: Exception) -> Response:
     return error_page(request, problem.status_code, "Request refused", str(problem.detail))
 
 
-def create_app(
-    backend: Backend,
-    password: str,
-    secure_cookies: bool | None = None,
-    shipment_forms: bool | None = None,
-) -> FastAPI:
+def create_app(backend: Backend, password: str, secure_cookies: bool | None = None) -> FastAPI:
     """The console for `backend`, with one operator password."""
     from console import letters, pages
 
     app = FastAPI(
         title="Fulfillment console", docs_url=None, redoc_url=None, openapi_url=None
     )
-    app.state.console = Console(
-        backend,
-        password,
-        secure_cookies,
-        shipment_forms=pages.SHIPMENT_EVENTS_READY if shipment_forms is None else shipment_forms,
-    )
+    app.state.console = Console(backend, password, secure_cookies)
     app.middleware("http")(authenticate)
     app.add_middleware(ContainErrors)
     app.add_middleware(SecurityHeaders)

@@ -4,10 +4,13 @@ dead-letter topics (read and replayed with the CLI's own functions)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 
 from cli.messages import (
     REPLAY_GROUP,
@@ -165,20 +168,26 @@ class LiveBackend:
             return []
         return await _letters(consumer, dlq, from_committed=from_committed)
 
-    async def _records(self, topic: Topic, group: str | None = None) -> list[Any]:
+    @contextlib.asynccontextmanager
+    async def _consumer(self, group: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
+        """A started consumer; Kafka failures become one readable `Unavailable`."""
         try:
             consumer = await _start_consumer(self.settings, group)
         except Exception as problem:
             raise Unavailable(f"cannot reach Kafka: {type(problem).__name__}") from None
         try:
-            return await self._read(consumer, self._dlq(topic), from_committed=group is not None)
+            yield consumer
+        except KafkaError as problem:
+            raise Unavailable(f"Kafka failed: {type(problem).__name__}") from None
         finally:
             await consumer.stop()
 
     async def dead_letter_counts(self) -> list[TopicLetters]:
+        # One fresh consumer per topic, read side by side: a consumer's metadata narrows to
+        # the topics it was assigned, and the CLI's reader looks a topic up in it.
         found = []
-        for topic in INPUT_TOPICS:
-            letters = [as_letter(record) for record in await self._records(topic)]
+        every = await asyncio.gather(*(self.dead_letters(topic) for topic in INPUT_TOPICS))
+        for topic, letters in zip(INPUT_TOPICS, every, strict=True):
             reasons: dict[str, int] = {}
             for letter in letters:
                 reasons[letter.reason or "?"] = reasons.get(letter.reason or "?", 0) + 1
@@ -186,12 +195,15 @@ class LiveBackend:
         return found
 
     async def dead_letters(self, topic: Topic) -> list[Letter]:
-        return [as_letter(record) for record in await self._records(topic)]
+        async with self._consumer() as consumer:
+            records = await self._read(consumer, self._dlq(topic), from_committed=False)
+        return [as_letter(record) for record in records]
 
     async def replay_preview(self, topic: Topic, again: bool) -> ReplayPreview:
         """What `dlq replay` would send now: the replay group's unread letters, as it chooses."""
-        group = f"{self.settings.group_id}-{REPLAY_GROUP}"
-        chosen, outcome = _choose(await self._records(topic, group), again)
+        async with self._consumer(f"{self.settings.group_id}-{REPLAY_GROUP}") as consumer:
+            records = await self._read(consumer, self._dlq(topic), from_committed=True)
+        chosen, outcome = _choose(records, again)
         return ReplayPreview(
             [as_letter(record) for record in chosen], outcome.failed_again, outcome.value_omitted
         )
@@ -200,12 +212,12 @@ class LiveBackend:
         """Replay with the CLI's function; one at a time, so two clicks cannot interleave."""
         dlq = self._dlq(topic)
         async with self._replaying:
-            consumer = await _start_consumer(self.settings, None)
-            try:
+            async with self._consumer() as consumer:
                 exists = dlq in await consumer.topics()
-            finally:
-                await consumer.stop()
             if not exists:
                 return f"no dead letters in {dlq}"
-            outcome = await replay_letters(self.settings, dlq, again)
+            try:
+                outcome = await replay_letters(self.settings, dlq, again)
+            except KafkaError as problem:
+                raise Unavailable(f"Kafka failed: {type(problem).__name__}") from None
         return outcome.summary("replayed", dlq)

@@ -13,7 +13,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,13 +26,15 @@ from schemas.events import (
     Distribution,
     FulfillmentCancelRequested,
     FulfillmentRequested,
+    FulfillmentTrackingUpdated,
     OrderCancelRequested,
     PaymentCaptured,
     RequestedLine,
     Shipment,
+    ShipmentStatusReported,
 )
 from schemas.iso import COUNTRIES
-from schemas.names import Delivery, OrderStatus, PaymentStatus
+from schemas.names import Delivery, OrderStatus, PaymentStatus, ShipmentStatus
 
 NONCE_PATTERN = re.compile(r"[0-9a-f]{32}")
 ADDRESS_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country")
@@ -48,6 +50,8 @@ ADDRESS_LABELS = {
 REQUIRED_ADDRESS = ("name", "line1", "city", "postal_code", "country")
 MAX_TEXT = 1000
 REQUESTED_BY = "console"
+# A report may be a little ahead of this machine's clock, not more.
+FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
 def new_nonce() -> str:
@@ -316,19 +320,24 @@ def fulfillment_request(
     """The request a submitted Manual Fulfillment form makes, or the form with its errors."""
     form = submitted(order, raw)
     chosen: list[tuple[FulfillLine, int]] = []
+    # Lines the operator means to send, even with a wrong quantity: their shipment or
+    # delivery details are checked too, so every problem is listed at once.
+    meant: list[FulfillLine] = []
     for line in form.lines:
         quantity = _quantity(line)
         if isinstance(quantity, str):
             form.errors[f"qty-{line.index}"] = f"{line.line.title}: {quantity}"
+            meant.append(line)
         elif quantity > 0:
             chosen.append((line, quantity))
+            meant.append(line)
     if not chosen and not form.errors:
         form.errors["lines"] = "Choose a quantity above 0 for at least one line"
     shipment, address, distributions = None, None, []
-    if any(not line.digital for line, _ in chosen):
+    if any(not line.digital for line in meant):
         shipment = _check_shipment(form)
         address = _check_address(form)
-    for line, _ in chosen:
+    for line in meant:
         if line.digital:
             distribution = _check_distribution(form, line, raw)
             if distribution is not None:
@@ -362,3 +371,95 @@ def parse_local_time(value: str) -> datetime | None:
     except ValueError:
         return None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# ---- after the fulfillment (contract 1.1) --------------------------------------------------
+
+
+@dataclass
+class TrackingForm:
+    """Update tracking: the shipment's carrier, airway bill and link, as typed."""
+
+    carrier: str
+    tracking_number: str
+    tracking_url: str
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def tracking_prefilled(shipment: Shipment) -> TrackingForm:
+    return TrackingForm(shipment.carrier, shipment.tracking_number, shipment.tracking_url or "")
+
+
+def tracking_update(
+    fulfillment: str, shipment: Shipment, raw: Mapping[str, Any]
+) -> tuple[TrackingForm, FulfillmentTrackingUpdated | None]:
+    """`fulfillment.tracking_updated` with the fields that changed, or the form with errors."""
+    form = TrackingForm(text(raw, "carrier"), text(raw, "tracking_number"), text(raw, "tracking_url"))
+    if not form.carrier:
+        form.errors["carrier"] = "Carrier: required (the shipping agent)"
+    if not form.tracking_number:
+        form.errors["tracking_number"] = "Airway bill: required"
+    if form.tracking_url and not re.match(r"https?://\S+$", form.tracking_url):
+        form.errors["tracking_url"] = "Tracking link: a web address starting with https://"
+    for name, label in (("carrier", "Carrier"), ("tracking_number", "Airway bill"),
+                        ("tracking_url", "Tracking link")):
+        _check_length(form.errors, name, label, getattr(form, name))
+    changes: dict[str, str] = {}
+    if form.carrier != shipment.carrier:
+        changes["carrier"] = form.carrier
+    if form.tracking_number != shipment.tracking_number:
+        changes["tracking_number"] = form.tracking_number
+    if form.tracking_url != (shipment.tracking_url or ""):
+        changes["tracking_url"] = form.tracking_url  # "" removes the link (contract 1.1)
+    if not changes and not form.errors:
+        form.errors["form"] = "Nothing changed: edit the carrier, the airway bill or the link"
+    if form.errors:
+        return form, None
+    return form, FulfillmentTrackingUpdated(fulfillment_id=fulfillment, **changes)
+
+
+@dataclass
+class StatusForm:
+    """Report shipment status, as typed; `happened_at` as a `datetime-local` value in UTC."""
+
+    status: str
+    happened_at: str
+    location: str = ""
+    note: str = ""
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def status_prefilled(current: ShipmentStatus | None, now: datetime) -> StatusForm:
+    """The status after the current one (handed over first), happening now."""
+    statuses = list(ShipmentStatus)
+    following = statuses[0] if current is None else statuses[min(current.rank + 1, 3)]
+    return StatusForm(following.value, now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+
+
+def status_report(
+    fulfillment: str, raw: Mapping[str, Any], now: datetime
+) -> tuple[StatusForm, ShipmentStatusReported | None]:
+    """`shipment.status_reported` from the form, or the form with errors."""
+    form = StatusForm(text(raw, "status"), text(raw, "happened_at"), text(raw, "location"),
+                      text(raw, "note"))
+    if form.status not in {status.value for status in ShipmentStatus}:
+        form.errors["status"] = "Status: choose one of the list"
+    moment = parse_local_time(form.happened_at) if form.happened_at else None
+    if moment is None:
+        form.errors["happened_at"] = "Happened at: a date and time, such as 2026-11-21 10:00"
+    elif moment > now + FUTURE_TOLERANCE:
+        form.errors["happened_at"] = "Happened at: cannot be in the future"
+    _check_length(form.errors, "location", "Location", form.location)
+    _check_length(form.errors, "note", "Note", form.note)
+    if form.errors or moment is None:
+        return form, None
+    report = ShipmentStatusReported.model_validate(
+        {
+            "fulfillment_id": fulfillment,
+            "status": form.status,
+            "happened_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "location": form.location or None,
+            "note": form.note or None,
+        }
+    )
+    return form, report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -9,7 +10,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-import schemas.events as wire
 from console.app import (
     checked_form,
     error_page,
@@ -35,24 +35,20 @@ from console.forms import (
     fulfillment_request,
     prefilled,
     reason_of,
+    status_prefilled,
+    status_report,
     text,
+    tracking_prefilled,
+    tracking_update,
     valid_nonce,
 )
 from console.queries import Search, typed
 from console.security import Flash, password_matches
-from console.views import FulfillmentView, OrderView, outcome
-from producers.publisher import FulfillmentPublisher
+from console.views import FulfillmentView, OrderView, label, outcome
 from schemas.events import WireModel
-from schemas.names import EventType, OrderStatus
+from schemas.names import DeliveryStatus, EventType, OrderStatus, ShipmentStatus
 
-# Contract 1.1's tracking updates and status reports: offered once the worker's schemas and
-# the publisher have them (another change brings them).
-SHIPMENT_EVENTS_READY = all(
-    hasattr(wire, name) for name in ("FulfillmentTrackingUpdated", "ShipmentStatusReported")
-) and all(
-    hasattr(FulfillmentPublisher, name) for name in ("tracking_updated", "shipment_status_reported")
-)
-DELIVERY_STATUSES = ("none", "partially_delivered", "delivered")
+DELIVERY_STATUSES = tuple(status.value for status in DeliveryStatus)
 
 auth = APIRouter()
 router = APIRouter()
@@ -147,7 +143,7 @@ async def orders_page(request: Request) -> Response:
 
 async def _view(request: Request, order_id: str) -> OrderView | None:
     raw = await state(request).backend.orders.load(order_id)
-    return OrderView(typed(raw), raw) if raw is not None else None
+    return OrderView(typed(raw)) if raw is not None else None
 
 
 def _order_path(order_id: str) -> str:
@@ -227,7 +223,7 @@ async def order_live(request: Request, order_id: str) -> Response:
     view = await _view(request, order_id)
     if view is None:
         return _not_found(request, order_id)
-    return render(request, "_order_live.html", order_id=order_id, view=view)
+    return render(request, "_order_live.html", order_id=order_id, notices=False, view=view)
 
 
 @router.post("/orders/{order_id:path}/capture")
@@ -371,6 +367,113 @@ async def cancel_fulfillment_action(request: Request, order_id: str, fulfillment
             reason=reason,
         )
     return redirect(_order_path(order_id))
+
+
+def _shipped(view: OrderView, fulfillment: str) -> FulfillmentView | None:
+    """The fulfillment if tracking updates and status reports apply to it."""
+    found = view.fulfillment(fulfillment)
+    return found if found is not None and found.can_follow_shipment else None
+
+
+def _not_shipped(request: Request, order_id: str, fulfillment: str) -> Response:
+    flash(request, Flash(f"Fulfillment {fulfillment} is not a completed shipment: its tracking "
+                         "and status cannot change.", "warning", order_id))
+    return redirect(_order_path(order_id))
+
+
+def _shipment_page(
+    request: Request,
+    template: str,
+    view: OrderView,
+    fulfillment: FulfillmentView,
+    values: Any,
+    status_code: int = 200,
+    nonce: str | None = None,
+) -> HTMLResponse:
+    context: dict[str, Any] = {} if nonce is None else {"nonce": nonce}
+    return render(
+        request,
+        template,
+        status_code,
+        order_id=view.order.id,
+        section="orders",
+        view=view,
+        fulfillment=fulfillment,
+        values=values,
+        errors=values.errors,
+        shipment_statuses=[status.value for status in ShipmentStatus],
+        **context,
+    )
+
+
+@router.get("/orders/{order_id:path}/fulfillments/{fulfillment:path}/tracking")
+async def tracking_page(request: Request, order_id: str, fulfillment: str) -> Response:
+    view = await _view(request, order_id)
+    if view is None:
+        return _not_found(request, order_id)
+    shipped = _shipped(view, fulfillment)
+    if shipped is None or shipped.fulfillment.shipment is None:
+        return _not_shipped(request, order_id, fulfillment)
+    values = tracking_prefilled(shipped.fulfillment.shipment)
+    return _shipment_page(request, "tracking.html", view, shipped, values)
+
+
+@router.post("/orders/{order_id:path}/fulfillments/{fulfillment:path}/tracking")
+async def update_tracking(request: Request, order_id: str, fulfillment: str) -> Response:
+    form = await checked_form(request)
+    nonce = _nonce(form)
+    if nonce is None:
+        return _bad_form(request, order_id)
+    view = await _view(request, order_id)
+    if view is None:
+        return _not_found(request, order_id)
+    shipped = _shipped(view, fulfillment)
+    if shipped is None or shipped.fulfillment.shipment is None:
+        return _not_shipped(request, order_id, fulfillment)
+    values, data = tracking_update(fulfillment, shipped.fulfillment.shipment, form)
+    if data is not None:
+        problem = await send(request, order_id, nonce, "update-tracking",
+                             f"Update tracking of {fulfillment}",
+                             EventType.FULFILLMENT_TRACKING_UPDATED, data)
+        if problem is None:
+            return redirect(_order_path(order_id))
+        values.errors["send"] = problem
+    return _shipment_page(request, "tracking.html", view, shipped, values, 422, nonce)
+
+
+@router.get("/orders/{order_id:path}/fulfillments/{fulfillment:path}/status")
+async def status_page(request: Request, order_id: str, fulfillment: str) -> Response:
+    view = await _view(request, order_id)
+    if view is None:
+        return _not_found(request, order_id)
+    shipped = _shipped(view, fulfillment)
+    if shipped is None:
+        return _not_shipped(request, order_id, fulfillment)
+    values = status_prefilled(shipped.fulfillment.shipment_status, datetime.now(UTC))
+    return _shipment_page(request, "shipment_status.html", view, shipped, values)
+
+
+@router.post("/orders/{order_id:path}/fulfillments/{fulfillment:path}/status")
+async def report_status(request: Request, order_id: str, fulfillment: str) -> Response:
+    form = await checked_form(request)
+    nonce = _nonce(form)
+    if nonce is None:
+        return _bad_form(request, order_id)
+    view = await _view(request, order_id)
+    if view is None:
+        return _not_found(request, order_id)
+    shipped = _shipped(view, fulfillment)
+    if shipped is None:
+        return _not_shipped(request, order_id, fulfillment)
+    values, data = status_report(fulfillment, form, datetime.now(UTC))
+    if data is not None:
+        problem = await send(request, order_id, nonce, "report-status",
+                             f"Report {label(data.status.value)} for {fulfillment}",
+                             EventType.SHIPMENT_STATUS_REPORTED, data)
+        if problem is None:
+            return redirect(_order_path(order_id))
+        values.errors["send"] = problem
+    return _shipment_page(request, "shipment_status.html", view, shipped, values, 422, nonce)
 
 
 def _cancel_order_form(request: Request, view: OrderView, **context: Any) -> HTMLResponse:

@@ -1,8 +1,4 @@
-"""What the pages show of an order, built from its document; credentials are never in it.
-
-Fields of contract 1.1 (delivery status, shipment status and events, holds) are read from the
-raw document, so they show up as soon as the worker stores them, whatever the model knows.
-"""
+"""What the pages show of an order, built from its document; credentials are never in it."""
 
 from __future__ import annotations
 
@@ -28,6 +24,16 @@ REFUSALS = frozenset(
         TimelineType.PAYMENT_DUPLICATE.value,
         TimelineType.PAYMENT_NOT_COUNTED.value,
         TimelineType.EVENT_ID_REUSED.value,
+        TimelineType.TRACKING_UPDATE_REFUSED.value,
+        TimelineType.STATUS_REPORT_REFUSED.value,
+    }
+)
+# Timeline types that mean the pipeline keeps the event for later.
+WAITS = frozenset(
+    {
+        TimelineType.FULFILLMENT_PENDING.value,
+        TimelineType.TRACKING_UPDATE_REMEMBERED.value,
+        TimelineType.STATUS_REPORT_REMEMBERED.value,
     }
 )
 
@@ -51,6 +57,14 @@ def safe_link(url: str | None) -> str | None:
     return url if url and SAFE_LINK.match(url) else None
 
 
+def money(value: str | None) -> str:
+    """A decimal amount with at least two decimals, as invoices show it: 0 -> 0.00."""
+    if not value:
+        return ""
+    whole, _, cents = value.partition(".")
+    return f"{whole}.{cents.ljust(2, '0')}"
+
+
 def label(value: str | None) -> str:
     """A status code as words: partially_fulfilled -> partially fulfilled."""
     return (value or "").replace("_", " ")
@@ -69,7 +83,6 @@ class FulfillmentView:
     """A fulfillment as shown: what was sent how, and what may still be done with it."""
 
     fulfillment: Fulfillment
-    raw: Raw
     hold: str | None
 
     @property
@@ -100,20 +113,32 @@ class FulfillmentView:
 
     @property
     def shipment_status(self) -> str | None:
-        value = self.raw.get("shipment_status")
-        return str(value) if value else None
+        status = self.fulfillment.shipment_status
+        return status.value if status else None
 
     @property
     def shipment_events(self) -> list[ShipmentEvent]:
+        """Every status report, newest first."""
         return [
             ShipmentEvent(
-                status=str(event.get("status", "")),
-                happened_at=when(event.get("happened_at")),
-                location=str(event.get("location") or ""),
-                note=str(event.get("note") or ""),
+                status=event.status.value,
+                happened_at=when(event.happened_at),
+                location=event.location or "",
+                note=event.note or "",
             )
-            for event in self.raw.get("shipment_events") or []
+            for event in reversed(self.fulfillment.shipment_events)
         ]
+
+    @property
+    def held_for(self) -> str:
+        """The reasons this request was held, in words."""
+        return ", then ".join(label(reason.value) for reason in self.fulfillment.holds)
+
+    @property
+    def released(self) -> str | None:
+        """How a held request was released: None while it still waits."""
+        status = self.fulfillment.status
+        return None if status is FulfillmentStatus.PENDING else f"released: {status.value}"
 
     @property
     def can_follow_shipment(self) -> bool:
@@ -145,19 +170,16 @@ def distributions(fulfillment: Fulfillment) -> list[Distribution]:
     ]
 
 
-def _holds(order: OrderDocument) -> dict[str, str]:
-    """Why each pending fulfillment waits: its latest hold or pending entry on the timeline."""
+def _waiting(order: OrderDocument) -> dict[str, str]:
+    """Why each pending fulfillment waits: its latest pending entry on the timeline."""
     pending = {
         f.fulfillment_id for f in order.fulfillments if f.status is FulfillmentStatus.PENDING
     }
-    holds: dict[str, str] = {}
+    waiting: dict[str, str] = {}
     for entry in order.timeline:
-        if entry.fulfillment_id in pending and entry.type in (
-            TimelineType.FULFILLMENT_PENDING.value,
-            "fulfillment.held",
-        ):
-            holds[entry.fulfillment_id] = entry.summary
-    return holds
+        if entry.fulfillment_id in pending and entry.type == TimelineType.FULFILLMENT_PENDING:
+            waiting[entry.fulfillment_id] = entry.summary
+    return waiting
 
 
 @dataclass(frozen=True)
@@ -165,7 +187,6 @@ class OrderView:
     """Everything the order page shows."""
 
     order: OrderDocument
-    raw: Raw
 
     @property
     def title(self) -> str:
@@ -173,7 +194,7 @@ class OrderView:
 
     @property
     def delivery_status(self) -> str:
-        return str(self.raw.get("delivery_status") or "none")
+        return self.order.delivery_status.value
 
     @property
     def outstanding(self) -> str:
@@ -205,16 +226,13 @@ class OrderView:
 
     @property
     def fulfillments(self) -> list[FulfillmentView]:
-        raws = {str(f.get("fulfillment_id")): f for f in self.raw.get("fulfillments") or []}
-        holds = _holds(self.order)
-        return [
-            FulfillmentView(f, raws.get(f.fulfillment_id, {}), holds.get(f.fulfillment_id))
-            for f in self.order.fulfillments
-        ]
+        waiting = _waiting(self.order)
+        return [FulfillmentView(f, waiting.get(f.fulfillment_id)) for f in self.order.fulfillments]
 
     @property
     def holds(self) -> list[FulfillmentView]:
-        return [view for view in self.fulfillments if view.hold]
+        """Requests that were held (`fulfillment.held`), waiting still or released."""
+        return [view for view in self.fulfillments if view.fulfillment.holds or view.hold]
 
     @property
     def ships(self) -> bool:
@@ -250,6 +268,6 @@ def outcome(applied: bool, entries: Sequence[Mapping[str, Any]]) -> Outcome:
     )
     if refused:
         return Outcome("refused", summary)
-    if TimelineType.FULFILLMENT_PENDING.value in types or "fulfillment.held" in types:
+    if types & WAITS:
         return Outcome("waiting", summary)
     return Outcome("done", summary)

@@ -86,7 +86,7 @@
           var note = document.createElement("span");
           note.className = "field-error client";
           note.textContent = problem.message;
-          input.insertAdjacentElement("afterend", note);
+          input.parentElement.appendChild(note);
         }
       }
     });
@@ -111,16 +111,14 @@
       var raw = input.value.trim();
       var max = Number(input.max);
       var title = input.dataset.title;
+      var quantity = Number(raw);
       if (!/^\d+$/.test(raw)) {
         problems.push({ field: input.name, message: title + ": enter a whole number of 0 or more" });
-        return;
-      }
-      var quantity = Number(raw);
-      if (quantity > max) {
+      } else if (quantity > max) {
         problems.push({ field: input.name, message: title + ": at most " + max + " (what is still unfulfilled)" });
-        return;
       }
-      if (quantity > 0) {
+      // A line meant to be sent, even with a wrong quantity: its details are checked too.
+      if (raw !== "0") {
         chosen += 1;
         if (input.dataset.delivery === "shipment") ships = true;
         if (input.dataset.delivery === "digital") {

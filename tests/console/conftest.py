@@ -17,10 +17,14 @@ from tests.factories import captured, placed, requested
 PASSWORD = "correct horse battery staple"
 
 
-def hidden(html: str, name: str) -> str:
-    """The value of the first hidden field `name` in a page."""
+def hidden(html: str, name: str, action: str | None = None) -> str:
+    """The value of hidden field `name` in the form posting to `action` (else the first one)."""
+    if action is not None:
+        form = re.search(rf'<form method="post" action="{re.escape(action)}".*?</form>', html, re.S)
+        assert form, f"no form posting to {action} in the page"
+        html = form.group(0)
     found = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert found, f"no {name} field in the page"
+    assert found and found.group(1), f"no {name} field with a value in the page"
     return found.group(1)
 
 
@@ -59,7 +63,8 @@ def log_in(client: TestClient, password: str = PASSWORD) -> None:
     page = client.get("/login")
     response = client.post(
         "/login",
-        data={"csrf_token": hidden(page.text, "csrf_token"), "password": password, "next": "/orders"},
+        data={"csrf_token": hidden(page.text, "csrf_token", "/login"), "password": password,
+              "next": "/orders"},
     )
     assert response.status_code == 303, response.text
 

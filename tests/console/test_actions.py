@@ -12,8 +12,10 @@ from console.queries import Search, search_filter
 from schemas.events import (
     FulfillmentCancelRequested,
     FulfillmentRequested,
+    FulfillmentTrackingUpdated,
     OrderCancelRequested,
     PaymentCaptured,
+    ShipmentStatusReported,
 )
 from schemas.names import EventType, OrderStatus, Topic
 from tests.console.conftest import hidden
@@ -23,7 +25,11 @@ from tests.factories import ADDRESS, captured, line, placed
 
 def _post_form(client: TestClient, page_path: str, action: str, **fields: str) -> tuple[str, Any]:
     page = client.get(page_path).text
-    data = {"csrf_token": hidden(page, "csrf_token"), "nonce": hidden(page, "nonce"), **fields}
+    data = {
+        "csrf_token": hidden(page, "csrf_token", action),
+        "nonce": hidden(page, "nonce", action),
+        **fields,
+    }
     response = client.post(action, data=data)
     return data["nonce"], response
 
@@ -42,7 +48,8 @@ def test_capture_publishes_payment_captured_for_the_outstanding_amount(
 
 def test_a_form_sent_twice_publishes_one_event(client: TestClient, backend: FakeBackend) -> None:
     page = client.get("/orders/ord-unpaid").text
-    data = {"csrf_token": hidden(page, "csrf_token"), "nonce": hidden(page, "nonce")}
+    action = "/orders/ord-unpaid/capture"
+    data = {"csrf_token": hidden(page, "csrf_token", action), "nonce": hidden(page, "nonce", action)}
     for _ in range(3):
         assert client.post("/orders/ord-unpaid/capture", data=data).status_code == 303
     assert len(backend.published) == 1
@@ -71,9 +78,8 @@ def test_event_ids_follow_the_nonce_and_the_action() -> None:
 
 def test_a_form_without_its_nonce_is_refused(client: TestClient, backend: FakeBackend) -> None:
     page = client.get("/orders/ord-unpaid").text
-    response = client.post(
-        "/orders/ord-unpaid/capture", data={"csrf_token": hidden(page, "csrf_token")}
-    )
+    action = "/orders/ord-unpaid/capture"
+    response = client.post(action, data={"csrf_token": hidden(page, "csrf_token", action)})
     assert response.status_code == 400
     assert backend.published == []
 
@@ -252,9 +258,69 @@ def test_dead_letters_are_listed_and_replayed_after_a_preview(
     assert "orders.placed[0]@1" in listing and "data.lines: Field required" in listing
     preview = client.get("/dead-letters/orders.placed/replay").text
     assert "2 letters would be replayed" in preview
-    data = {"csrf_token": hidden(preview, "csrf_token"), "nonce": hidden(preview, "nonce")}
+    action = "/dead-letters/orders.placed/replay"
+    data = {
+        "csrf_token": hidden(preview, "csrf_token", action),
+        "nonce": hidden(preview, "nonce", action),
+    }
     assert client.post("/dead-letters/orders.placed/replay", data=data).status_code == 303
     assert client.post("/dead-letters/orders.placed/replay", data=data).status_code == 303
     assert backend.replayed == [Topic.ORDERS_PLACED]
     assert "Replayed 2 dead letters" in client.get("/dead-letters/orders.placed").text
     assert client.get("/dead-letters/nope").status_code == 404
+
+
+def test_update_tracking_sends_only_what_changed(client: TestClient, backend: FakeBackend) -> None:
+    path = "/orders/ord-shipped/fulfillments/ful-1/tracking"
+    page = client.get(path).text
+    assert 'value="DHL"' in page and 'value="AWB1"' in page
+    _, response = _post_form(client, path, path, carrier="DHL", tracking_number="AWB1")
+    assert "Nothing changed" in response.text
+    _, response = _post_form(
+        client, path, path, carrier="DHL", tracking_number="AWB2",
+        tracking_url="https://track.example/AWB2",
+    )
+    assert response.status_code == 303
+    [sent] = backend.published
+    assert sent.event_type is EventType.FULFILLMENT_TRACKING_UPDATED
+    assert sent.data == FulfillmentTrackingUpdated(
+        fulfillment_id="ful-1", tracking_number="AWB2", tracking_url="https://track.example/AWB2"
+    )
+    backend.apply_published()
+    shipment = backend.orders.get("ord-shipped").fulfillments[0].shipment
+    assert shipment is not None and shipment.tracking_number == "AWB2"
+
+
+def test_a_status_report_is_sent_with_its_time_in_utc(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    path = "/orders/ord-shipped/fulfillments/ful-1/status"
+    page = client.get(path).text
+    assert '<option value="handed_over" selected>' in page
+    _, response = _post_form(client, path, path, status="handed_over",
+                             happened_at="2999-01-01T00:00")
+    assert "Happened at: cannot be in the future" in response.text
+    _, response = _post_form(client, path, path, status="lost", happened_at="yesterday")
+    assert "Status: choose one of the list" in response.text
+    assert "Happened at: a date and time" in response.text
+    _, response = _post_form(client, path, path, status="handed_over",
+                             happened_at="2026-11-21T10:30", location="Hub 4")
+    assert response.status_code == 303
+    [sent] = backend.published
+    assert isinstance(sent.data, ShipmentStatusReported)
+    assert sent.data.happened_at.isoformat() == "2026-11-21T10:30:00+00:00"
+    assert sent.data.location == "Hub 4"
+    backend.apply_published()
+    assert "handed over" in client.get("/orders/ord-shipped/live").text
+    assert '<option value="in_transit" selected>' in client.get(path).text
+
+
+def test_tracking_and_status_forms_are_offered_for_completed_shipments_only(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    assert "Update tracking" in client.get("/orders/ord-shipped").text
+    assert "Update tracking" not in client.get("/orders/ord-paid").text
+    for form in ("tracking", "status"):
+        response = client.get(f"/orders/ord-paid/fulfillments/ful-404/{form}")
+        assert response.status_code == 303
+    assert "not a completed shipment" in client.get("/orders/ord-paid").text

@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from console import letters, pages
 from console.security import COOKIE, console_password
 from console.server import is_loopback, login_lines, serve
+from schemas.names import Topic
 from tests.console.conftest import PASSWORD, hidden, log_in
-from tests.console.fakes import FakeBackend, order_with
+from tests.console.fakes import FakeBackend, letter, order_with
 from tests.factories import captured, line, placed
 
 TEMPLATES = Path(__file__).parents[2] / "console" / "templates"
@@ -77,7 +78,8 @@ def test_logging_in_starts_a_new_session_token(anonymous: TestClient) -> None:
 def test_logging_out_ends_the_session(client: TestClient) -> None:
     page = client.get("/orders")
     old = client.cookies[COOKIE]
-    assert client.post("/logout", data={"csrf_token": hidden(page.text, "csrf_token")}).status_code == 303
+    token = hidden(page.text, "csrf_token", "/logout")
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
     assert client.get("/orders").status_code == 303
     client.cookies.set(COOKIE, old)
     assert client.get("/orders").status_code == 303
@@ -164,9 +166,10 @@ def test_credentials_are_never_rendered_back(client: TestClient, backend: FakeBa
         order_with([placed("ord-digital", lines=lines), captured("ord-digital")], "ord-digital")
     )
     page = client.get("/orders/ord-digital/fulfill").text
+    action = "/orders/ord-digital/fulfill"
     form = {
-        "csrf_token": hidden(page, "csrf_token"),
-        "nonce": hidden(page, "nonce"),
+        "csrf_token": hidden(page, "csrf_token", action),
+        "nonce": hidden(page, "nonce", action),
         "qty-0": "1",
         "qty-1": "1",
         "username-0": "buyer",
@@ -197,7 +200,10 @@ def test_an_unexpected_error_reveals_and_logs_no_submitted_value(
     with caplog.at_level(logging.ERROR):
         response = client.post(
             "/orders/ord-unpaid/capture",
-            data={"csrf_token": hidden(page, "csrf_token"), "nonce": hidden(page, "nonce")},
+            data={
+                "csrf_token": hidden(page, "csrf_token", "/orders/ord-unpaid/capture"),
+                "nonce": hidden(page, "nonce", "/orders/ord-unpaid/capture"),
+            },
         )
     assert response.status_code == 500
     assert "hunter2" not in response.text
@@ -227,3 +233,22 @@ def test_the_console_binds_to_loopback_by_default() -> None:
     assert default.default == "127.0.0.1"
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0")
+
+
+def test_every_form_on_every_page_carries_the_sessions_csrf_token(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    backend.letters[Topic.ORDERS_PLACED] = [letter()]
+    pages = [
+        "/orders", "/orders/ord-unpaid", "/orders/ord-shipped", "/orders/ord-paid/fulfill",
+        "/orders/ord-shipped/cancel", "/orders/ord-shipped/fulfillments/ful-1/cancel",
+        "/orders/ord-unpaid/live", "/dead-letters", "/dead-letters/orders.placed/replay",
+    ]
+    token = hidden(client.get("/orders").text, "csrf_token", "/logout")
+    forms = 0
+    for path in pages:
+        html = client.get(path).text
+        for form in re.findall(r'<form method="post".*?</form>', html, re.S):
+            forms += 1
+            assert f'name="csrf_token" value="{token}"' in form, (path, form[:200])
+    assert forms >= 10
