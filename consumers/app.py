@@ -1,4 +1,4 @@
-"""The FastStream worker: one batch subscriber over the five input topics, committed by hand."""
+"""The FastStream worker: one batch subscriber over every input topic, committed by hand."""
 
 from __future__ import annotations
 
