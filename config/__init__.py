@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_KAFKA = "localhost:9092"
-DEFAULT_MONGODB = "mongodb://localhost:27017"
+from config.environment import (
+    DEFAULT_KAFKA_PORT,
+    DEFAULT_MONGODB_PORT,
+    ConfigError,
+    Environment,
+    check_range,
+    environment,
+)
+
+__all__ = [
+    "DEFAULT_DATABASE",
+    "DEFAULT_KAFKA",
+    "DEFAULT_MONGODB",
+    "ConfigError",
+    "Environment",
+    "Settings",
+    "cache_dir",
+    "check_range",
+    "environment",
+    "project_root",
+    "stack_dir",
+]
+
+DEFAULT_KAFKA = f"localhost:{DEFAULT_KAFKA_PORT}"
+DEFAULT_MONGODB = f"mongodb://localhost:{DEFAULT_MONGODB_PORT}"
 DEFAULT_DATABASE = "fulfillment"
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message is one line for the operator."""
 
 
 def project_root() -> Path:
@@ -24,36 +41,14 @@ def project_root() -> Path:
 
 def stack_dir() -> Path:
     """Per-checkout state of the local stack (data, logs, pids, generated key)."""
-    return Path(os.environ.get("FULFILLMENT_STACK_DIR", project_root() / ".stack"))
+    return environment().fulfillment_stack_dir or project_root() / ".stack"
 
 
 def cache_dir() -> Path:
     """Shared download and build cache, reused by every clone on this machine."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(os.environ.get("FULFILLMENT_CACHE_DIR", Path(base) / "fulfillment-pipeline"))
-
-
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def check_range(name: str, value: int, low: int, high: int | None = None) -> int:
-    """`value` if low <= value <= high, else a one-line ConfigError naming the variable."""
-    if value < low or (high is not None and value > high):
-        allowed = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise ConfigError(f"{name} must be {allowed}, got {value}")
-    return value
-
-
-def port_env(name: str, default: int) -> int:
-    """A TCP port from the environment: an integer from 1 to 65535."""
-    return check_range(name, _int_env(name, default), 1, 65535)
+    env = environment()
+    base = env.xdg_cache_home or Path.home() / ".cache"
+    return env.fulfillment_cache_dir or base / "fulfillment-pipeline"
 
 
 # Field -> (variable it comes from, lowest, highest): a batch of 0 would consume nothing.
@@ -65,13 +60,26 @@ _BOUNDS: dict[str, tuple[str, int, int | None]] = {
 }
 
 
-def _instance_id(env: Mapping[str, str]) -> str | None:
+def _instance_id(env: Environment) -> str | None:
     """FULFILLMENT_INSTANCE_ID, plus the worker's slot under `fulfillment worker --processes N`."""
-    base = env.get("FULFILLMENT_INSTANCE_ID", "").strip()
-    slot = env.get("FULFILLMENT_WORKER_SLOT", "").strip()
+    base = (env.fulfillment_instance_id or "").strip()
     if not base:
         return None
-    return f"{base}-{slot}" if slot else base
+    slot = env.fulfillment_worker_slot
+    return f"{base}-{slot}" if slot is not None else base
+
+
+def _kafka_security(env: Environment) -> dict[str, str]:
+    """The TLS/SASL variables that are set, under the names config.kafka_security reads."""
+    password = env.kafka_sasl_password.get_secret_value() if env.kafka_sasl_password else None
+    options = {
+        "security_protocol": env.kafka_security_protocol,
+        "sasl_mechanism": env.kafka_sasl_mechanism,
+        "sasl_username": env.kafka_sasl_username,
+        "sasl_password": password,
+        "ssl_cafile": env.kafka_ssl_cafile,
+    }
+    return {key: value for key, value in options.items() if value}
 
 
 @dataclass(frozen=True)
@@ -107,37 +115,28 @@ class Settings:
                 check_range(variable, value, low, high)
 
     @classmethod
-    def from_env(cls) -> Settings:
-        env = os.environ
-        security = {
-            key: env[var]
-            for key, var in (
-                ("security_protocol", "KAFKA_SECURITY_PROTOCOL"),
-                ("sasl_mechanism", "KAFKA_SASL_MECHANISM"),
-                ("sasl_username", "KAFKA_SASL_USERNAME"),
-                ("sasl_password", "KAFKA_SASL_PASSWORD"),
-                ("ssl_cafile", "KAFKA_SSL_CAFILE"),
-            )
-            if env.get(var)
-        }
+    def from_env(cls, env: Environment | None = None) -> Settings:
+        """The settings of `env` (default: this process's environment), checked like any."""
+        env = env or environment()
         return cls(
             # Unset means the local stack, on its configured ports.
-            kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS")
-            or DEFAULT_KAFKA.replace("9092", str(port_env("FULFILLMENT_KAFKA_PORT", 9092))),
-            mongodb_uri=env.get("MONGODB_URI")
-            or DEFAULT_MONGODB.replace("27017", str(port_env("FULFILLMENT_MONGODB_PORT", 27017))),
-            database=env.get("MONGODB_DATABASE") or DEFAULT_DATABASE,
-            topic_prefix=env.get("FULFILLMENT_TOPIC_PREFIX", ""),
-            group_id=env.get("FULFILLMENT_GROUP_ID") or "fulfillment-worker",
-            partitions=_int_env("FULFILLMENT_PARTITIONS", 6),
-            replication_factor=_int_env("FULFILLMENT_REPLICATION_FACTOR", 0) or None,
-            batch_size=_int_env("FULFILLMENT_BATCH_SIZE", 500),
-            kafka_security=security,
+            kafka_bootstrap=env.kafka_bootstrap_servers
+            or f"localhost:{env.fulfillment_kafka_port}",
+            mongodb_uri=env.mongodb_uri or f"mongodb://localhost:{env.fulfillment_mongodb_port}",
+            database=env.mongodb_database,
+            topic_prefix=env.fulfillment_topic_prefix,
+            group_id=env.fulfillment_group_id,
+            partitions=env.fulfillment_partitions,
+            # 0 asks for the default, as an unset variable does.
+            replication_factor=env.fulfillment_replication_factor or None,
+            batch_size=env.fulfillment_batch_size,
+            kafka_security=_kafka_security(env),
             group_instance_id=_instance_id(env),
         )
 
     def kafka_options(self) -> dict[str, Any]:
         """TLS/SASL keyword arguments for aiokafka clients."""
+        # Imported here: FastStream takes seconds to import and the stack's commands need none.
         from config.kafka_security import client_options
 
         options = client_options(self.kafka_security)
@@ -147,7 +146,7 @@ class Settings:
 
     def broker_security(self) -> Any:
         """TLS/SASL for the FastStream broker (None for plaintext)."""
-        from config.kafka_security import broker_security
+        from config.kafka_security import broker_security  # imported here, as above
 
         return broker_security(self.kafka_security)
 

@@ -1,4 +1,4 @@
-"""Kafka TLS and SASL (PLAIN, SCRAM-SHA-256/512) from the environment, for every Kafka client."""
+"""Kafka TLS and SASL (PLAIN, SCRAM-SHA-256/512) for every Kafka client, from the settings."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from faststream.security import (
     SASLScram512,
 )
 
-from config import ConfigError
+from config.environment import ConfigError
 
 _MECHANISMS: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
     "PLAIN": SASLPlaintext,

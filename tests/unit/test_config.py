@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from faststream.security import BaseSecurity, SASLScram512
 
-from config import ConfigError, Settings
+from config import ConfigError, Settings, environment
 from config.kafka_security import broker_security, client_options
 
 
@@ -162,3 +162,63 @@ def test_a_bad_metrics_port_is_a_one_line_config_error(
     monkeypatch.setenv("FULFILLMENT_METRICS_PORT", value)
     with pytest.raises(ConfigError, match=message):
         metrics_port()
+
+
+def test_the_environment_is_read_anew_when_it_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FULFILLMENT_KAFKA_CONTROLLER_PORT", raising=False)
+    monkeypatch.setenv("FULFILLMENT_KAFKA_PORT", "39092")
+    assert environment().fulfillment_kafka_port == 39092
+    monkeypatch.setenv("FULFILLMENT_KAFKA_PORT", "39093")
+    assert environment().fulfillment_kafka_port == 39093
+    assert environment().kafka_controller_port == 39094
+    monkeypatch.delenv("FULFILLMENT_KAFKA_PORT")
+    assert environment().fulfillment_kafka_port == 9092
+
+
+def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FULFILLMENT_BATCH_SIZE", "")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "")
+    monkeypatch.delenv("FULFILLMENT_KAFKA_PORT", raising=False)
+    settings = Settings.from_env()
+    assert (settings.batch_size, settings.kafka_bootstrap) == (500, "localhost:9092")
+
+
+def test_secrets_stay_out_of_the_environment_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FULFILLMENT_SECRET_KEY", "k3y")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "pa55")
+    monkeypatch.setenv("FULFILLMENT_CONSOLE_PASSWORD", "c0nsole")
+    shown = repr(environment())
+    assert not any(secret in shown for secret in ("k3y", "pa55", "c0nsole"))
+    assert Settings.from_env().kafka_security["sasl_password"] == "pa55"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FULFILLMENT_LOG_LEVEL", "loud", "FULFILLMENT_LOG_LEVEL must be CRITICAL, ERROR, WARNING"),
+        ("FULFILLMENT_TRACING", "jaeger", "FULFILLMENT_TRACING must be otlp, console or off"),
+        ("FULFILLMENT_DEBUG", "maybe", "FULFILLMENT_DEBUG must be true or false, not 'maybe'"),
+        ("FULFILLMENT_WORKER_SLOT", "x", "FULFILLMENT_WORKER_SLOT must be an integer, got 'x'"),
+        (
+            "FULFILLMENT_KAFKA_CONTROLLER_PORT",
+            "0",
+            "FULFILLMENT_KAFKA_CONTROLLER_PORT must be between 1 and 65535, got 0",
+        ),
+    ],
+)
+def test_every_typed_variable_fails_in_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=message) as raised:
+        environment()
+    assert "\n" not in str(raised.value)
+
+
+def test_log_level_and_tracing_mode_are_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FULFILLMENT_LOG_LEVEL", "debug")
+    monkeypatch.setenv("FULFILLMENT_TRACING", "None")
+    assert (environment().fulfillment_log_level, environment().fulfillment_tracing) == (
+        "DEBUG",
+        "off",
+    )
