@@ -1,0 +1,57 @@
+"""docs/contract.md says what the code does: its tables match schemas/ and the AsyncAPI document."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from config import project_root
+from schemas.limits import MAX_DOCUMENT_BYTES, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_RECORD_BYTES
+from schemas.names import (
+    INPUT_TOPICS,
+    OUTPUT_TOPICS,
+    TOPIC_TYPE,
+    DeadLetterHeader,
+    DeadLetterReason,
+)
+from tools.contracts import CONTRACTS_DIR
+
+DOCUMENT = (project_root() / "docs" / "contract.md").read_text()
+ROW = re.compile(r"^\| `([^`]+)` \| `([^`]+)` \|", re.MULTILINE)
+
+
+def section(title: str) -> str:
+    """The text under a `### title` heading, up to the next heading of that level or above."""
+    start = DOCUMENT.index(f"### {title}")
+    following = re.search(r"^#{2,3} ", DOCUMENT[start + 4 :], re.MULTILINE)
+    return DOCUMENT[start : start + 4 + following.start()] if following else DOCUMENT[start:]
+
+
+def test_the_topic_tables_list_exactly_the_topics_and_types_of_the_code() -> None:
+    for title, topics in (("Inputs", INPUT_TOPICS), ("Outputs", OUTPUT_TOPICS)):
+        rows = ROW.findall(section(title))
+        assert rows == [(topic.value, TOPIC_TYPE[topic].value) for topic in topics], title
+
+
+def test_the_topic_tables_agree_with_the_asyncapi_document() -> None:
+    asyncapi = json.loads((CONTRACTS_DIR / "asyncapi.json").read_text())
+    addresses = {channel["address"] for channel in asyncapi["channels"].values()}
+    documented = {topic for topic, _ in ROW.findall(section("Inputs") + section("Outputs"))}
+    dead_letters = {f"{topic}.dlq" for topic, _ in ROW.findall(section("Inputs"))}
+    assert addresses == documented | dead_letters
+
+
+def test_every_dead_letter_reason_and_header_is_documented() -> None:
+    reasons = re.findall(
+        r"^\| `([a-z0-9_]+)` \| ", DOCUMENT[DOCUMENT.index("## Dead letters") :], re.M
+    )
+    assert {reason.value for reason in DeadLetterReason} <= set(reasons)
+    for header in DeadLetterHeader:
+        assert f"`{header.value}" in DOCUMENT, header
+
+
+def test_the_size_limits_table_states_the_limits_the_code_enforces() -> None:
+    assert MAX_INPUT_BYTES == 1024 * 1024 and "| an input record's value | 1 MiB |" in DOCUMENT
+    assert MAX_OUTPUT_BYTES == 900 * 1024 and "| 900 KiB |" in DOCUMENT
+    assert MAX_DOCUMENT_BYTES == 8 * 1024 * 1024 and "| 8 MiB |" in DOCUMENT
+    assert MAX_RECORD_BYTES == 1_000_000 and "| 1,000,000 bytes |" in DOCUMENT
