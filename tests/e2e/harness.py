@@ -245,7 +245,11 @@ class Harness:
     ) -> Burst:
         """Send valid orders, the odd records, more valid orders in one burst on one partition
         (the odd records' own, by default that of the first one's key), then, once the broker
-        has all of them, a canary order on the same partition: what `completes` checks."""
+        has all of them, a canary order on the same partition: what `completes` checks.
+
+        The canary's events (placed, captured, requested) follow the odd records in each of
+        those three topics' partition; an odd record on another topic may still be in flight
+        when the canary completes, so a test of one waits for its effect."""
         if partition is None:
             first = next(record.key for record in odd if record.key is not None)
             partition = self.partition_of(first)

@@ -392,12 +392,15 @@ async def test_requests_that_would_push_the_document_over_its_budget_are_cancell
     harness: Harness,
 ) -> None:
     order_id = "ord-heavy"
+    # Sealed credentials take more room than their plain text: each request (~880 KB) adds
+    # ~1.1 MB to the document, so 10 of them (~8.8 MB in Kafka) cannot all fit in 8 MiB.
     distribution = {
         "line_id": "L1",
         "access_url": "https://downloads.example.com/" + "a" * 960,
         "instructions": "b" * 1000,
+        "credentials": {"username": "u" * 1000, "password": "p" * 1000, "token": "t" * 1000},
     }
-    requests = [f"ful-heavy-{index:02d}" for index in range(12)]  # ~900 KB each, ~10.8 MB
+    requests = [f"ful-heavy-{index:02d}" for index in range(10)]
     odd = [
         Raw.event(
             Topic.ORDERS_PLACED,
@@ -409,7 +412,7 @@ async def test_requests_that_would_push_the_document_over_its_budget_are_cancell
                 envelope(
                     EventType.FULFILLMENT_REQUESTED,
                     order_id,
-                    {"fulfillment_id": fulfillment_id, "distributions": [distribution] * 440},
+                    {"fulfillment_id": fulfillment_id, "distributions": [distribution] * 170},
                 ),
             )
             for fulfillment_id in requests
@@ -499,6 +502,11 @@ async def test_refused_order_cancels_keep_the_document_in_budget_and_timeline_su
     async with asyncio.timeout(60):
         burst = await harness.burst(cancels)
         await harness.completes(burst.orders)
+        # The canary has no event on orders.cancel-requested: wait for the cancels themselves.
+        await harness.settled(
+            order_id,
+            lambda o: sum(e.type == TimelineType.ORDER_CANCEL_REFUSED for e in o.timeline) >= 220,
+        )
         raw = await _raw_document(harness, order_id)
     size = len(bson.encode(raw))
     assert size <= MAX_DOCUMENT_BYTES, f"document is {size:,} bytes"
