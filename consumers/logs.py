@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+
+from config import environment
 
 _CONTEXT_FIELDS = (
     "order_id",
@@ -93,7 +94,7 @@ def configure(level: str | None = None) -> None:
     handler.addFilter(RateLimitFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level or os.environ.get("FULFILLMENT_LOG_LEVEL", "INFO"))
+    root.setLevel(level or environment().fulfillment_log_level)
     # FastStream's access log reports each batch; it reuses a stdout handler it finds, so this
     # one keeps its lines in JSON and its per-batch INFO lines out of production logs.
     access = logging.StreamHandler(sys.stdout)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from config import ConfigError, stack_dir
+from config import ConfigError, environment, stack_dir
 from schemas.cloudevents import from_json, to_json
 from schemas.document import OutboxMessage
 from schemas.events import Credentials, Distribution, FulfillmentCompleted
@@ -20,9 +19,9 @@ KEY_VARIABLE = "FULFILLMENT_SECRET_KEY"
 
 def load_key() -> str:
     """The key from the environment, else the one the local stack generated for this checkout."""
-    key = os.environ.get(KEY_VARIABLE)
+    key = environment().fulfillment_secret_key
     if key:
-        return key
+        return key.get_secret_value()
     local = stack_dir() / "secret.key"
     if local.exists():
         return local.read_text().strip()

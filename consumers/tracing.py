@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
-from config import ConfigError
+from config import ConfigError, environment
 
 log = logging.getLogger("fulfillment.tracing")
 VARIABLE = "FULFILLMENT_TRACING"
@@ -14,8 +13,9 @@ VARIABLE = "FULFILLMENT_TRACING"
 
 def tracing_middlewares() -> list[Any]:
     """[] unless FULFILLMENT_TRACING is `otlp` (OTEL_EXPORTER_OTLP_* settings) or `console`."""
-    mode = os.environ.get(VARIABLE, "").lower()
-    if mode in ("", "off", "none"):
+    env = environment()
+    mode = env.fulfillment_tracing
+    if mode == "off":
         return []
     try:
         from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -34,13 +34,11 @@ def tracing_middlewares() -> list[Any]:
     exporter: SpanExporter
     if mode == "console":
         exporter = ConsoleSpanExporter()
-    elif mode == "otlp":
+    else:  # otlp: the environment allows no other mode
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
-    else:
-        raise ConfigError(f"{VARIABLE} must be otlp, console or off, not {mode!r}")
-    service = os.environ.get("OTEL_SERVICE_NAME", "fulfillment-worker")
+    service = env.otel_service_name
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     # Console spans are for looking at now; exported ones are batched.
     processor = SimpleSpanProcessor(exporter) if mode == "console" else BatchSpanProcessor(exporter)

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from config import ConfigError, Settings, check_range
+from config import ConfigError, Settings, check_range, environment
 from config.kafka_security import KafkaRefused
 from consumers import logs
 from consumers.app import build_app
@@ -28,14 +28,11 @@ MAX_RESTART_DELAY = 30.0
 
 def metrics_port() -> int | None:
     """FULFILLMENT_METRICS_PORT (default 9400, `off` disables), plus this worker's slot."""
-    raw = os.environ.get("FULFILLMENT_METRICS_PORT", "9400").strip().lower()
-    if raw in ("off", "", "0"):
+    env = environment()
+    port, slot = env.fulfillment_metrics_port, env.fulfillment_worker_slot or 0
+    if port is None:
         return None
-    if not raw.isdigit():
-        raise ConfigError(f"FULFILLMENT_METRICS_PORT must be a port number or off, not {raw!r}")
-    port = check_range("FULFILLMENT_METRICS_PORT", int(raw), 1, 65535)
-    slot = os.environ.get("FULFILLMENT_WORKER_SLOT", "0")
-    return check_range("FULFILLMENT_METRICS_PORT plus the worker slot", port + int(slot), 1, 65535)
+    return check_range("FULFILLMENT_METRICS_PORT plus the worker slot", port + slot, 1, 65535)
 
 
 def run_one(settings: Settings) -> None:
@@ -81,9 +78,7 @@ def run_many(processes: int) -> int:
 
     def spawn(slot: int) -> None:
         # A child restarted in its slot keeps its static group membership (see config).
-        instance = (
-            os.environ.get("FULFILLMENT_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}"
-        )
+        instance = environment().fulfillment_instance_id or f"{socket.gethostname()}-{os.getpid()}"
         env = {
             **os.environ,
             "FULFILLMENT_WORKER_SLOT": str(slot),
@@ -130,8 +125,8 @@ def run_many(processes: int) -> int:
 
 
 def main() -> None:
-    logs.configure()
     try:
+        logs.configure()  # in here: a bad FULFILLMENT_LOG_LEVEL is a ConfigError too
         run_one(Settings.from_env())
     except ConfigError as problem:
         print(f"error: {problem}", file=sys.stderr)
