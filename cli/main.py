@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -12,7 +11,7 @@ import stack
 from cli.common import EXIT_USAGE, console, errors, fail, quiet_client_logs
 from cli.messages import dlq_app, publish, topics_app
 from cli.orders import order_app, orders_app
-from config import ConfigError, Settings
+from config import ConfigError, Settings, environment
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
@@ -77,8 +76,8 @@ def worker(
     from consumers.sealing import Sealer
     from consumers.worker import metrics_port, run_many, run_one
 
-    logs.configure()
     try:
+        logs.configure()  # in here: a bad FULFILLMENT_LOG_LEVEL is a ConfigError too
         settings = Settings.from_env()
         Sealer.from_env()
         # Checked here too: a child failing on its configuration would only be restarted.
@@ -193,7 +192,7 @@ def chaos_command(
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     stack.up(say)
-    local = not (os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or os.environ.get("MONGODB_URI"))
+    local = environment().local_stack
     plan = Plan(
         orders,
         workers,
@@ -298,6 +297,14 @@ def demo(
         fail("the demo's outputs did not all arrive in time; see the worker logs in .stack/demo/")
 
 
+def _debugging() -> bool:
+    """FULFILLMENT_DEBUG is on; False when the environment itself is what failed to read."""
+    try:
+        return environment().fulfillment_debug
+    except ConfigError:
+        return False
+
+
 def main() -> None:
     """Run the CLI; unexpected failures are one line unless FULFILLMENT_DEBUG is set."""
     # `worker` configures its own JSON logs; every other command prints its failures once.
@@ -308,7 +315,7 @@ def main() -> None:
         errors.print("interrupted")
         sys.exit(130)
     except Exception as problem:
-        if os.environ.get("FULFILLMENT_DEBUG"):
+        if _debugging():
             raise
         errors.print(
             f"[red]error:[/red] {type(problem).__name__}: {problem} (FULFILLMENT_DEBUG=1 shows the traceback)",
