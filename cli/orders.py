@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from cli.common import console, fail, run
@@ -133,16 +134,27 @@ def search(
         for order in found:
             print(json.dumps(redacted(order)))
         return
-    table = Table("order", "number", "placed", "customer", "status", "payment", "total")
-    for order in found:
-        table.add_row(
-            order.id,
-            order.order_number or "",
-            order.placed_at.strftime("%Y-%m-%d %H:%M:%S") if order.placed_at else "",
-            f"{order.customer.name} <{order.customer.email}>" if order.customer else "",
-            order.status.value if order.status else "",
-            order.payment_status.value,
-            f"{order.total} {order.currency}",
-        )
-    console.print(table)
+    console.print(search_table(found))
     console.print(f"{len(found)} orders", style="dim")
+
+
+def search_table(found: list[OrderDocument]) -> Table:
+    """Orders in four columns of stacked fields, so that 80 columns fit them. The id is what
+    `order show` takes: its column is as wide as the longest id (up to 40), never cut."""
+    longest = max((len(order.id) for order in found), default=5)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("order / number", min_width=min(longest, 40), overflow="fold")
+    table.add_column("placed (UTC)", overflow="fold")
+    table.add_column("customer", overflow="fold", max_width=30)
+    table.add_column("status / payment / total", overflow="fold")
+    for order in found:
+        placed = order.placed_at.strftime("%Y-%m-%d\n%H:%M:%S") if order.placed_at else ""
+        customer = f"{order.customer.name}\n{order.customer.email}" if order.customer else ""
+        status = order.status.value if order.status else ""
+        table.add_row(
+            f"{order.id}\n{order.order_number or ''}",
+            placed,
+            customer,
+            f"{status}\n{order.payment_status.value}\n{order.total} {order.currency}",
+        )
+    return table

@@ -92,6 +92,12 @@ def pictures(tmp_path: Path) -> Path:
     return folder
 
 
+async def shot(page: Page, path: Path) -> None:
+    """A full-page picture once the "just updated" highlight (1.2 s) has faded."""
+    await page.wait_for_timeout(1300)
+    await page.screenshot(path=str(path), full_page=True)
+
+
 async def log_in(page: Page, url: str, password: str = PASSWORD) -> None:
     await page.goto(f"{url}/orders")
     await expect(page).to_have_url(f"{url}/login?next=%2Forders")
@@ -177,7 +183,7 @@ async def test_data_provider_captures_payment_then_fulfills_with_credentials_nev
                  "Orbital Analytics GmbH", "Weather data feed, 1 year"):
         await expect(page.locator("#live")).to_contain_text(text)
     await expect(page.locator("#payment-status")).to_have_text("pending")
-    await page.screenshot(path=str(pictures / "order-awaiting-payment.png"), full_page=True)
+    await shot(page, pictures / "order-awaiting-payment.png")
 
     await submit(page, "button:has-text('Approve and capture payment')")
     await mark_page(page)
@@ -194,14 +200,14 @@ async def test_data_provider_captures_payment_then_fulfills_with_credentials_nev
     await page.fill("#password-0", "Feed-Secret-7731")
     await page.fill("#token-1", "tok-Imagery-99xz")
     await page.fill("#instructions-1", "Use the token as a bearer header.")
-    await page.screenshot(path=str(pictures / "fulfill-digital.png"), full_page=True)
+    await shot(page, pictures / "fulfill-digital.png")
     await submit(page, "#create-fulfillment")
     await mark_page(page)
     await sent_and_done(page)
     await expect(page.locator("#order-status")).to_have_text("fulfilled", timeout=LIVE)
     await expect(page.locator(".distributions")).to_contain_text("sealed (write-only, never shown)")
     await still_same_page(page)
-    await page.screenshot(path=str(pictures / "order-digital-fulfilled.png"), full_page=True)
+    await shot(page, pictures / "order-digital-fulfilled.png")
 
     for path in ("", "/live", "/fulfill"):
         await page.goto(f"{console.url}/orders/{order_id}{path}")
@@ -259,7 +265,7 @@ async def test_dropshipper_searches_fulfills_to_an_edited_address_cancels_and_re
         shipping=shipping, billing=shipping), paid=True)
 
     await page.goto(f"{console.url}/orders")
-    await page.screenshot(path=str(pictures / "orders.png"), full_page=True)
+    await shot(page, pictures / "orders.png")
     await page.fill("#q", f"grace.{run}")
     await page.click("button:has-text('Search')")
     rows = page.locator("table.orders tbody tr")
@@ -278,7 +284,7 @@ async def test_dropshipper_searches_fulfills_to_an_edited_address_cancels_and_re
     await page.fill("#carrier", "FedEx")
     await page.fill("#tracking_number", "7781 2231 9001")
     await page.fill("#tracking_url", "https://tracking.example/7781")
-    await page.screenshot(path=str(pictures / "fulfill-shipment.png"), full_page=True)
+    await shot(page, pictures / "fulfill-shipment.png")
     await page.click("#create-fulfillment")
     await sent_and_done(page)
     await expect(page.locator("#order-status")).to_have_text("fulfilled", timeout=LIVE)
@@ -297,7 +303,7 @@ async def test_dropshipper_searches_fulfills_to_an_edited_address_cancels_and_re
     await expect(page.locator("a:has-text('Cancel fulfillment')")).to_have_count(0)
     timeline = page.locator("table.timeline")
     await expect(timeline).to_contain_text("fulfillment undone (cancel_requested): buyer moved again")
-    await page.screenshot(path=str(pictures / "order-timeline.png"), full_page=True)
+    await shot(page, pictures / "order-timeline.png")
     order = await harness.order(order_id)
     assert order.fulfillments[0].status is FulfillmentStatus.CANCELLED
     assert order.shipping_address is not None and order.shipping_address.city == "Washington"
@@ -329,7 +335,7 @@ async def test_web_store_owner_ships_in_two_parts_and_cancels_orders_refused_the
     await expect(page.locator("#order-status")).to_have_text("partially fulfilled", timeout=LIVE)
     await expect(page.locator(".awb")).to_have_text("JD014600006543")
     await expect(page.locator(".carrier")).to_have_text("DHL Express")
-    await page.screenshot(path=str(pictures / "order-partially-fulfilled.png"), full_page=True)
+    await shot(page, pictures / "order-partially-fulfilled.png")
 
     await page.click("a:has-text('Fulfill items')")
     await expect(page.locator("#qty-0")).to_have_value("1")
@@ -412,7 +418,7 @@ async def test_login_is_required_and_forged_or_cross_site_forms_are_refused(
     page = await context.new_page()
     await page.goto(f"{console.url}/orders/{order_id}")
     await expect(page).to_have_url(f"{console.url}/login?next=%2Forders%2F{order_id}")
-    await page.screenshot(path=str(pictures / "login.png"))
+    await shot(page, pictures / "login.png")
     await page.fill("#password", "not the password")
     await page.click("button:has-text('Log in')")
     await expect(page.locator(".errors")).to_have_text("Wrong password.")
@@ -498,7 +504,7 @@ async def test_validation_messages_are_readable_in_the_browser_before_anything_i
     await expect(errors).to_contain_text("Carrier: required for a shipment")
     await expect(errors).to_contain_text("E-book: give an access URL, credentials or instructions")
     await expect(errors).to_contain_text("Country: a two-letter ISO 3166-1 code")
-    await page.screenshot(path=str(pictures / "fulfill-validation.png"), full_page=True)
+    await shot(page, pictures / "fulfill-validation.png")
     assert await input_records(harness, Topic.FULFILLMENTS_REQUESTED, order_id) == []
     # The server checks too: the same form without the page's script is refused readably.
     await page.evaluate("document.querySelector('#fulfill-form').removeAttribute('data-validate')")
@@ -527,7 +533,7 @@ async def test_dead_letters_are_listed_by_reason_and_replayed_after_a_preview(
     row = page.locator("tr", has_text="orders.placed").first
     await expect(row).to_contain_text("invalid_data")
     await expect(row).to_contain_text("not_json")
-    await page.screenshot(path=str(pictures / "dead-letters.png"), full_page=True)
+    await shot(page, pictures / "dead-letters.png")
     await page.click("a:has-text('Inspect')")
     letters = page.locator("table.letters")
     await expect(letters).to_contain_text(f"dl-{run}")
@@ -539,7 +545,7 @@ async def test_dead_letters_are_listed_by_reason_and_replayed_after_a_preview(
     await page.click("a:has-text('Replay…')")
     await expect(page.locator("h2")).to_contain_text("would be replayed")
     await expect(page.locator("table.letters")).to_contain_text(f"dl-{run}")
-    await page.screenshot(path=str(pictures / "replay-preview.png"), full_page=True)
+    await shot(page, pictures / "replay-preview.png")
     await page.click("#confirm-replay")
     await expect(page.locator(".notice-success")).to_contain_text("Replayed")
     # Still broken, so they come back once more, marked as replayed, and a new preview
