@@ -48,10 +48,8 @@ def note_for(
     """Add a timeline entry about an event applied earlier (one remembered, say), by its id."""
     if len(summary) > MAX_SUMMARY_CHARS:
         summary = summary[: MAX_SUMMARY_CHARS - len(ELLIPSIS)] + ELLIPSIS
-    # Built from values the lifecycle already holds, typed: validating them again costs more
-    # than the rest of the entry's work, several times per event.
     order.timeline.append(
-        TimelineEntry.model_construct(
+        TimelineEntry(
             at=now,
             type=kind,
             event_id=event_id,

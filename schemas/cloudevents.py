@@ -10,9 +10,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, create_model
 
 from schemas.events import INPUT_DATA, OUTPUT_DATA, Envelope, WireModel
@@ -35,6 +36,11 @@ class CloudEvent:
     subject: str
     time: datetime
     data: WireModel
+
+    @cached_property
+    def json(self) -> str:
+        """The structured-mode JSON: the lifecycle measures it and the outbox keeps it."""
+        return _structured(self)
 
 
 @cache
@@ -99,18 +105,23 @@ def cloud_event(
 
 
 def to_json(event: CloudEvent) -> str:
-    """The event in structured mode, compact, non-ASCII kept as it is."""
+    """The event in structured mode, compact, non-ASCII kept as it is (computed once per event)."""
+    return event.json
+
+
+def _structured(event: CloudEvent) -> str:
     attributes = {
         "specversion": SPECVERSION,
         "id": event.id,
         "source": event.source,
         "type": event.type.value,
         "subject": event.subject,
-        "time": format_time(event.time),
+        "time": event.time.astimezone(UTC),
         "datacontenttype": DATA_CONTENT_TYPE,
     }
-    head = json.dumps(attributes, separators=(",", ":"), ensure_ascii=False)
-    # pydantic writes `data` straight to compact JSON, without a Python dict in between.
+    # orjson writes the attributes (and the time as RFC 3339 with a Z) an order of magnitude
+    # faster than json; pydantic writes `data` straight to JSON without a dict in between.
+    head = orjson.dumps(attributes, option=orjson.OPT_UTC_Z).decode()
     return f'{head[:-1]},"data":{event.data.model_dump_json()}}}'
 
 
