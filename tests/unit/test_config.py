@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from faststream.security import BaseSecurity, SASLScram512
 
-from config import ConfigError, Settings, environment
+from config import ConfigError, Environment, Settings, environment, project_root
 from config.kafka_security import broker_security, client_options
 
 
@@ -222,3 +224,14 @@ def test_log_level_and_tracing_mode_are_read_in_any_case(monkeypatch: pytest.Mon
         "DEBUG",
         "off",
     )
+
+
+def test_the_readme_configuration_table_lists_every_variable_once() -> None:
+    readme = (project_root() / "README.md").read_text()
+    section = readme.split("## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = [re.findall(r"`([A-Z0-9_]+)`", row.split("|")[1]) for row in rows]
+    assert all(len(names) == 1 for names in documented), "one variable a row"
+    variables = [names[0] for names in documented]
+    assert len(variables) == len(set(variables)), "each variable once"
+    assert set(variables) == {name.upper() for name in Environment.model_fields}
