@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from config import stack_dir
+from config import environment, stack_dir
 from stack import ferretdb, kafka
 from stack.processes import StackError
 
@@ -25,8 +24,14 @@ class Endpoints:
     mongodb_uri: str
 
 
-def _external(var: str) -> str | None:
-    return os.environ.get(var) or None
+def _external_kafka() -> str | None:
+    """KAFKA_BOOTSTRAP_SERVERS: a broker the stack leaves alone; None means the local one."""
+    return environment().kafka_bootstrap_servers
+
+
+def _external_store() -> str | None:
+    """MONGODB_URI: a store the stack leaves alone; None means the local FerretDB."""
+    return environment().mongodb_uri
 
 
 def up(say: Say = print, brokers: int | None = None, secure: bool | None = None) -> Endpoints:
@@ -35,7 +40,7 @@ def up(say: Say = print, brokers: int | None = None, secure: bool | None = None)
     `brokers` and `secure` choose the Kafka layout; None keeps the one recorded by the last `up`.
     """
     started = time.monotonic()
-    bootstrap = _external("KAFKA_BOOTSTRAP_SERVERS")
+    bootstrap = _external_kafka()
     if bootstrap:
         say(f"Kafka: external {bootstrap} (KAFKA_BOOTSTRAP_SERVERS), nothing started")
     else:
@@ -47,7 +52,7 @@ def up(say: Say = print, brokers: int | None = None, secure: bool | None = None)
         bootstrap = kafka.up(say, layout)
         pids = ", ".join(str(pid) for pid in kafka.service().pids())
         say(f"Kafka: ready on {kafka.bootstrap(layout)} (pid {pids})")
-    mongodb = _external("MONGODB_URI")
+    mongodb = _external_store()
     if mongodb:
         say("store: external MONGODB_URI, nothing started")
     else:
@@ -67,13 +72,13 @@ def down(say: Say = print) -> None:
 def status() -> list[tuple[str, str, str, str]]:
     """(service, state, address, detail) for each part of the stack: the broker, or each node
     of a cluster (`kafka-1`, `kafka-2`, ...), then the store."""
-    external = _external("KAFKA_BOOTSTRAP_SERVERS")
+    external = _external_kafka()
     if external:
         state = "ready" if kafka.is_ready(external) else "not answering"
         rows = [("kafka", state, external, "external")]
     else:
         rows = _kafka_rows()
-    external = _external("MONGODB_URI")
+    external = _external_store()
     if external:
         state = "ready" if ferretdb.is_ready(external) else "not answering"
         rows.append(("store", state, "(MONGODB_URI)", "external"))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from config import cache_dir, stack_dir
+from config import cache_dir, environment, stack_dir
 from stack import ferretdb_patches
 from stack.processes import Service, StackError, require_free_port, run_step, wait_until
 
@@ -20,7 +19,8 @@ Say = Callable[[str], None]
 
 
 def port() -> int:
-    return int(os.environ.get("FULFILLMENT_MONGODB_PORT", "27017"))
+    """FULFILLMENT_MONGODB_PORT."""
+    return environment().fulfillment_mongodb_port
 
 
 def uri() -> str:

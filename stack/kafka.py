@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from config import cache_dir, stack_dir
+from config import cache_dir, environment, stack_dir
 from stack import tls
 from stack.processes import Service, StackError, require_free_port, run_step, wait_until
 
@@ -34,11 +34,13 @@ Say = Callable[[str], None]
 
 
 def port() -> int:
-    return int(os.environ.get("FULFILLMENT_KAFKA_PORT", "9092"))
+    """FULFILLMENT_KAFKA_PORT: the client port of the first node."""
+    return environment().fulfillment_kafka_port
 
 
 def controller_port() -> int:
-    return int(os.environ.get("FULFILLMENT_KAFKA_CONTROLLER_PORT", str(port() + 1)))
+    """The controller port of the first node (FULFILLMENT_KAFKA_CONTROLLER_PORT, else port + 1)."""
+    return environment().kafka_controller_port
 
 
 @dataclass(frozen=True)
