@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import os
 import secrets
 import time
 import traceback
@@ -17,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from config import environment
 
 PASSWORD_VARIABLE = "FULFILLMENT_CONSOLE_PASSWORD"
 COOKIE = "fulfillment_console"
@@ -51,9 +52,9 @@ SECURITY_HEADERS = {
 
 def console_password() -> tuple[str, bool]:
     """The login password from the environment, or a new random one; True when generated."""
-    configured = os.environ.get(PASSWORD_VARIABLE, "")
+    configured = environment().fulfillment_console_password
     if configured:
-        return configured, False
+        return configured.get_secret_value(), False
     return secrets.token_urlsafe(12), True
 
 
