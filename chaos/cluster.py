@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from config import Settings
+from config import Settings, environment
 from schemas.names import INPUT_TOPICS, Topic
 from stack import kafka
 
@@ -76,7 +76,7 @@ def worker_env(settings: Settings, slot: int) -> dict[str, str]:
         "FULFILLMENT_INSTANCE_ID": settings.group_id,
         "FULFILLMENT_WORKER_SLOT": str(slot),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap.split(",")[0],
-        "FULFILLMENT_LOG_LEVEL": os.environ.get("CHAOS_WORKER_LOG_LEVEL", "WARNING"),
+        "FULFILLMENT_LOG_LEVEL": environment().chaos_worker_log_level,
     }
 
 
