@@ -392,15 +392,13 @@ async def test_requests_that_would_push_the_document_over_its_budget_are_cancell
     harness: Harness,
 ) -> None:
     order_id = "ord-heavy"
-    # Sealed credentials take more room than their plain text: each request (~880 KB) adds
-    # ~1.1 MB to the document, so 10 of them (~8.8 MB in Kafka) cannot all fit in 8 MiB.
+    # Sealed credentials take more room than their plain text: each request (~890 KB) adds
+    # ~1.2 MB to the document, so 8 of them (~7.1 MB in Kafka) cannot all fit in 8 MiB.
     distribution = {
         "line_id": "L1",
-        "access_url": "https://downloads.example.com/" + "a" * 960,
-        "instructions": "b" * 1000,
         "credentials": {"username": "u" * 1000, "password": "p" * 1000, "token": "t" * 1000},
     }
-    requests = [f"ful-heavy-{index:02d}" for index in range(10)]
+    requests = [f"ful-heavy-{index:02d}" for index in range(8)]
     odd = [
         Raw.event(
             Topic.ORDERS_PLACED,
@@ -412,7 +410,7 @@ async def test_requests_that_would_push_the_document_over_its_budget_are_cancell
                 envelope(
                     EventType.FULFILLMENT_REQUESTED,
                     order_id,
-                    {"fulfillment_id": fulfillment_id, "distributions": [distribution] * 170},
+                    {"fulfillment_id": fulfillment_id, "distributions": [distribution] * 290},
                 ),
             )
             for fulfillment_id in requests
