@@ -314,6 +314,10 @@ def main() -> None:
     except KeyboardInterrupt:
         errors.print("interrupted")
         sys.exit(130)
+    except ConfigError as problem:
+        # Whichever command read the bad variable: exit 2, "usage or configuration".
+        errors.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
     except Exception as problem:
         if _debugging():
             raise
