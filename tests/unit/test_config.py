@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 
 import pytest
@@ -235,3 +236,40 @@ def test_the_readme_configuration_table_lists_every_variable_once() -> None:
     variables = [names[0] for names in documented]
     assert len(variables) == len(set(variables)), "each variable once"
     assert set(variables) == {name.upper() for name in Environment.model_fields}
+
+
+def _reads_the_environment(node: ast.AST) -> bool:
+    """`os.getenv(...)`, `os.environ.get(...)` or `os.environ[...]` (passing it on is no read)."""
+
+    def is_os(value: ast.expr, attr: str) -> bool:
+        return (
+            isinstance(value, ast.Attribute)
+            and value.attr == attr
+            and isinstance(value.value, ast.Name)
+            and value.value.id == "os"
+        )
+
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return is_os(node.func, "getenv") or (
+            node.func.attr == "get" and is_os(node.func.value, "environ")
+        )
+    return (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.ctx, ast.Load)
+        and is_os(node.value, "environ")
+    )
+
+
+def test_only_config_environment_reads_the_environment() -> None:
+    root = project_root()
+    packages = [p.parent for p in root.glob("*/__init__.py") if p.parent.name != "tests"]
+    readers = [
+        f"{path.relative_to(root)}:{getattr(node, 'lineno', 0)}"
+        for package in packages
+        for path in package.rglob("*.py")
+        if path != root / "config" / "environment.py"
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if _reads_the_environment(node)
+    ]
+    assert len(packages) > 5
+    assert readers == [], "read variables through config.environment()"
