@@ -7,13 +7,15 @@ from typing import Any
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from cli.common import console, fail, run
-from cli.tables import timeline_table
+from cli.tables import fulfillments_table, history_table, shipment_heading, timeline_table
 from config import Settings
-from schemas.document import OrderDocument
-from schemas.names import OrderStatus
+from schemas.document import Fulfillment, OrderDocument
+from schemas.names import DeliveryStatus, OrderStatus
 from store.orders import OrderStore, connect
 
 order_app = typer.Typer(no_args_is_help=True, help="One order: details and timeline.")
@@ -45,7 +47,7 @@ def show(
     order_id: str = typer.Argument(..., help="The order id (the events' subject)."),
     as_json: bool = typer.Option(False, "--json", help="Print the document as JSON."),
 ) -> None:
-    """Show an order: status, lines, fulfillments and timeline."""
+    """Show an order: statuses, lines, fulfillments, shipments and timeline."""
     order = run(_with_store(lambda store: store.load(order_id)))
     if order is None:
         fail(f"order {order_id!r} not found")
@@ -57,12 +59,25 @@ def show(
 
 def _print_order(order: OrderDocument) -> None:
     customer = f"{order.customer.name} <{order.customer.email}>" if order.customer else "-"
+    status = order.status.value if order.status else "-"
+    paid = f"({order.captured_amount}/{order.total or '?'} {order.currency or ''})"
     console.print(
-        f"[bold]{order.id}[/bold] {order.order_number or '(not placed yet)'}  status "
-        f"[bold]{order.status.value if order.status else '-'}[/bold]  payment {order.payment_status.value} "
-        f"({order.captured_amount}/{order.total or '?'} {order.currency or ''})  customer {customer}",
+        f"[bold]{escape(order.id)}[/bold]  {escape(order.order_number or '(not placed yet)')}"
+        f"  customer {escape(customer)}\n"
+        f"status [bold]{status}[/bold]  delivery [bold]{order.delivery_status.value}[/bold]\n"
+        f"payment {order.payment_status.value} {paid}",
         highlight=False,
     )
+    console.print(_lines_table(order))
+    console.print(fulfillments_table(order))
+    for fulfillment in order.fulfillments:
+        if fulfillment.shipment is not None or fulfillment.shipment_events:
+            _print_shipment(fulfillment)
+    _print_remembered(order)
+    console.print(timeline_table(order, title="Timeline"))
+
+
+def _lines_table(order: OrderDocument) -> Table:
     lines = Table(
         "line",
         "sku",
@@ -75,39 +90,42 @@ def _print_order(order: OrderDocument) -> None:
     )
     for line in order.lines:
         lines.add_row(
-            line.line_id,
-            line.sku,
-            line.title,
+            Text(line.line_id),
+            Text(line.sku),
+            Text(line.title),
             line.delivery.value,
             str(line.quantity),
             str(line.fulfilled_quantity),
         )
-    console.print(lines)
-    fulfillments = Table(
-        "fulfillment",
-        "status",
-        "lines",
-        "shipment / delivery",
-        "reason",
-        title="Fulfillments",
-        title_justify="left",
-    )
-    for fulfillment in order.fulfillments:
-        shipped = fulfillment.shipment
-        delivery = f"{shipped.carrier} {shipped.tracking_number}" if shipped else ""
-        if fulfillment.distributions:
-            delivery += f"{len(fulfillment.distributions)} digital deliveries"
-        items = ", ".join(f"{item.quantity} x {item.line_id}" for item in fulfillment.lines) or (
-            "all remaining"
-            if fulfillment.requested_lines is None
-            else ", ".join(f"{r.quantity} x {r.line_id}" for r in fulfillment.requested_lines)
-        )
-        reason = f"{fulfillment.reason.value}: {fulfillment.detail}" if fulfillment.reason else ""
-        fulfillments.add_row(
-            fulfillment.fulfillment_id, fulfillment.status.value, items, delivery, reason
-        )
-    console.print(fulfillments)
-    console.print(timeline_table(order, title="Timeline"))
+    return lines
+
+
+def _print_shipment(fulfillment: Fulfillment) -> None:
+    """Heading, tracking link and status history of one fulfillment's shipment."""
+    console.print(shipment_heading(fulfillment), highlight=False)
+    link = fulfillment.shipment.tracking_url if fulfillment.shipment else None
+    if link:
+        # Soft-wrapped: the terminal may wrap the link, but it stays one link to copy or click.
+        console.print(f"tracking link {escape(link)}", highlight=False, soft_wrap=True)
+    if fulfillment.shipment_events:
+        console.print(history_table(fulfillment))
+
+
+def _print_remembered(order: OrderDocument) -> None:
+    """News waiting for a fulfillment that has not completed (or not arrived) yet."""
+    for news in order.early_shipment_news:
+        if news.tracking_updates or news.reports:
+            updates = _count(len(news.tracking_updates), "tracking update")
+            reports = _count(len(news.reports), "status report")
+            console.print(
+                f"remembered for {escape(news.fulfillment_id)} until it completes:"
+                f" {updates}, {reports}",
+                highlight=False,
+            )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 @orders_app.command("search")
@@ -116,6 +134,11 @@ def search(
         "", help="Part of the customer's name or email, or of the order number."
     ),
     status: OrderStatus | None = typer.Option(None, "--status", help="Only orders in this status."),
+    delivery_status: DeliveryStatus | None = typer.Option(
+        None,
+        "--delivery-status",
+        help="Only orders in this delivery status (none also finds orders from before 1.1).",
+    ),
     oldest_first: bool = typer.Option(
         False, "--oldest-first", help="Sort by time placed, oldest first."
     ),
@@ -126,7 +149,11 @@ def search(
     found: list[OrderDocument] = run(
         _with_store(
             lambda store: store.search(
-                text or None, status.value if status else None, not oldest_first, limit
+                text or None,
+                status.value if status else None,
+                not oldest_first,
+                limit,
+                delivery_status=delivery_status.value if delivery_status else None,
             )
         )
     )
@@ -146,15 +173,17 @@ def search_table(found: list[OrderDocument]) -> Table:
     table.add_column("order / number", min_width=min(longest, 40), overflow="fold")
     table.add_column("placed (UTC)", overflow="fold")
     table.add_column("customer", overflow="fold", max_width=30)
-    table.add_column("status / payment / total", overflow="fold")
+    table.add_column("status / payment / delivery / total", overflow="fold")
     for order in found:
         placed = order.placed_at.strftime("%Y-%m-%d\n%H:%M:%S") if order.placed_at else ""
         customer = f"{order.customer.name}\n{order.customer.email}" if order.customer else ""
         status = order.status.value if order.status else ""
+        statuses = f"{status}\n{order.payment_status.value}\n{order.delivery_status.value}"
+        # Text, not markup: a customer may well be called "[/b]".
         table.add_row(
-            f"{order.id}\n{order.order_number or ''}",
+            Text(f"{order.id}\n{order.order_number or ''}"),
             placed,
-            customer,
-            f"{status}\n{order.payment_status.value}\n{order.total} {order.currency}",
+            Text(customer),
+            Text(f"{statuses}\n{order.total} {order.currency}"),
         )
     return table

@@ -23,6 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from schemas.document import OrderDocument, PendingOutbox
+from schemas.names import DeliveryStatus
 from store.server import FERRETDB_WRITE_CHUNK
 
 DUPLICATE_KEY = 11000
@@ -94,6 +95,7 @@ class OrderStore:
         await self.orders.create_index([("order_number", ASCENDING)])
         await self.orders.create_index([("customer.email", ASCENDING)])
         await self.orders.create_index([("status", ASCENDING), ("placed_at", DESCENDING)])
+        await self.orders.create_index([("delivery_status", ASCENDING), ("placed_at", DESCENDING)])
 
     async def load(self, order_id: str) -> OrderDocument | None:
         raw = await self.orders.find_one({"_id": order_id})
@@ -212,8 +214,10 @@ class OrderStore:
         status: str | None = None,
         newest_first: bool = True,
         limit: int = 50,
+        delivery_status: str | None = None,
     ) -> list[OrderDocument]:
-        """Orders by customer name or email or order number, optionally of one status."""
+        """Orders by customer name or email or order number, optionally of one status and one
+        delivery status."""
         query: Raw = {"placed": True}
         if text:
             pattern = {"$regex": re.escape(text), "$options": "i"}
@@ -224,6 +228,11 @@ class OrderStore:
             ]
         if status:
             query["status"] = status
+        if delivery_status == DeliveryStatus.NONE:
+            # A document written before contract 1.1 has no field yet: it counts as "none".
+            query["delivery_status"] = {"$in": [DeliveryStatus.NONE.value, None]}
+        elif delivery_status:
+            query["delivery_status"] = delivery_status
         cursor = self.orders.find(query, limit=limit).sort(
             "placed_at", DESCENDING if newest_first else ASCENDING
         )
