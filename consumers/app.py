@@ -30,6 +30,10 @@ from store.orders import OrderStore, connect
 from store.server import probe
 
 log = logging.getLogger("fulfillment.worker")
+# FastStream polls for a batch this long, then sleeps as long when none came: an idle worker
+# wakes 10 times a second (1.6 % of a core; at 10 ms it was 2.9 %), and a record arriving
+# during the sleep waits at most this long.
+IDLE_POLL_MS = 50
 # /readyz turns 503 when one batch has waited this long (an outage being waited out).
 STALL_SECONDS = 60.0
 
@@ -83,7 +87,7 @@ def build_app(
         group_id=settings.group_id,
         batch=True,
         max_records=settings.batch_size,
-        batch_timeout_ms=10,
+        batch_timeout_ms=IDLE_POLL_MS,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
         max_poll_interval_ms=600_000,
