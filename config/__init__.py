@@ -117,7 +117,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Environment | None = None) -> Settings:
         """The settings of `env` (default: this process's environment), checked like any."""
-        env = env or environment()
+        env = env if env is not None else environment()
         return cls(
             # Unset means the local stack, on its configured ports.
             kafka_bootstrap=env.kafka_bootstrap_servers

@@ -41,6 +41,7 @@ def _variable(info: ValidationInfo) -> str:
 
 
 def _port(value: int, info: ValidationInfo) -> int:
+    """A TCP port: 1 to 65535, else the one-line message naming the variable."""
     problem = range_problem(_variable(info), value, 1, 65535)
     if problem:
         raise ValueError(problem)
