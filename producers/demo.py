@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -18,14 +18,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import stack
-from cli.tables import timeline_table
+from cli.tables import history_table, shipment_heading, timeline_table
 from config import Settings, stack_dir
 from consumers.processes import spawn_worker, stop_processes
 from consumers.topics import ensure_topics
 from producers.publisher import FulfillmentPublisher, cloud_event
 from producers.scenarios import Phase, Plan, build
 from schemas.document import OrderDocument
-from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, TYPE_TOPIC, DeadLetterHeader, Topic
+from schemas.names import (
+    DLQ_SUFFIX,
+    INPUT_TOPICS,
+    TYPE_TOPIC,
+    DeadLetterHeader,
+    DeliveryStatus,
+    EventType,
+    FulfillmentStatus,
+    HoldReason,
+    Topic,
+)
 from stack import ferretdb, kafka
 from store.orders import OrderStore, connect
 
@@ -36,8 +46,19 @@ class Seen:
 
     completed: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
+    shipment_updated: set[str] = field(default_factory=set)
+    held: set[str] = field(default_factory=set)
     dead_letters: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+
+    def of(self, event_type: str) -> set[str]:
+        """The ids seen of one output type."""
+        return {
+            EventType.FULFILLMENT_COMPLETED: self.completed,
+            EventType.FULFILLMENT_CANCELLED: self.cancelled,
+            EventType.FULFILLMENT_SHIPMENT_UPDATED: self.shipment_updated,
+            EventType.FULFILLMENT_HELD: self.held,
+        }[EventType(event_type)]
 
 
 class Watcher:
@@ -54,6 +75,8 @@ class Watcher:
         topics = [
             self.settings.topic(Topic.FULFILLMENTS_COMPLETED),
             self.settings.topic(Topic.FULFILLMENTS_CANCELLED),
+            self.settings.topic(Topic.FULFILLMENTS_SHIPMENT_UPDATED),
+            self.settings.topic(Topic.FULFILLMENTS_HELD),
         ]
         topics += [f"{self.settings.topic(t)}{DLQ_SUFFIX}" for t in INPUT_TOPICS]
         self._consumer = AIOKafkaConsumer(
@@ -94,12 +117,7 @@ class Watcher:
                     self.seen.duplicates += 1
                     continue
                 self._ids.add(event["id"])
-                target = (
-                    self.seen.completed
-                    if event["type"] == "fulfillment.completed"
-                    else self.seen.cancelled
-                )
-                target.add(event["id"])
+                self.seen.of(event["type"]).add(event["id"])
 
     async def stop(self) -> None:
         if self._consumer is not None:
@@ -135,11 +153,33 @@ async def _send(publisher: FulfillmentPublisher, phase: Phase, settings: Setting
     return len(records)
 
 
-async def _wait_pending(store: OrderStore, order_ids: list[str], watcher: Watcher) -> None:
+async def _wait_held(store: OrderStore, order_ids: list[str], watcher: Watcher) -> None:
+    """Until each order has a request held for payment: the order arrived, the money not."""
     while order_ids:
         found = await store.load_many(order_ids)
-        order_ids = [i for i in order_ids if i not in found or not found[i].fulfillments]
+        order_ids = [i for i in order_ids if i not in found or not _held_for_payment(found[i])]
         await watcher.poll()
+
+
+def _held_for_payment(order: OrderDocument) -> bool:
+    return any(HoldReason.AWAITING_PAYMENT in f.holds for f in order.fulfillments)
+
+
+async def _wait_applied(
+    store: OrderStore, news: dict[str, set[str]], watcher: Watcher, applied: Callable[[int], None]
+) -> None:
+    """Until every tracking update and status report in `news` (ids by order) is applied:
+    they complete nothing, so only the orders tell. `applied` hears how many are."""
+    waiting = {order_id: set(ids) for order_id, ids in news.items()}
+    total = sum(len(ids) for ids in waiting.values())
+    while waiting:
+        for order_id, order in (await store.load_many(list(waiting))).items():
+            waiting[order_id] -= set(order.applied_event_ids)
+            if not waiting[order_id]:
+                del waiting[order_id]
+        applied(total - sum(len(ids) for ids in waiting.values()))
+        await watcher.poll()
+        await asyncio.sleep(0.1)
 
 
 async def run_demo(settings: Settings, workers: int, console: Console) -> Plan:
@@ -162,11 +202,13 @@ async def run_demo(settings: Settings, workers: int, console: Console) -> Plan:
         completed = progress.add_task("fulfillments completed", total=plan.expected_completed)
         cancelled = progress.add_task("fulfillments cancelled", total=plan.expected_cancelled)
         dead = progress.add_task("dead letters", total=plan.expected_dead_letters)
+        news = progress.add_task("tracking updates, status reports", total=plan.expected_news)
         async with FulfillmentPublisher(settings, source=f"urn:demo:{run}") as publisher:
             targets = _phase_targets(plan)
+            earlier_news = 0
             for phase, (want_completed, want_cancelled) in zip(plan.phases, targets, strict=True):
                 sent += await _send(publisher, phase, settings)
-                await _wait_pending(store, phase.wait_pending, watcher)
+                await _wait_held(store, phase.wait_held, watcher)
                 async with asyncio.timeout(120):
                     while (
                         len(watcher.seen.completed) < want_completed
@@ -176,6 +218,13 @@ async def run_demo(settings: Settings, workers: int, console: Console) -> Plan:
                         progress.update(completed, completed=len(watcher.seen.completed))
                         progress.update(cancelled, completed=len(watcher.seen.cancelled))
                         progress.update(dead, completed=sum(watcher.seen.dead_letters.values()))
+
+                def applied(count: int, before: int = earlier_news) -> None:
+                    progress.update(news, completed=before + count)
+
+                async with asyncio.timeout(120):
+                    await _wait_applied(store, phase.news_ids(), watcher, applied)
+                earlier_news += sum(len(ids) for ids in phase.news_ids().values())
         async with asyncio.timeout(60):
             while sum(watcher.seen.dead_letters.values()) < plan.expected_dead_letters:
                 await watcher.poll()
@@ -219,6 +268,8 @@ def _summary(
     for (status, reason), count in sorted(outcomes.items()):
         table.add_row(status, reason or "-", str(count))
     console.print(table)
+    console.print(_delivery_table(orders.values()))
+    console.print(_holds_table(orders.values()))
     table = Table("dead-letter reason", "count")
     for reason, count in sorted(seen.dead_letters.items()):
         table.add_row(reason, str(count))
@@ -226,11 +277,53 @@ def _summary(
     console.print(
         f"{len(plan.orders)} orders, {sent} input messages (duplicates and malformed included) in {elapsed:.1f}s: "
         f"{sent / elapsed:.0f} messages/s, {len(plan.orders) / elapsed:.0f} orders/s; "
+        f"{len(seen.shipment_updated)} shipment updates and {len(seen.held)} holds published; "
         f"{seen.duplicates} duplicate output deliveries dropped by id"
     )
     for title, order_id in plan.examples.items():
         if order_id in orders:
-            console.print(timeline_table(orders[order_id], title=f"{title}: {order_id}"))
+            _example(console, title, orders[order_id])
+
+
+def _delivery_table(orders: Iterable[OrderDocument]) -> Table:
+    """Orders by delivery status, every status listed, none first."""
+    counts = Counter(order.delivery_status for order in orders)
+    table = Table("orders by delivery status", "count")
+    for status in DeliveryStatus:
+        table.add_row(status.value, str(counts[status]))
+    return table
+
+
+def _holds_table(orders: Iterable[OrderDocument]) -> Table:
+    """Fulfillment requests held, by reason, and what became of them."""
+    held: Counter[tuple[HoldReason, FulfillmentStatus]] = Counter(
+        (reason, fulfillment.status)
+        for order in orders
+        for fulfillment in order.fulfillments
+        for reason in fulfillment.holds
+    )
+    table = Table("requests held for", "held", "then completed", "then cancelled", "still held")
+    for reason in HoldReason:
+        completed, cancelled, pending = (
+            held[reason, status]
+            for status in (
+                FulfillmentStatus.COMPLETED,
+                FulfillmentStatus.CANCELLED,
+                FulfillmentStatus.PENDING,
+            )
+        )
+        total = completed + cancelled + pending
+        table.add_row(reason.value, *map(str, (total, completed, cancelled, pending)))
+    return table
+
+
+def _example(console: Console, title: str, order: OrderDocument) -> None:
+    """One order's timeline, and the status history of each of its shipments."""
+    console.print(timeline_table(order, title=f"{title}: {order.id}"))
+    for fulfillment in order.fulfillments:
+        if fulfillment.shipment_events:
+            console.print(shipment_heading(fulfillment), highlight=False)
+            console.print(history_table(fulfillment))
 
 
 def stopped_services(rows: list[tuple[str, str, str, str]]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -340,15 +341,31 @@ def test_demo_runs_every_workflow_end_to_end_and_summarises(harness: Harness) ->
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     for expected in (
         "Summary",
-        "75/75",
+        "90/90",
         "15/15",
         "4/4",
+        "54/54",  # every tracking update and status report applied
         "cancel_requested",
         "order_cancelled",
         "key_mismatch",
         "orders/s",
+        "Shipment ful-",
+        "Status history",
     ):
         assert expected in result.stdout
+    # Digital orders are delivered on completion; the web store's parcels once reported so.
+    assert summary_count(result.stdout, "none") == 58
+    assert summary_count(result.stdout, "partially_delivered") == 3
+    assert summary_count(result.stdout, "delivered") == 21
+    # Bank transfers and never-paid orders are held for payment whatever the arrival order.
+    assert summary_count(result.stdout, "awaiting_payment") >= 7
+
+
+def summary_count(output: str, label: str) -> int:
+    """The first number after `label` in the row of a summary table that starts with it."""
+    row = re.search(rf"^│ {label} +│ +(\d+) ", output, re.MULTILINE)
+    assert row, f"no summary row {label!r}"
+    return int(row.group(1))
 
 
 async def test_worker_command_runs_several_processes_in_one_group_and_stops_on_sigterm(
