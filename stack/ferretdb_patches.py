@@ -2,13 +2,17 @@
 
 FerretDB v1.24.2 (the last v1) has three defects that make an update-heavy workload on
 SQLite unusable beyond a few hundred documents; four patches mend them (pushing `_id` down
-to SQLite takes two: equality and `$in`). Each patch names what it fixes;
+to SQLite takes two: equality and `$in`), and a fifth stamps the build as patched. Each patch
+names what it fixes;
 each replacement must match exactly, so a different FerretDB version fails the build loudly.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+# What the patched build reports as its FerretDB version; store/server.py looks for the suffix.
+PATCHED_VERSION = "v1.24.2-fulfillment-patched"
 
 PATCHES: list[tuple[str, str, str, str]] = [
     (
@@ -96,6 +100,14 @@ func idInClause(cond *types.Document) (string, []any) {
 		}
 """,
         "release connections per update",
+    ),
+    (
+        # Say so in `buildInfo.ferretdbVersion`: with the connections released per update, the
+        # worker may send large bulk writes (store/server.py), which an unpatched v1 deadlocks on.
+        "build/version/version.go",
+        "\t\tVersion:             unknown,",
+        f'\t\tVersion:             "{PATCHED_VERSION}",',
+        "stamp the version as patched",
     ),
 ]
 

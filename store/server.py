@@ -9,9 +9,14 @@ from pymongo import AsyncMongoClient
 
 # FerretDB v1 keeps one SQLite connection open per update statement until the whole command
 # ends, from a pool of 100: a command of ~100 updates, or a few concurrent ones, deadlock it.
-# Small chunks keep every worker far below that; real MongoDB takes large ones.
+# Small chunks keep every worker far below that; real MongoDB takes large ones, and so does the
+# local stack's FerretDB, patched to release each connection (stack/ferretdb_patches.py).
+# Measured on the local stack: 113 us of worker CPU per document in chunks of 12, 19 in 100.
 FERRETDB_WRITE_CHUNK = 12
+PATCHED_FERRETDB_WRITE_CHUNK = 200
 MONGODB_WRITE_CHUNK = 1000
+# The version suffix the local stack's patched FerretDB reports.
+PATCHED_SUFFIX = "-fulfillment-patched"
 
 
 @dataclass(frozen=True)
@@ -26,5 +31,8 @@ async def probe(client: AsyncMongoClient[Any]) -> Server:
     """Ask the server what it is (`buildInfo`); FerretDB says so in its own field."""
     info = await client.admin.command("buildInfo")
     if "ferretdbVersion" in info:
-        return Server(f"FerretDB {info['ferretdbVersion']}", FERRETDB_WRITE_CHUNK)
+        version = str(info["ferretdbVersion"])
+        patched = version.endswith(PATCHED_SUFFIX)
+        chunk = PATCHED_FERRETDB_WRITE_CHUNK if patched else FERRETDB_WRITE_CHUNK
+        return Server(f"FerretDB {version}", chunk)
     return Server(f"MongoDB {info.get('version', '?')}", MONGODB_WRITE_CHUNK)
