@@ -34,12 +34,13 @@ from console.security import (
     Session,
     Sessions,
     cookie_options,
+    transient,
 )
 from console.views import REFUSALS, distributions, label, money, when
 
 HERE = Path(__file__).parent
 PUBLIC_PREFIXES = ("/static/",)
-PUBLIC_PATHS = frozenset({"/login"})
+PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 MAX_SUBMISSIONS = 10_000
 # A wrong password costs this long: guessing gets slow, a typo barely notices.
 FAILED_LOGIN_DELAY_S = 1.0
@@ -186,7 +187,7 @@ async def authenticate(
     """Every request gets a session; every page but the login page needs a logged-in one."""
     console = state(request)
     cookie = request.cookies.get(COOKIE)
-    request.state.session = console.sessions.get(cookie) or console.sessions.new()
+    request.state.session = console.sessions.get(cookie) or transient()
     if _is_public(request.url.path) or session(request).authenticated:
         response = await call_next(request)
     elif request.method == "GET" and not request.url.path.endswith(".json"):
@@ -196,7 +197,7 @@ async def authenticate(
         response = JSONResponse({"error": "log in first"}, status_code=401)
     # The handler may have replaced the session (login, logout): the cookie follows it.
     current = session(request)
-    if current.token != cookie:
+    if current.token and current.token != cookie:
         response.set_cookie(COOKIE, current.token, **cookie_options(_secure(request)))
     return response
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import typer
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
@@ -34,6 +35,8 @@ SOURCE = "urn:fulfillment-console"
 # A click waits this long for the broker's answer before the page says it is unavailable.
 KAFKA_TIMEOUT_MS = 8000
 PUBLISH_TIMEOUT_S = 15.0
+# A dead-letter page gives up after this long, and says so, rather than hang.
+READ_TIMEOUT_S = 30.0
 
 
 class Unavailable(Exception):
@@ -115,7 +118,9 @@ class LiveBackend:
     """The real store and broker, from the same settings as the worker."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = replace(settings, kafka_request_timeout_ms=KAFKA_TIMEOUT_MS)
+        # Reading dead letters may wait for a busy broker; a click's publish may not.
+        self.settings = settings
+        self.publish_settings = replace(settings, kafka_request_timeout_ms=KAFKA_TIMEOUT_MS)
         self.client = connect(settings.mongodb_uri)
         self.orders = ReadOnlyOrders(self.client[settings.database]["orders"])
         self._publisher: FulfillmentPublisher | None = None
@@ -133,8 +138,8 @@ class LiveBackend:
             if self._publisher is None:
                 # Create the contract's topics first, as the worker does: a topic the broker
                 # auto-created would get the wrong number of partitions.
-                await ensure_topics(self.settings)
-                publisher = FulfillmentPublisher(self.settings, source=SOURCE)
+                await ensure_topics(self.publish_settings)
+                publisher = FulfillmentPublisher(self.publish_settings, source=SOURCE)
                 try:
                     await publisher.__aenter__()
                 except BaseException:
@@ -176,18 +181,24 @@ class LiveBackend:
         except Exception as problem:
             raise Unavailable(f"cannot reach Kafka: {type(problem).__name__}") from None
         try:
-            yield consumer
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                yield consumer
+        except TimeoutError:
+            raise Unavailable(f"Kafka did not answer within {READ_TIMEOUT_S:.0f} s") from None
         except KafkaError as problem:
             raise Unavailable(f"Kafka failed: {type(problem).__name__}") from None
+        except typer.Exit:
+            # The CLI's reader exits when the broker did not describe the topic in time.
+            raise Unavailable("Kafka did not describe the dead-letter topic in time") from None
         finally:
             await consumer.stop()
 
     async def dead_letter_counts(self) -> list[TopicLetters]:
-        # One fresh consumer per topic, read side by side: a consumer's metadata narrows to
+        # One fresh consumer per topic, one after the other: a consumer's metadata narrows to
         # the topics it was assigned, and the CLI's reader looks a topic up in it.
         found = []
-        every = await asyncio.gather(*(self.dead_letters(topic) for topic in INPUT_TOPICS))
-        for topic, letters in zip(INPUT_TOPICS, every, strict=True):
+        for topic in INPUT_TOPICS:
+            letters = await self.dead_letters(topic)
             reasons: dict[str, int] = {}
             for letter in letters:
                 reasons[letter.reason or "?"] = reasons.get(letter.reason or "?", 0) + 1

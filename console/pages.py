@@ -43,7 +43,7 @@ from console.forms import (
     valid_nonce,
 )
 from console.queries import Search, typed
-from console.security import Flash, password_matches
+from console.security import Flash, password_matches, transient
 from console.views import FulfillmentView, OrderView, label, outcome
 from schemas.events import WireModel
 from schemas.names import DeliveryStatus, EventType, OrderStatus, ShipmentStatus
@@ -62,6 +62,9 @@ async def login_page(request: Request) -> Response:
     wanted = local_path(request.query_params.get("next", "/orders"))
     if session(request).authenticated:
         return redirect(wanted)
+    if not session(request).token:
+        # The login form's CSRF token needs a session to belong to: the first one kept.
+        request.state.session = state(request).sessions.new()
     return render(request, "login.html", next=wanted)
 
 
@@ -83,10 +86,15 @@ async def login(request: Request) -> Response:
 @auth.post("/logout")
 async def logout(request: Request) -> Response:
     await checked_form(request)
-    console = state(request)
-    console.sessions.end(session(request))
-    request.state.session = console.sessions.new()
+    state(request).sessions.end(session(request))
+    request.state.session = transient()
     return redirect("/login")
+
+
+@auth.get("/favicon.ico")
+async def favicon() -> Response:
+    """No icon: an empty answer keeps browsers from logging a missing one on every page."""
+    return Response(status_code=204)
 
 
 @auth.get("/")

@@ -110,11 +110,28 @@ class Sessions:
         session = Session(token=secrets.token_urlsafe(32), authenticated=authenticated)
         self._sessions[session.token] = session
         while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+            self._evict()
         return session
+
+    def _evict(self) -> None:
+        """Drop the least recently used anonymous session; only if none, the oldest of all.
+        So visits to the login page cannot push logged-in operators out."""
+        anonymous = next((t for t, s in self._sessions.items() if not s.authenticated), None)
+        if anonymous is not None:
+            del self._sessions[anonymous]
+        else:
+            self._sessions.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
 
     def end(self, session: Session) -> None:
         self._sessions.pop(session.token, None)
+
+
+def transient() -> Session:
+    """A session that is not kept: a request without one needs no memory until it logs in."""
+    return Session(token="")
 
 
 def cookie_options(secure: bool) -> dict[str, Any]:

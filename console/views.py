@@ -137,8 +137,13 @@ class FulfillmentView:
     @property
     def released(self) -> str | None:
         """How a held request was released: None while it still waits."""
-        status = self.fulfillment.status
-        return None if status is FulfillmentStatus.PENDING else f"released: {status.value}"
+        f = self.fulfillment
+        if f.status is FulfillmentStatus.PENDING:
+            return None
+        if f.completed_at is not None:
+            undone = " (undone since)" if f.status is FulfillmentStatus.CANCELLED else ""
+            return f"released: completed {when(f.completed_at)}{undone}"
+        return f"released: cancelled {when(f.cancelled_at)}"
 
     @property
     def can_follow_shipment(self) -> bool:

@@ -36,7 +36,7 @@ def _routes(app: FastAPI, method: str) -> list[str]:
 
 
 def test_every_page_redirects_to_login_without_a_session(anonymous: TestClient, app: FastAPI) -> None:
-    pages = [p for p in _routes(app, "GET") if p not in ("/login", "/")]
+    pages = [p for p in _routes(app, "GET") if p not in ("/login", "/", "/favicon.ico")]
     assert len(pages) >= 10
     for path in pages:
         response = anonymous.get(path)
@@ -252,3 +252,22 @@ def test_every_form_on_every_page_carries_the_sessions_csrf_token(
             forms += 1
             assert f'name="csrf_token" value="{token}"' in form, (path, form[:200])
     assert forms >= 10
+
+
+def test_visits_without_a_session_keep_nothing_and_cannot_push_operators_out(
+    app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import console.security
+
+    sessions = app.state.console.sessions
+    before = len(sessions)
+    with TestClient(app, follow_redirects=False) as stranger:
+        for path in ("/orders", "/static/console.css", "/favicon.ico", "/orders/x/state.json"):
+            stranger.get(path)
+            stranger.cookies.clear()
+    assert len(sessions) == before
+    monkeypatch.setattr(console.security, "MAX_SESSIONS", before + 3)
+    for _ in range(20):
+        with TestClient(app) as stranger:
+            stranger.get("/login")
+    assert client.get("/orders").status_code == 200
