@@ -218,10 +218,19 @@
     waiting: "Waiting: "
   };
 
+  var STILL_PENDING_S = 20;
+
   function updateNotice(notice, answer) {
     var result = notice.querySelector("[data-result]");
     if (!result || !answer) return false;
-    result.textContent = (LABELS[answer.state] || "") + answer.summary;
+    var summary = answer.summary;
+    var waited = Math.round((Date.now() - started) / 1000);
+    if (answer.state === "pending" && waited >= STILL_PENDING_S) {
+      // Sent and acknowledged by Kafka, but no worker has applied it: say so, not just wait.
+      summary = "still not applied after " + waited + " s. The event is on Kafka; " +
+        "is a worker running? This page updates itself when it is applied.";
+    }
+    result.textContent = (LABELS[answer.state] || "") + summary;
     notice.classList.remove("notice-info", "notice-success", "notice-warning");
     notice.classList.add(
       answer.state === "done" ? "notice-success"

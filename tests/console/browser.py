@@ -148,5 +148,6 @@ async def place(harness: Harness, event: dict[str, Any], paid: bool = False) -> 
     if paid:
         await harness.send(Topic.PAYMENTS_CAPTURED, payment_event(order_id, event["data"]["total"]))
     wanted = OrderStatus.UNFULFILLED if paid else OrderStatus.AWAITING_PAYMENT
-    await harness.settled(order_id, lambda order: order.status is wanted)
+    # A minute: the first order also waits for the worker to join its group.
+    await harness.settled(order_id, lambda order: order.status is wanted, timeout=60)
     return order_id

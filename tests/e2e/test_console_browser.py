@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from console.queries import Search
 from schemas.names import FulfillmentStatus, OrderStatus, Topic
 from tests.conftest import Infra, Names
 from tests.console.browser import (
@@ -401,6 +402,33 @@ async def test_web_store_owner_updates_the_airway_bill_and_reports_the_hand_over
     await sent_and_done(page)
     await expect(page.locator(".fulfillment")).to_contain_text("handed over", timeout=LIVE)
     await expect(page.locator(".shipment table")).to_contain_text("Hong Kong hub")
+
+
+@bounded(120)
+async def test_the_store_is_searched_filtered_sorted_and_paged_as_the_orders_page_asks(
+    harness: Harness, console: Served
+) -> None:
+    run = run_id()
+    shipping = address("Pat Page", "1 Leaf St", "Bern", "3000", "CH")
+    ids = [
+        await place(harness, placed_event(
+            f"pg-{run}-{index}", f"PG-{run}-{index}", (f"Pat Page {run}", f"pat.{run}@example.com"),
+            [order_line("L1", "Page", 1, "5.00")], shipping=shipping), paid=index == 0)
+        for index in range(3)
+    ]
+    orders = console.backend.orders
+    everything = await orders.search(Search(text=f"pat.{run}@EXAMPLE", page_size=2))
+    assert everything.total == 3 and everything.pages == 2
+    assert [o["_id"] for o in everything.orders] == [ids[2], ids[1]]  # newest placed first
+    second = await orders.search(Search(text=f"pat.{run}", page=2, page_size=2))
+    assert [o["_id"] for o in second.orders] == [ids[0]]
+    oldest = await orders.search(Search(text=f"PG-{run}", oldest_first=True))
+    assert [o["_id"] for o in oldest.orders] == ids
+    paid = await orders.search(Search(text=f"pg-{run}", status="unfulfilled", delivery_status="none"))
+    assert [o["_id"] for o in paid.orders] == [ids[0]]
+    delivered = await orders.search(Search(text=f"pg-{run}", delivery_status="delivered"))
+    assert delivered.total == 0
+    assert (await orders.search(Search(text=f"{run}.*"))).total == 0  # text, not a pattern
 
 
 # ---- login, CSRF, double submit ------------------------------------------------------------
