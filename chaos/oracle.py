@@ -40,17 +40,56 @@ class Expected:
 
 
 def outcome(document: dict[str, Any]) -> dict[str, Any]:
-    """The parts of an order that every interleaving must agree on (CONTRACT.md)."""
+    """The parts of an order that every interleaving must agree on (CONTRACT.md): since 1.1
+    also each fulfillment's shipment, its status and reports, and the delivery status.
+
+    `document` is as stored (times are datetimes) or dumped as JSON (times are text)."""
     return {
         "status": document.get("status"),
         "payment_status": document.get("payment_status"),
+        # A document written before 1.1 has no delivery status: "none" (CONTRACT.md).
+        "delivery_status": document.get("delivery_status", "none"),
         "lines": sorted(
             (line["line_id"], line["fulfilled_quantity"]) for line in document.get("lines", [])
         ),
         "fulfillments": sorted(
-            (f["fulfillment_id"], f["status"]) for f in document.get("fulfillments", [])
+            (
+                (
+                    f["fulfillment_id"],
+                    f["status"],
+                    _shipment(f.get("shipment")),
+                    f.get("shipment_status"),
+                    [_report(report) for report in f.get("shipment_events", [])],
+                )
+                for f in document.get("fulfillments", [])
+            ),
+            key=lambda fulfillment: fulfillment[0],
         ),
     }
+
+
+def _shipment(shipment: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fields a shipment has; an absent link and a null one are the same."""
+    if shipment is None:
+        return None
+    return {name: value for name, value in shipment.items() if value is not None}
+
+
+def _report(report: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        report["status"],
+        _instant(report["happened_at"]),
+        report.get("location"),
+        report.get("note"),
+        report["event_id"],
+    )
+
+
+def _instant(moment: datetime | str) -> str:
+    """RFC 3339 in UTC to the millisecond, whatever offset or form the time came in."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 FULFILLMENT_OUTCOMES = (EventType.FULFILLMENT_COMPLETED, EventType.FULFILLMENT_CANCELLED)
@@ -69,8 +108,8 @@ def expect(order_id: str, events: list[Input]) -> Expected:
         if isinstance(event, Rejection):
             continue
         for output in apply(order, event, now).outputs:
-            # Holds depend on arrival order and shipment updates travel on topics the run does
-            # not read: the fulfillment outcomes are what every arrival order must agree on.
+            # Holds depend on arrival order, and shipment updates are checked through the
+            # state they leave: the fulfillment outcomes are the outputs every order must see.
             if output.type in FULFILLMENT_OUTCOMES:
                 ids.add(output.id)
     return Expected(outcome(order.model_dump(mode="json", by_alias=True)), ids)
@@ -184,7 +223,14 @@ def _contains_secret(candidate: str, wanted: set[str]) -> bool:
 
 _INPUT_TYPES = {
     t.value
-    for t in (EventType.ORDER_PLACED, EventType.PAYMENT_CAPTURED, EventType.FULFILLMENT_REQUESTED)
+    for t in (
+        EventType.ORDER_PLACED,
+        EventType.PAYMENT_CAPTURED,
+        EventType.FULFILLMENT_REQUESTED,
+        # Noted once when applied (a remembered one is noted under another type before).
+        EventType.FULFILLMENT_TRACKING_UPDATED,
+        EventType.SHIPMENT_STATUS_REPORTED,
+    )
 }
 
 

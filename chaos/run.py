@@ -36,6 +36,7 @@ from chaos.cluster import (
     monitored,
     worker_env,
 )
+from chaos.news import mixed_in, shipment_news
 from chaos.oracle import Expected, Headers, Input, Verdict, dumps, expect, judge, reasons_by_key
 from config import Settings, project_root
 from consumers.processes import stop_processes
@@ -67,6 +68,7 @@ class Plan:
     malformed_rate: float = 0.01
     odd_header_rate: float = 0.01  # valid records with binary and null header values
     compressed_rate: float = 0.02  # records sent through a gzip, lz4 or zstd producer
+    news_rate: float = 0.5  # orders whose fulfillment gets status reports and tracking updates
     rate: float = 100.0  # orders per second
     seed: int = 20261122
     leader_kills: int = 0  # on a cluster: SIGKILL the busiest partition's leader, restart it
@@ -160,11 +162,13 @@ def _malformed(index: int, rng: random.Random, prefix: str) -> tuple[Send, DeadL
 def build_stream(
     plan: Plan, run: str
 ) -> tuple[list[Send], dict[str, list[Send]], dict[bytes, str], int, list[str]]:
-    """Every order's events reordered across topics, plus duplicates and malformed inputs;
-    some records carry binary and null header values, some go in compressed batches.
+    """Every order's events reordered across topics, status reports and tracking updates
+    among them, plus duplicates and malformed inputs; some records carry binary and null
+    header values, some go in compressed batches.
     The malformed inputs are given by key, with the dead-letter reason each must get."""
     rng = random.Random(plan.seed)
     odd = random.Random(plan.seed + 2)  # its own stream: the rest stays as it was for a seed
+    news = random.Random(plan.seed + 3)  # and its own too
     work = workload(plan.orders, run)
     per_order: dict[str, list[Send]] = {}
     stream: list[Send] = []
@@ -179,7 +183,10 @@ def build_stream(
             for topic, records in work.by_topic().items()
         ]
         rng.shuffle(events)  # reorder across topics; each topic keeps its own order
-        per_order[events[0].key.decode()] = events
+        order_id = events[0].key.decode()
+        request = work.requested[index][1]
+        events = mixed_in(events, shipment_news(order_id, request, news, plan.news_rate), news)
+        per_order[order_id] = events
         stream += events
     # Positions as floats: an original at i, its duplicate somewhere after it, garbage anywhere.
     placed: list[tuple[float, Send]] = [(float(i), item) for i, item in enumerate(stream)]
@@ -349,7 +356,8 @@ async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan)
             await producer.flush()
         while pending:
             # The oracle needs every input in Kafka; a late re-send only reorders it, which
-            # changes no outcome here (no cancel requests in the chaos stream).
+            # changes no outcome here (no cancel requests in the chaos stream, and the tracking
+            # updates of one fulfillment each give another field: see chaos/news.py).
             await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
             failed = [item for future, item in pending if future.exception() is not None]
             pending = []

@@ -1,0 +1,110 @@
+"""The chaos oracle after the fulfillment (contract 1.1): what it expects and what it catches."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import bson
+from bson.codec_options import CodecOptions
+
+from chaos.news import shipment_news
+from chaos.oracle import Expected, Input, expect, judge, outcome
+from chaos.run import Plan, build_stream
+from consumers.decode import Rejection, decode
+from lifecycle import apply
+from schemas.document import OrderDocument
+from schemas.names import Topic
+
+ORDERS = 60
+
+
+def stream() -> dict[str, list[Input]]:
+    """Each order's events as the chaos run sends them, news for every order."""
+    _, per_order, _, _, _ = build_stream(Plan(orders=ORDERS, news_rate=1.0), "unit")
+    return per_order
+
+
+def stored(final: dict[str, Any]) -> dict[str, Any]:
+    """A document as the chaos run reads it back from the store: times are UTC datetimes."""
+    raw = bson.encode(final)
+    return bson.decode(raw, codec_options=CodecOptions(tz_aware=True))
+
+
+def test_every_shipped_order_gets_reports_and_updates_mixed_among_its_other_events() -> None:
+    per_order = stream()
+    topics = [item.topic for events in per_order.values() for item in events]
+    assert topics.count(Topic.SHIPMENTS_STATUS_REPORTED) >= ORDERS
+    assert topics.count(Topic.FULFILLMENTS_TRACKING_UPDATED) > ORDERS // 2
+    firsts = {events[0].topic for events in per_order.values()}
+    assert Topic.SHIPMENTS_STATUS_REPORTED in firsts  # some news comes before the request
+
+
+def test_an_orders_expected_state_is_the_same_whatever_order_its_events_arrive_in() -> None:
+    shuffle = random.Random(5)
+    for order_id, events in stream().items():
+        wanted = expect(order_id, events).final
+        for _ in range(4):
+            reordered = shuffle.sample(events, len(events))
+            assert expect(order_id, reordered).final == wanted, order_id
+
+
+def test_the_expected_state_covers_shipments_statuses_reports_and_delivery_status() -> None:
+    finals = [expect(order_id, events).final for order_id, events in stream().items()]
+    statuses = {final["delivery_status"] for final in finals}
+    assert statuses >= {"none", "delivered"}
+    [(_, _, shipment, status, reports)] = next(
+        final["fulfillments"] for final in finals if final["fulfillments"][0][4]
+    )
+    assert shipment["carrier"] and status and reports[0][1].endswith("+00:00")
+
+
+def test_a_stored_document_and_the_lifecycles_own_state_compare_equal() -> None:
+    # Stored: times are UTC datetimes to the millisecond; dumped: text with their own offset.
+    for order_id, events in list(stream().items())[:20]:
+        order = applied(order_id, events)
+        as_json = order.model_dump(mode="json", by_alias=True)
+        assert outcome(stored(order.to_mongo())) == outcome(as_json)
+        assert outcome(as_json) == expect(order_id, events).final
+
+
+def test_a_wrong_shipment_status_or_a_missing_report_is_a_differing_final_state() -> None:
+    per_order = stream()
+    expected: dict[str, Expected] = {}
+    documents: dict[str, dict[str, Any]] = {}
+    for order_id, events in per_order.items():
+        expected[order_id] = expect(order_id, events)
+        documents[order_id] = stored(applied(order_id, events).to_mongo())
+    reported = [
+        order_id
+        for order_id, document in documents.items()
+        if len(document["fulfillments"][0]["shipment_events"]) >= 2
+    ]
+    wrong, missing = reported[:2]
+    documents[wrong]["fulfillments"][0]["shipment_status"] = "lost"
+    documents[missing]["fulfillments"][0]["shipment_events"].pop(0)
+    published = [i for wanted in expected.values() for i in wanted.output_ids]
+
+    verdict = judge(expected, documents, published, {}, {}, [], [])
+
+    assert verdict.final_states_differing == 2
+    assert verdict.events_applied_twice == 0 and verdict.expected_outputs_missing == 0
+
+
+def test_news_about_a_digital_only_fulfillment_is_one_report_and_one_update_both_refused() -> None:
+    request = b'{"data": {"fulfillment_id": "ful-1", "distributions": []}}'
+    news = shipment_news("ord-1", request, random.Random(1), rate=1.0)
+    assert sorted(item.topic for item in news) == [
+        Topic.FULFILLMENTS_TRACKING_UPDATED,
+        Topic.SHIPMENTS_STATUS_REPORTED,
+    ]
+
+
+def applied(order_id: str, events: list[Input]) -> OrderDocument:
+    """The order the lifecycle makes of `events`, in the order given."""
+    order = OrderDocument(_id=order_id)
+    for item in events:
+        event = decode(item.topic, item.key, item.value, item.headers)
+        assert not isinstance(event, Rejection)
+        apply(order, event, event.time)
+    return order
