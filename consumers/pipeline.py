@@ -247,22 +247,40 @@ class Pipeline:
     # ---- applying events ------------------------------------------------------------------
 
     async def _apply(self, received: Sequence[Received], report: BatchReport) -> None:
-        """Apply the whole batch at once; if one record fails on its own, isolate it."""
-        try:
-            await self._apply_together(received, report)
-        except Exception as problem:
-            if is_outage(problem):
-                raise
-            metrics.ISOLATED.inc()
-            if self._isolation_log.should_log():
-                log.warning(
-                    "a record failed on its own (%s); re-running the batch order by order "
-                    "(%d similar lines suppressed)",
-                    failure(problem).error,
-                    self._isolation_log.take_suppressed(),
-                )
-            for order_events in _by_order(received).values():
-                await self._apply_isolated(order_events, report)
+        """Apply the whole batch at once; if one record fails on its own, isolate it.
+
+        When the failing order is known (it failed while being decided or encoded), only that
+        order is taken apart and the rest of the batch goes on together; otherwise every order
+        is re-run on its own.
+        """
+        pending = list(received)
+        while pending:
+            try:
+                await self._apply_together(pending, report)
+                return
+            except Exception as problem:
+                if is_outage(problem):
+                    raise
+                culprit = getattr(problem, "order_id", None)
+                self._log_isolation(problem, culprit)
+            if culprit is None:
+                for order_events in _by_order(pending).values():
+                    await self._apply_isolated(order_events, report)
+                return
+            await self._apply_isolated([r for r in pending if r.event.order_id == culprit], report)
+            pending = [r for r in pending if r.event.order_id != culprit]
+
+    def _log_isolation(self, problem: Exception, culprit: str | None) -> None:
+        metrics.ISOLATED.inc()
+        if self._isolation_log.should_log():
+            log.warning(
+                "a record failed on its own (%s); re-running %s event by event "
+                "(%d similar lines suppressed)",
+                failure(problem).error,
+                "its order" if culprit else "the batch order by order",
+                self._isolation_log.take_suppressed(),
+                extra={"order_id": culprit} if culprit else None,
+            )
 
     async def _apply_isolated(self, received: Sequence[Received], report: BatchReport) -> None:
         """One order's events together, else one by one; the one at fault is dead-lettered."""
@@ -441,31 +459,50 @@ def _decide(
     """Apply each order's events in arrival order to its loaded (or new) document."""
     round_ = Round()
     for order_id, order_events in by_order.items():
-        order = stored.get(order_id) or OrderDocument(_id=order_id)
-        if order_id in unsent_ids:
-            # A crash or a parked publish left these outputs unsent: they go out with this batch.
-            round_.carried[order_id] = [PendingOutbox.key(order_id, order.version)]
-        else:
-            order.outbox = []
-        loaded_version = order.version
-        with stage("applying the lifecycle"):
-            results = [
-                apply(order, one.event, now, too_large.get(one.event.id)) for one in order_events
-            ]
-        round_.outcomes[order_id] = [result.outcome for result in results]
-        with stage("encoding the outputs"):
-            order.outbox.extend(OutboxMessage.of(e) for result in results for e in result.outputs)
-        if any(result.changed for result in results):
-            order.version = loaded_version + 1
-            with stage("encoding the order"):
-                document = encode(order, token)
-            change = Change(order, loaded_version, document)
-            if change.size > MAX_DOCUMENT_BYTES:
-                raise OverBudget(order_id, change.size)
-            round_.changes.append(change)
-        elif order.outbox:
-            round_.unsent.append(order)
+        try:
+            _decide_order(round_, order_id, order_events, stored, unsent_ids, now, token, too_large)
+        except Exception as problem:
+            # Which order failed, so that the rest of the batch need not be taken apart.
+            setattr(problem, "order_id", order_id)  # noqa: B010 - any exception type may arrive
+            raise
     return round_
+
+
+def _decide_order(
+    round_: Round,
+    order_id: str,
+    order_events: Sequence[Received],
+    stored: Mapping[str, OrderDocument],
+    unsent_ids: set[str],
+    now: datetime,
+    token: str,
+    too_large: Mapping[str, str],
+) -> None:
+    """One order's part of a round: its events applied, its outputs and document encoded."""
+    order = stored.get(order_id) or OrderDocument(_id=order_id)
+    if order_id in unsent_ids:
+        # A crash or a parked publish left these outputs unsent: they go out with this batch.
+        round_.carried[order_id] = [PendingOutbox.key(order_id, order.version)]
+    else:
+        order.outbox = []
+    loaded_version = order.version
+    with stage("applying the lifecycle"):
+        results = [
+            apply(order, one.event, now, too_large.get(one.event.id)) for one in order_events
+        ]
+    round_.outcomes[order_id] = [result.outcome for result in results]
+    with stage("encoding the outputs"):
+        order.outbox.extend(OutboxMessage.of(e) for result in results for e in result.outputs)
+    if any(result.changed for result in results):
+        order.version = loaded_version + 1
+        with stage("encoding the order"):
+            document = encode(order, token)
+        change = Change(order, loaded_version, document)
+        if change.size > MAX_DOCUMENT_BYTES:
+            raise OverBudget(order_id, change.size)
+        round_.changes.append(change)
+    elif order.outbox:
+        round_.unsent.append(order)
 
 
 def _over_budget(over: OverBudget) -> str:

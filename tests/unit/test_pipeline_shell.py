@@ -270,3 +270,24 @@ async def test_a_request_that_would_overgrow_its_order_is_cancelled_without_its_
     refused = order.fulfillment("f-huge")
     assert refused is not None and refused.status == "cancelled" and refused.distributions is None
     assert outputs.on(".dlq") == []
+
+
+async def test_when_the_failing_order_is_known_only_it_is_taken_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_apply = lifecycle.apply
+    batch = order_records("a") + order_records("b") + order_records("c")
+    broken_id = json.loads(batch[4].value or b"")["id"]  # b's payment
+
+    def apply(order: OrderDocument, event: Any, now: Any, too_large: str | None = None) -> Any:
+        if event.id == broken_id:
+            raise RuntimeError("a bug")
+        return real_apply(order, event, now, too_large)
+
+    monkeypatch.setattr(pipeline_module, "apply", apply)
+    store, outputs = FakeStore(), FakeOutputs()
+    await make(store, outputs).handle(batch)
+    assert sorted(completed_orders(outputs)) == ["a", "c"]
+    assert reasons(outputs) == [b"processing_failed"]
+    b = store.stored("b")
+    assert b is not None and b.placed and not b.captures and b.fulfillments
