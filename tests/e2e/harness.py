@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from cryptography.fernet import Fernet
 
-from config import Settings, project_root
+from config import Settings
+from consumers.processes import spawn_worker
 from consumers.topics import ensure_topics
 from schemas.document import OrderDocument
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS, OrderStatus, Topic
@@ -136,14 +136,8 @@ class Harness:
         }
 
     def start_worker(self, **env: str) -> subprocess.Popen[bytes]:
-        log = (self.log_dir / f"worker-{len(self.workers)}.log").open("ab")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "consumers.worker"],
-            env=self.worker_env() | env,
-            cwd=project_root(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        log = self.log_dir / f"worker-{len(self.workers)}.log"
+        worker = spawn_worker(self.worker_env() | env, log)
         self.workers.append(worker)
         return worker
 
