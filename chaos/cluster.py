@@ -19,9 +19,10 @@ import time
 from dataclasses import dataclass, replace
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from config import Settings, environment
+from consumers.topics import replication_for, topic_configs
 from schemas.names import INPUT_TOPICS, Topic
 from stack import kafka
 
@@ -33,6 +34,8 @@ BROKER_FAULTS = (*CLUSTER_FAULTS, BROKER_RESTART)
 # A killed broker stays down this long: past its session timeout (3 s), so it is fenced and
 # the partitions it led get new leaders, as in a real crash.
 DOWN_FOR = 10.0
+OFFSETS_TOPIC = "__consumer_offsets"
+LOG_APPEND_TIME = 1  # a record's timestamp_type when the broker stamped it
 
 
 @dataclass
@@ -70,12 +73,11 @@ def monitored(base: Settings, local_stack: bool) -> Settings:
 
 def worker_env(settings: Settings, slot: int) -> dict[str, str]:
     """What a chaos worker in `slot` adds to the lab's environment: a static group member id
-    that its replacement after a SIGKILL reuses, and one bootstrap address, as FastStream
-    0.7.8 cannot take a list (see stack.kafka.client_bootstrap)."""
+    that its replacement after a SIGKILL reuses. The bootstrap list stays the lab's: every
+    node, so a worker started while one node is down finds the cluster through another."""
     return {
         "FULFILLMENT_INSTANCE_ID": settings.group_id,
         "FULFILLMENT_WORKER_SLOT": str(slot),
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap.split(",")[0],
         "FULFILLMENT_LOG_LEVEL": environment().chaos_worker_log_level,
     }
 
@@ -92,13 +94,36 @@ def cluster_schedule(
 
 
 class CompletionClock:
-    """Arrival times of `fulfillment.completed` records, per partition (partitions follow the
-    order id, as on the input topics)."""
+    """When `fulfillment.completed` records were appended, per partition (partitions follow
+    the order id, as on the input topics).
+
+    The lab's completed topic is created with `message.timestamp.type=LogAppendTime`, so a
+    record's timestamp is the broker's own append time: the clock measures the pipeline,
+    not how quickly this reader reconnects after a broker fault."""
 
     def __init__(self, settings: Settings, bootstrap: str) -> None:
         self.settings = settings
         self.bootstrap = bootstrap
         self.arrivals: dict[int, list[float]] = {p: [] for p in range(settings.partitions)}
+        # Wall-clock append times become monotonic ones, comparable with the faults' times.
+        self._to_monotonic = time.monotonic() - time.time()
+
+    async def prepare(self) -> None:
+        """Create the completed topic, as the worker would, but stamped by the broker."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
+        await admin.start()
+        try:
+            topic = self.settings.topic(Topic.FULFILLMENTS_COMPLETED)
+            if topic in await admin.list_topics():
+                return
+            brokers = len((await admin.describe_cluster())["brokers"])
+            replicas = replication_for(self.settings.replication_factor, brokers)
+            configs = topic_configs(replicas) | {"message.timestamp.type": "LogAppendTime"}
+            await admin.create_topics(
+                [NewTopic(topic, self.settings.partitions, replicas, topic_configs=configs)]
+            )
+        finally:
+            await admin.close()
 
     async def run(self) -> None:
         """Read forever (cancel to stop); reconnects while brokers are bounced."""
@@ -118,7 +143,12 @@ class CompletionClock:
                     batches = await consumer.getmany(timeout_ms=200)
                     now = time.monotonic()
                     for tp, records in batches.items():
-                        self.arrivals[tp.partition] += [now] * len(records)
+                        self.arrivals[tp.partition] += [
+                            record.timestamp / 1000 + self._to_monotonic
+                            if record.timestamp_type == LOG_APPEND_TIME
+                            else now
+                            for record in records
+                        ]
                         positions[tp] = records[-1].offset + 1
             except asyncio.CancelledError:
                 raise
@@ -129,16 +159,54 @@ class CompletionClock:
                     await consumer.stop()
 
     def stall(self, since: float, until: float) -> Stall:
-        """Longest gaps between completions in [since, until], counting from `since`."""
+        """Longest gaps between completions in [since, until], counting from `since`.
+
+        Time after the run's last completion is not counted: nothing was left to complete."""
+        everywhere = sorted(t for times in self.arrivals.values() for t in times)
+        until = min(until, max(since, everywhere[-1] if everywhere else until))
 
         def longest(times: list[float]) -> float:
             inside = [since, *(t for t in times if since < t <= until), until]
             return max(b - a for a, b in itertools.pairwise(inside))
 
-        everywhere = sorted(t for times in self.arrivals.values() for t in times)
-        per_partition = {p: longest(times) for p, times in self.arrivals.items()}
+        per_partition = {p: longest(sorted(times)) for p, times in self.arrivals.items()}
         worst = max(per_partition, key=lambda p: per_partition[p])
         return Stall(round(longest(everywhere), 1), round(per_partition[worst], 1), worst)
+
+    def first_after(self, moment: float) -> float | None:
+        """Seconds from `moment` to the first completion after it; None if there was none."""
+        later = [t for times in self.arrivals.values() for t in times if t > moment]
+        return round(min(later) - moment, 1) if later else None
+
+
+async def under_replicated(settings: Settings, bootstrap: str) -> int | None:
+    """Partitions of the lab's topics and of the offsets topic whose in-sync replicas are
+    fewer than their replicas; None while the cluster cannot be asked."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    try:
+        await admin.start()
+        names = [name for name in await admin.list_topics() if name.startswith(settings.topic(""))]
+        described = await admin.describe_topics([*names, OFFSETS_TOPIC])
+        return sum(
+            1
+            for topic in described
+            for partition in topic["partitions"]
+            if len(partition["isr"]) < len(partition["replicas"])
+        )
+    except Exception:
+        return None
+    finally:
+        await admin.close()
+
+
+async def wait_in_sync(settings: Settings, timeout: float = 180) -> float:
+    """Seconds until every replica of the lab's topics is in sync again (a restarted node has
+    caught up): one broker fault at a time, never a second node down while one catches up."""
+    started = time.monotonic()
+    async with asyncio.timeout(timeout):
+        while await under_replicated(settings, all_brokers()) != 0:
+            await asyncio.sleep(0.5)
+    return round(time.monotonic() - started, 1)
 
 
 async def busiest_leader(settings: Settings, bootstrap: str) -> int:
@@ -181,15 +249,18 @@ def _node(node_id: int) -> kafka.Node:
     return next(node for node in kafka.nodes() if node.node_id == node_id)
 
 
-async def _start_and_wait(node: kafka.Node) -> None:
+async def _start_and_wait(node: kafka.Node) -> float:
+    """Start `node` and return the monotonic time at which it answers a metadata request."""
     await asyncio.to_thread(kafka.start_node, node)
     async with asyncio.timeout(120):
         while not await asyncio.to_thread(kafka.broker_count, node.address):
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
+    return time.monotonic()
 
 
-async def kill_and_restart(node_id: int, down_for: float = DOWN_FOR) -> None:
-    """SIGKILL one node, leave it down for `down_for` seconds, start it again."""
+async def kill_and_restart(node_id: int, down_for: float = DOWN_FOR) -> float:
+    """SIGKILL one node, leave it down for `down_for` seconds, start it again; return when it
+    answered again (monotonic)."""
     node = _node(node_id)
     pid = node.service().pid()
     if pid is not None:
@@ -197,26 +268,27 @@ async def kill_and_restart(node_id: int, down_for: float = DOWN_FOR) -> None:
         while node.service().started_process_alive():
             await asyncio.sleep(0.05)
     await asyncio.sleep(down_for)
-    await _start_and_wait(node)
+    return await _start_and_wait(node)
 
 
-async def restart_broker(node_id: int | None = None) -> None:
-    """Stop (SIGTERM, controlled shutdown) and start one node: the only one on a single-node stack."""
+async def restart_broker(node_id: int | None = None) -> float:
+    """Stop (SIGTERM, controlled shutdown) and start one node: the only one on a single-node
+    stack. Returns when it answered again (monotonic)."""
     node = _node(node_id or 1)
     await asyncio.to_thread(node.service().stop)
-    await _start_and_wait(node)
+    return await _start_and_wait(node)
 
 
-async def broker_fault(kind: str, settings: Settings) -> str:
-    """Run one broker fault; return which node it hit."""
+async def broker_fault(kind: str, settings: Settings) -> tuple[str, float]:
+    """Run one broker fault; return which node it hit and when that node answered again."""
     if kind == LEADER_KILL:
         node_id = await busiest_leader(settings, all_brokers())
-        await kill_and_restart(node_id)
+        back = await kill_and_restart(node_id)
     elif kind == CONTROLLER_KILL:
         node_id = active_controller()
-        await kill_and_restart(node_id)
+        back = await kill_and_restart(node_id)
     else:
         # On a cluster, the node leading the busiest partition: a restart that matters.
         node_id = await busiest_leader(settings, all_brokers()) if is_cluster() else 1
-        await restart_broker(node_id)
-    return f"node {node_id}"
+        back = await restart_broker(node_id)
+    return f"node {node_id}", back

@@ -33,7 +33,9 @@ from chaos.cluster import (
     broker_fault,
     cluster_schedule,
     describe,
+    is_cluster,
     monitored,
+    wait_in_sync,
     worker_env,
 )
 from chaos.news import mixed_in, shipment_news
@@ -55,6 +57,7 @@ CODECS = ("gzip", "lz4", "zstd")
 # Kafka's default message.max.bytes is 1,048,588: an oversized malformed record fits the broker,
 # its dead letter (the same record plus the x- headers) does not.
 OVERSIZED_RECORD = 1_048_500
+MAX_EXAMPLES = 20  # the report keeps this many examples of what went wrong
 
 
 @dataclass
@@ -79,9 +82,18 @@ class Plan:
 class Fault:
     kind: str
     at: float
+    # Until the group is stable with every worker and lag is under LAG_SETTLED (for a broker
+    # fault this includes the node's own downtime and restart, and draining the backlog).
     recovered_after: float | None = None
     target: str = ""  # the broker node a broker fault hit
-    stall: Stall | None = None  # how long no order completed (anywhere, worst partition)
+    # The recovery: the longest time in which no order completed (anywhere, worst partition).
+    stall: Stall | None = None
+    broker_back_after: float | None = None  # until the node hit answered again
+    # From the node answering again to the next completed order (on one node: the pipeline's
+    # own share of the stall, the rest being the broker's restart).
+    completion_after_broker_back: float | None = None
+    in_sync_after: float | None = None  # on a cluster: until every replica was in sync again
+    during_traffic: bool = True  # False: the fault ended after the last input was sent
 
 
 @dataclass
@@ -375,6 +387,16 @@ async def _restart(kind: str) -> None:
     await asyncio.to_thread(service.up, lambda _: None)
 
 
+@dataclass
+class Window:
+    """A fault's span in monotonic time, judged once the run is over."""
+
+    fault: Fault
+    began: float
+    settled: float
+    broker_back: float | None = None
+
+
 async def _faults(
     plan: Plan,
     workers: Workers,
@@ -382,8 +404,7 @@ async def _faults(
     duration: float,
     local_stack: bool,
     say: Say,
-    clock: CompletionClock,
-) -> list[Fault]:
+) -> list[Window]:
     rng = random.Random(plan.seed + 1)
     schedule: list[tuple[float, str]] = [
         (rng.uniform(0.1, 0.9) * duration, "worker SIGKILL") for _ in range(plan.kills)
@@ -396,34 +417,64 @@ async def _faults(
         schedule += cluster_schedule(plan.leader_kills, plan.controller_kills, duration)
     schedule.sort()
     started = time.monotonic()
-    faults = []
+    windows = []
     for at, kind in schedule:
         await asyncio.sleep(max(0.0, started + at - time.monotonic()))
-        fault = Fault(kind, round(time.monotonic() - started, 1))
-        began = time.monotonic()
+        if kind in BROKER_FAULTS and is_cluster():
+            await wait_in_sync(monitor.settings)  # one node down at a time
         # A replaced worker must rejoin under a new member id; restarts keep the processes.
         before = (
             (await monitor.member_ids() or frozenset()) if kind == "worker SIGKILL" else frozenset()
         )
+        fault = Fault(kind, round(time.monotonic() - started, 1))
+        began = time.monotonic()
+        window = Window(fault, began, began)
         if kind == "worker SIGKILL":
             workers.kill(rng.randrange(len(workers.processes)))
         elif kind in BROKER_FAULTS:
-            fault.target = await broker_fault(kind, monitor.settings)
+            fault.target, window.broker_back = await broker_fault(kind, monitor.settings)
+            fault.broker_back_after = round(window.broker_back - began, 1)
         else:
             await _restart(kind)
         try:
             fault.recovered_after = round(
                 await monitor.settled_after(began, len(workers.processes), before), 1
             )
-            fault.stall = clock.stall(began, time.monotonic())
             say(
-                f"{kind} at {fault.at:.0f}s: group stable and lag under {LAG_SETTLED} after {fault.recovered_after:.1f}s"
-                f"; {describe(fault.stall)} {fault.target}"
+                f"{kind} at {fault.at:.0f}s {fault.target}: group stable and lag under {LAG_SETTLED} after {fault.recovered_after:.1f}s"
+                + (
+                    f" (node answered again after {fault.broker_back_after:.1f}s)"
+                    if fault.broker_back_after is not None
+                    else ""
+                )
             )
         except TimeoutError:
             say(f"{kind} at {fault.at:.0f}s: lag not back under {LAG_SETTLED} within 300s")
-        faults.append(fault)
-    return faults
+        window.settled = time.monotonic()
+        if kind in BROKER_FAULTS and is_cluster():
+            fault.in_sync_after = round(
+                await wait_in_sync(monitor.settings) + window.settled - began, 1
+            )
+        windows.append(window)
+    return windows
+
+
+def judge_faults(
+    windows: list[Window], clock: CompletionClock, sent_until: float, say: Say
+) -> list[Fault]:
+    """Each fault's stall, once every completion is known (a fault's stall ends with the first
+    completion after it, which may come after the fault's own measurement ended)."""
+    for window in windows:
+        fault = window.fault
+        fault.stall = clock.stall(window.began, window.settled)
+        fault.during_traffic = window.settled <= sent_until
+        if window.broker_back is not None:
+            fault.completion_after_broker_back = clock.first_after(window.broker_back)
+        say(
+            f"{fault.kind} at {fault.at:.0f}s {fault.target}: {describe(fault.stall)}"
+            + ("" if fault.during_traffic else " (ended after the last input was sent)")
+        )
+    return [window.fault for window in windows]
 
 
 async def _read_all(settings: Settings, topics: list[str]) -> list[Any]:
@@ -450,6 +501,8 @@ async def chaos(
 ) -> ChaosReport:
     lab = Lab(monitored(base, local_stack), "chaos")
     logs.mkdir(parents=True, exist_ok=True)
+    clock = CompletionClock(lab.settings, lab.settings.kafka_bootstrap)
+    await clock.prepare()
     await ensure_topics(lab.settings)
     stream, per_order, malformed, duplicates, secrets = build_stream(
         plan, lab.settings.group_id[-6:]
@@ -463,7 +516,6 @@ async def chaos(
     workers = Workers(lab, plan.workers, logs)
     monitor = LagMonitor(lab.settings)
     watching = asyncio.create_task(monitor.run())
-    clock = CompletionClock(lab.settings, lab.settings.kafka_bootstrap)
     timing = asyncio.create_task(clock.run())
     started = time.monotonic()
     duration = plan.orders / plan.rate
@@ -476,8 +528,9 @@ async def chaos(
     supervising = asyncio.create_task(supervise())
     try:
         sending = asyncio.create_task(_send(lab.settings, stream, plan.rate, plan))
-        faults = await _faults(plan, workers, monitor, duration, local_stack, say, clock)
+        windows = await _faults(plan, workers, monitor, duration, local_stack, say)
         await sending
+        sent_until = time.monotonic()
         async with asyncio.timeout(600):
             while monitor.lag != 0:
                 await asyncio.sleep(0.5)
@@ -489,6 +542,7 @@ async def chaos(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         workers.stop()
+    faults = judge_faults(windows, clock, sent_until, say)
     verdict = await _verdict(lab, expected, malformed, secrets, logs)
     await lab.cleanup()
     report = ChaosReport(
@@ -499,7 +553,7 @@ async def chaos(
         len(malformed),
         faults,
         workers.unexpected_exits,
-        asdict(verdict),
+        asdict(verdict) | {"examples": verdict.examples[:MAX_EXAMPLES]},
     )
     return report
 
