@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -70,12 +69,9 @@ def build_app(
         return None
 
     async def not_ready_or_stalled() -> str | None:
-        problem = await not_ready()
-        if problem is None and pipeline.batch_started is not None:
-            waiting = time.monotonic() - pipeline.batch_started
-            if waiting > STALL_SECONDS:
-                return f"no progress for {waiting:.0f}s (a batch is waiting out an outage)"
-        return problem
+        return await not_ready() or pipeline.stall(STALL_SECONDS)
+
+    metrics.STALLED_SECONDS.set_function(pipeline.stalled_seconds)
 
     health = HealthServer(metrics_port, not_ready_or_stalled) if metrics_port else None
     failures = Backoff(first=0.5, cap=30.0)

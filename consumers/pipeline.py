@@ -154,6 +154,18 @@ class Pipeline:
         self.batch_started: float | None = None
         self._isolation_log = QuietLog()
 
+    def stalled_seconds(self) -> float:
+        """How long the batch in hand has been going (waiting out an outage, say); 0 when idle."""
+        started = self.batch_started
+        return 0.0 if started is None else time.monotonic() - started
+
+    def stall(self, limit: float) -> str | None:
+        """Why this worker makes no progress, once one batch has taken longer than `limit` s."""
+        waiting = self.stalled_seconds()
+        if waiting <= limit:
+            return None
+        return f"no progress for {waiting:.0f}s (a batch is waiting out an outage)"
+
     async def handle(self, records: Sequence[Record]) -> BatchReport:
         """Process a batch; when this returns, every effect is saved and acknowledged."""
         started = time.perf_counter()

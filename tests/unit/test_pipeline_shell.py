@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 from cryptography.fernet import Fernet
+from prometheus_client import REGISTRY
 from pymongo.errors import WriteError
 
 import lifecycle
@@ -291,3 +293,27 @@ async def test_when_the_failing_order_is_known_only_it_is_taken_apart(
     assert reasons(outputs) == [b"processing_failed"]
     b = store.stored("b")
     assert b is not None and b.placed and not b.captures and b.fulfillments
+
+
+async def test_a_batch_waiting_out_an_outage_shows_as_no_progress_until_it_ends() -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    store.outages = 1_000_000  # the store stays away until the test brings it back
+    worker = make(store, outputs)
+    handling = asyncio.create_task(worker.handle(order_records("a")))
+    await asyncio.sleep(0.4)
+    stalled = worker.stall(0.2)
+    assert stalled is not None and stalled.startswith("no progress for")
+    assert worker.stall(60) is None
+    store.outages = 0
+    await asyncio.wait_for(handling, 10)
+    assert worker.stalled_seconds() == 0.0 and worker.stall(0.0) is None
+    assert completed_orders(outputs) == ["a"]
+
+
+def test_parked_orders_are_counted_in_a_metric() -> None:
+    worker = make(FakeStore(), FakeOutputs())
+    worker._park("ord-1", "a reason")
+    worker._park("ord-2", "a reason")
+    assert REGISTRY.get_sample_value("fulfillment_parked_orders") == 2
+    worker._unpark("ord-1")
+    assert REGISTRY.get_sample_value("fulfillment_parked_orders") == 1
