@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 
 from producers.publisher import cloud_event
-from producers.scenarios import Builder
 from schemas.events import (
     Credentials,
     Distribution,
@@ -15,6 +14,7 @@ from schemas.events import (
     WireModel,
 )
 from schemas.names import EventType, Topic
+from tools.scenarios import Builder
 
 Record = tuple[bytes, bytes]  # key, value
 

@@ -287,7 +287,7 @@ def demo(
     ),
 ) -> None:
     """The main job end to end: stack, workers, realistic traffic, live progress, summary."""
-    from producers.demo import demo as run_demo
+    from tools.demo import demo as run_demo
 
     try:
         run_demo(workers, keep_stack, console)

@@ -306,7 +306,7 @@ def test_topics_create_is_idempotent(harness: Harness) -> None:
 
 
 def test_demo_stops_only_the_local_services_it_started(monkeypatch: pytest.MonkeyPatch) -> None:
-    from producers import demo
+    from tools import demo
 
     before = [
         ("kafka", "ready", "127.0.0.1:9092", "pid 10"),  # already running: someone else's

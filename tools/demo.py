@@ -23,7 +23,6 @@ from config import Settings, stack_dir
 from consumers.processes import spawn_worker, stop_processes
 from consumers.topics import ensure_topics
 from producers.publisher import FulfillmentPublisher, cloud_event
-from producers.scenarios import Phase, Plan, build
 from schemas.document import OrderDocument
 from schemas.names import (
     DLQ_SUFFIX,
@@ -38,6 +37,7 @@ from schemas.names import (
 )
 from stack import ferretdb, kafka
 from store.orders import OrderStore, connect
+from tools.scenarios import Phase, Plan, build
 
 
 @dataclass
