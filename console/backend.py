@@ -35,8 +35,9 @@ SOURCE = "urn:fulfillment-console"
 # A click waits this long for the broker's answer before the page says it is unavailable.
 KAFKA_TIMEOUT_MS = 8000
 PUBLISH_TIMEOUT_S = 15.0
-# A dead-letter page gives up after this long, and says so, rather than hang.
-READ_TIMEOUT_S = 30.0
+# A dead-letter page gives up after this long, and says so, rather than hang. Reading takes
+# well under a second per topic on a quiet broker; a crowded machine can stretch it a lot.
+READ_TIMEOUT_S = 60.0
 
 
 class Unavailable(Exception):
@@ -167,10 +168,16 @@ class LiveBackend:
     def _dlq(self, topic: Topic) -> str:
         return f"{self.settings.topic(topic)}{DLQ_SUFFIX}"
 
-    async def _read(self, consumer: AIOKafkaConsumer, dlq: str, from_committed: bool) -> list[Any]:
-        # The CLI's reader fails the command when the topic is missing: here that means none.
-        if dlq not in await consumer.topics():
+    async def _read(
+        self, consumer: AIOKafkaConsumer, dlq: str, existing: set[str], from_committed: bool
+    ) -> list[Any]:
+        """The letters of `dlq` with the CLI's reader; none when the topic does not exist."""
+        if dlq not in existing:
             return []
+        # A consumer's metadata covers the topics it tracks; the CLI's reader looks `dlq` up
+        # there. Tracking only what is read keeps each lookup small on a broker with many
+        # topics, and only existing ones: a broker may create a topic a lookup names.
+        await consumer._client.add_topic(dlq)
         return await _letters(consumer, dlq, from_committed=from_committed)
 
     @contextlib.asynccontextmanager
@@ -194,26 +201,28 @@ class LiveBackend:
             await consumer.stop()
 
     async def dead_letter_counts(self) -> list[TopicLetters]:
-        # One fresh consumer per topic, one after the other: a consumer's metadata narrows to
-        # the topics it was assigned, and the CLI's reader looks a topic up in it.
         found = []
-        for topic in INPUT_TOPICS:
-            letters = await self.dead_letters(topic)
-            reasons: dict[str, int] = {}
-            for letter in letters:
-                reasons[letter.reason or "?"] = reasons.get(letter.reason or "?", 0) + 1
-            found.append(TopicLetters(topic.value, len(letters), reasons))
+        async with self._consumer() as consumer:
+            existing = set(await consumer.topics())  # one look at every topic, for them all
+            for topic in INPUT_TOPICS:
+                records = await self._read(consumer, self._dlq(topic), existing, False)
+                reasons: dict[str, int] = {}
+                for letter in map(as_letter, records):
+                    reasons[letter.reason or "?"] = reasons.get(letter.reason or "?", 0) + 1
+                found.append(TopicLetters(topic.value, len(records), reasons))
         return found
 
     async def dead_letters(self, topic: Topic) -> list[Letter]:
         async with self._consumer() as consumer:
-            records = await self._read(consumer, self._dlq(topic), from_committed=False)
+            existing = set(await consumer.topics())
+            records = await self._read(consumer, self._dlq(topic), existing, False)
         return [as_letter(record) for record in records]
 
     async def replay_preview(self, topic: Topic, again: bool) -> ReplayPreview:
         """What `dlq replay` would send now: the replay group's unread letters, as it chooses."""
         async with self._consumer(f"{self.settings.group_id}-{REPLAY_GROUP}") as consumer:
-            records = await self._read(consumer, self._dlq(topic), from_committed=True)
+            existing = set(await consumer.topics())
+            records = await self._read(consumer, self._dlq(topic), existing, True)
         chosen, outcome = _choose(records, again)
         return ReplayPreview(
             [as_letter(record) for record in chosen], outcome.failed_again, outcome.value_omitted
