@@ -19,6 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from chaos.cluster import LEADER_KILL
+from chaos.run import Plan, chaos
 from config import Settings
 from consumers.topics import ensure_topics
 from stack.processes import port_is_free
@@ -182,6 +184,38 @@ async def test_writes_go_on_with_one_broker_killed_and_it_rejoins_after_stack_up
     async with asyncio.timeout(60):
         while not all(len(p["isr"]) == 3 for p in await describe(cluster.bootstrap, topic)):
             await asyncio.sleep(0.5)
+
+
+async def test_chaos_on_the_cluster_loses_nothing_through_a_leader_kill_and_a_worker_kill(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The chaos run finds the cluster's nodes (pids, ports, quorum state) the way the CLI does.
+    for name in ("FULFILLMENT_STACK_DIR", "FULFILLMENT_KAFKA_PORT"):
+        monkeypatch.setenv(name, cluster.env[name])
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI"):
+        monkeypatch.delenv(name, raising=False)
+    plan = Plan(
+        orders=800, workers=2, kills=1, broker_restarts=0, store_restarts=0, leader_kills=1, rate=20
+    )
+    base = Settings(kafka_bootstrap=cluster.bootstrap, mongodb_uri=cluster.env["MONGODB_URI"])
+    report = await chaos(base, plan, tmp_path / "logs", print, local_stack=True)
+    verdict = report.verdict
+    assert verdict["orders_expected"] == 800
+    for count in (
+        "orders_lost",
+        "final_states_differing",
+        "events_applied_twice",
+        "malformed_not_in_dlq",
+        "expected_outputs_missing",
+        "secrets_found",
+    ):
+        assert verdict[count] == 0, (count, verdict["examples"])
+    assert report.unexpected_worker_exits == 0
+    assert sorted(fault.kind for fault in report.faults) == [LEADER_KILL, "worker SIGKILL"]
+    leader = next(fault for fault in report.faults if fault.kind == LEADER_KILL)
+    # The killed node came back and caught up; orders completed again while it was away.
+    assert leader.broker_back_after is not None and leader.in_sync_after is not None
+    assert leader.stall is not None and leader.stall.no_completion_s < leader.broker_back_after
 
 
 def test_down_stops_every_node(cluster: Cluster) -> None:
