@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import typer
 from rich.table import Table
 
 import stack
-from cli.common import EXIT_USAGE, console, errors, fail, quiet_client_logs
+from cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, console, errors, fail, quiet_client_logs
 from cli.messages import dlq_app, publish, topics_app
 from cli.orders import order_app, orders_app
 from config import ConfigError, Settings, environment
+from config.kafka_security import KafkaRefused, refusal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
@@ -82,12 +84,18 @@ def worker(
         Sealer.from_env()
         # Checked here too: a child failing on its configuration would only be restarted.
         metrics_port()
+        # Checked here too: children refused by Kafka would only be restarted.
+        refused = asyncio.run(refusal(settings.kafka_bootstrap, settings.kafka_security))
+        if refused:
+            raise KafkaRefused(refused)
         if processes == 1:
             run_one(settings)
         else:
             raise typer.Exit(run_many(processes))
     except ConfigError as problem:
         fail(str(problem), EXIT_USAGE)
+    except KafkaRefused as problem:
+        fail(str(problem), EXIT_UNAVAILABLE)
 
 
 contracts_app = typer.Typer(
@@ -285,16 +293,38 @@ def demo(
     keep_stack: bool = typer.Option(
         False, "--keep-stack", help="Leave a stack the demo started running."
     ),
+    with_console: bool = typer.Option(
+        False,
+        "--console",
+        help="Then keep the stack and workers running and serve the console on 127.0.0.1:8000.",
+    ),
 ) -> None:
     """The main job end to end: stack, workers, realistic traffic, live progress, summary."""
+    from console.server import ConsoleError
     from tools.demo import demo as run_demo
 
     try:
-        run_demo(workers, keep_stack, console)
-    except (ConfigError, stack.StackError) as problem:
+        run_demo(workers, keep_stack, console, with_console=with_console)
+    except (ConfigError, stack.StackError, ConsoleError) as problem:
         fail(str(problem), EXIT_USAGE)
     except TimeoutError:
         fail("the demo's outputs did not all arrive in time; see the worker logs in .stack/demo/")
+
+
+@app.command("console")
+def console_command(
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on; loopback unless you mean otherwise."
+    ),
+    port: int = typer.Option(8000, "--port", min=1, max=65535),
+) -> None:
+    """The operator console: orders, actions as input events, dead letters (login required)."""
+    from console.server import ConsoleError, serve
+
+    try:
+        serve(host, port)
+    except (ConfigError, ConsoleError) as problem:
+        fail(str(problem), EXIT_USAGE)
 
 
 def _debugging() -> bool:
