@@ -10,6 +10,8 @@ from dataclasses import replace
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -90,6 +92,10 @@ def build_app(
         group_instance_id=settings.group_instance_id,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
+        # Range keeps partition N of every input topic (one order's events) on one worker for
+        # any number of workers; round-robin splits them from 4 workers on (6 partitions).
+        # Round-robin stays second, so a rolling upgrade finds a protocol all members share.
+        partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         include_in_schema=False,
         parser=untouched_batch,
         decoder=no_body,
