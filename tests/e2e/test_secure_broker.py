@@ -72,7 +72,12 @@ def read_env_file(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def secure_stack(tmp_path_factory: pytest.TempPathFactory, infra: Infra) -> Iterator[SecureStack]:
     folder = tmp_path_factory.mktemp("secure") / "stack"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    # Its own ports: an inherited controller port would be the shared stack's.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("KAFKA_") and k != "FULFILLMENT_KAFKA_CONTROLLER_PORT"
+    }
     env |= {
         "FULFILLMENT_STACK_DIR": str(folder),
         "FULFILLMENT_KAFKA_PORT": str(free_port_pair()),

@@ -73,7 +73,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, infra: object) -> Iterator
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("KAFKA_") and key != "MONGODB_URI"
+        # Its own ports: an inherited controller port would be the shared stack's.
+        if not key.startswith("KAFKA_")
+        and key not in ("MONGODB_URI", "FULFILLMENT_KAFKA_CONTROLLER_PORT")
     }
     env |= {
         "FULFILLMENT_STACK_DIR": str(tmp_path_factory.mktemp("cluster") / "stack"),
@@ -192,7 +194,7 @@ async def test_chaos_on_the_cluster_loses_nothing_through_a_leader_kill_and_a_wo
     # The chaos run finds the cluster's nodes (pids, ports, quorum state) the way the CLI does.
     for name in ("FULFILLMENT_STACK_DIR", "FULFILLMENT_KAFKA_PORT"):
         monkeypatch.setenv(name, cluster.env[name])
-    for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI"):
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI", "FULFILLMENT_KAFKA_CONTROLLER_PORT"):
         monkeypatch.delenv(name, raising=False)
     plan = Plan(
         orders=800, workers=2, kills=1, broker_restarts=0, store_restarts=0, leader_kills=1, rate=20
