@@ -279,7 +279,9 @@ class Pipeline:
                 for order_events in _by_order(pending).values():
                     await self._apply_isolated(order_events, report)
                 return
-            await self._apply_isolated([r for r in pending if r.event.order_id == culprit], report)
+            # Known to fail together: straight to one event at a time.
+            culprits = [r for r in pending if r.event.order_id == culprit]
+            await self._apply_isolated(culprits, report, together_first=False)
             pending = [r for r in pending if r.event.order_id != culprit]
 
     def _log_isolation(self, problem: Exception, culprit: str | None) -> None:
@@ -294,14 +296,17 @@ class Pipeline:
                 extra={"order_id": culprit} if culprit else None,
             )
 
-    async def _apply_isolated(self, received: Sequence[Received], report: BatchReport) -> None:
+    async def _apply_isolated(
+        self, received: Sequence[Received], report: BatchReport, together_first: bool = True
+    ) -> None:
         """One order's events together, else one by one; the one at fault is dead-lettered."""
-        try:
-            await self._apply_together(received, report)
-            return
-        except Exception as problem:
-            if is_outage(problem):
-                raise
+        if together_first:
+            try:
+                await self._apply_together(received, report)
+                return
+            except Exception as problem:
+                if is_outage(problem):
+                    raise
         for one in received:
             try:
                 await self._apply_one(one, report)
