@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 from aiokafka import errors as kafka
@@ -65,22 +65,32 @@ def is_outage(problem: BaseException) -> bool:
     return isinstance(problem, ConnectionError | TimeoutError)
 
 
+def delays(first: float, cap: float) -> Iterator[float]:
+    """Seconds to wait after each failed attempt: `first`, doubling up to `cap`, forever."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, cap)
+
+
 class Backoff:
-    """Capped exponential delays: 0.1 s doubling to `cap`."""
+    """Capped exponential delays (`delays`) for a loop that awaits them; `reset` starts over."""
 
     def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
         self.first = first
         self.cap = cap
-        self.delay = first
+        self._delays = delays(first, cap)
+        self.delay: float = next(self._delays)
         self.attempt = 0
 
     async def wait(self) -> None:
         self.attempt += 1
         await asyncio.sleep(self.delay)
-        self.delay = min(self.delay * 2, self.cap)
+        self.delay = next(self._delays)
 
     def reset(self) -> None:
-        self.delay = self.first
+        self._delays = delays(self.first, self.cap)
+        self.delay = next(self._delays)
         self.attempt = 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterator
 from dataclasses import replace
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -15,6 +14,7 @@ from pymongo.errors import ConfigurationError, PyMongoError
 from config import ConfigError, Settings
 from config.kafka_security import KafkaRefused, refusal
 from consumers.health import HealthServer
+from consumers.retry import delays
 from store.orders import connect
 
 log = logging.getLogger("fulfillment.startup")
@@ -22,14 +22,6 @@ FIRST_DELAY = 0.5
 MAX_DELAY = 10.0
 # One probe must not take longer than the longest wait between probes.
 PROBE_TIMEOUT_MS = 3000
-
-
-def delays(first: float = FIRST_DELAY, cap: float = MAX_DELAY) -> Iterator[float]:
-    """Seconds to wait after each failed attempt: 0.5, 1, 2, 4, 8, 10, 10, ..."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(delay * 2, cap)
 
 
 def reason(problem: BaseException) -> str:
@@ -83,7 +75,8 @@ async def store_problem(settings: Settings) -> str | None:
 async def wait_for_services(settings: Settings, stop: asyncio.Event | None = None) -> bool:
     """Probe both until they answer (True), logging each failed attempt; False if `stop` is set."""
     stop = stop or asyncio.Event()
-    for attempt, delay in enumerate(delays(), start=1):
+    # 0.5, 1, 2, 4, 8, 10, 10, ... seconds between attempts.
+    for attempt, delay in enumerate(delays(FIRST_DELAY, MAX_DELAY), start=1):
         problems = [
             p for p in await asyncio.gather(kafka_problem(settings), store_problem(settings)) if p
         ]

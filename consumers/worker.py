@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from config import ConfigError, Settings, check_range, environment
@@ -16,6 +17,7 @@ from config.kafka_security import KafkaRefused
 from consumers import logs
 from consumers.app import build_app
 from consumers.processes import Process, spawn_worker
+from consumers.retry import delays
 from consumers.sealing import Sealer
 from consumers.startup import wait_until_reachable
 
@@ -55,15 +57,13 @@ class RestartBackoff:
     first: float = FIRST_RESTART_DELAY
     cap: float = MAX_RESTART_DELAY
     stable_after: float = STABLE_AFTER
-    _next: float = field(default=0.0, init=False, repr=False)
+    _delays: Iterator[float] | None = field(default=None, init=False, repr=False)
 
     def delay(self, lived: float) -> float:
         """Seconds to wait before restarting a child that died after `lived` seconds."""
-        if lived >= self.stable_after or self._next == 0.0:
-            self._next = self.first
-        delay = self._next
-        self._next = min(self._next * 2, self.cap)
-        return delay
+        if lived >= self.stable_after or self._delays is None:
+            self._delays = delays(self.first, self.cap)
+        return next(self._delays)
 
 
 def run_many(processes: int) -> int:
