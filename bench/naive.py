@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
@@ -20,7 +19,6 @@ from consumers.pipeline import utc_now
 from consumers.sealing import Sealer
 from lifecycle import apply
 from schemas.document import OrderDocument, OutboxMessage
-from schemas.events import FulfillmentRequested
 from schemas.names import INPUT_TOPICS
 from store.orders import connect
 
@@ -44,9 +42,7 @@ def build(settings: Settings) -> FastStream:
         event = decode(topics[record.topic], record.key, record.value)
         if isinstance(event, Rejection):
             return
-        if isinstance(event.data, FulfillmentRequested) and event.data.distributions:
-            sealed = [sealer.seal_distribution(d) for d in event.data.distributions]
-            event = replace(event, data=event.data.model_copy(update={"distributions": sealed}))
+        event = sealer.seal(event)
         raw = await orders.find_one({"_id": event.order_id})
         order = OrderDocument.model_validate(raw) if raw else OrderDocument(_id=event.order_id)
         loaded = order.version

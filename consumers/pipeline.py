@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -25,7 +25,7 @@ from consumers.retry import QuietLog, is_outage, retrying
 from consumers.sealing import Sealer, UnknownKey
 from lifecycle import Outcome, apply
 from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
-from schemas.events import FulfillmentRequested, Inbound
+from schemas.events import Inbound
 from schemas.limits import MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterHeader, DeadLetterReason
 from store.orders import Change, encode
@@ -218,16 +218,9 @@ class Pipeline:
             if isinstance(result, Rejection):
                 return result
             with stage("sealing credentials"):
-                return self._sealed(result)
+                return self.sealer.seal(result)
         except Exception as problem:
             return failure(problem)
-
-    def _sealed(self, event: Inbound) -> Inbound:
-        data = event.data
-        if not isinstance(data, FulfillmentRequested) or not data.distributions:
-            return event
-        sealed = [self.sealer.seal_distribution(d) for d in data.distributions]
-        return replace(event, data=data.model_copy(update={"distributions": sealed}))
 
     async def dead_letter(self, rejected: Sequence[tuple[Record, Rejection]]) -> None:
         """Send each record to `<topic>.dlq`; one too large for the broker goes without its value."""

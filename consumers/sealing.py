@@ -9,7 +9,13 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from config import ConfigError, environment, stack_dir
 from schemas.cloudevents import from_json, to_json
 from schemas.document import OutboxMessage
-from schemas.events import Credentials, Distribution, FulfillmentCompleted
+from schemas.events import (
+    Credentials,
+    Distribution,
+    FulfillmentCompleted,
+    FulfillmentRequested,
+    Inbound,
+)
 from schemas.names import Topic
 
 COMPLETED_TOPIC = Topic.FULFILLMENTS_COMPLETED.value
@@ -55,6 +61,14 @@ class Sealer:
     def from_env(cls) -> Sealer:
         return cls(load_key())
 
+    def seal(self, event: Inbound) -> Inbound:
+        """The event with every distribution's credentials sealed (others pass unchanged)."""
+        data = event.data
+        if not isinstance(data, FulfillmentRequested) or not data.distributions:
+            return event
+        sealed = [self.seal_distribution(d) for d in data.distributions]
+        return replace(event, data=data.model_copy(update={"distributions": sealed}))
+
     def seal_distribution(self, distribution: Distribution) -> Distribution:
         """The distribution with its credentials replaced by their ciphertext."""
         if distribution.credentials is None:
@@ -82,7 +96,9 @@ class Sealer:
         try:
             plain = self._fernet.decrypt(distribution.sealed_credentials.encode())
         except InvalidToken:
-            raise UnknownKey("stored credentials were sealed with a key this worker lacks") from None
+            raise UnknownKey(
+                "stored credentials were sealed with a key this worker lacks"
+            ) from None
         credentials = Credentials.model_validate_json(plain)
         return distribution.model_copy(
             update={"credentials": credentials, "sealed_credentials": None}
