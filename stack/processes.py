@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 Check = Callable[[], bool]
+_CAUSE = re.compile(r"\b(ERROR|FATAL)\b|Exception: |Error: ")
 
 
 class StackError(Exception):
@@ -87,11 +89,15 @@ class Service:
         return True
 
     def log_tail(self, lines: int = 5) -> str:
+        """Why the process stopped: its first error line when it logged one, else its last lines."""
         try:
-            tail = self.log_file.read_text(errors="replace").splitlines()[-lines:]
+            logged = self.log_file.read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        return " | ".join(line.strip() for line in tail)
+        # A JVM's last lines are its shutdown; the cause is the first error before them.
+        cause = next((line.strip() for line in logged if _CAUSE.search(line)), None)
+        shown = cause if cause is not None else " | ".join(line.strip() for line in logged[-lines:])
+        return f"{shown} (log: {self.log_file})"
 
 
 def _alive(pid: int) -> bool:
@@ -118,6 +124,19 @@ def port_is_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_port_run(count: int, start: int = 20000) -> int:
+    """The first port P >= start with P..P+count-1 free, below the kernel's ephemeral range.
+
+    Ports in that range are handed to outgoing connections at any moment: one taken between
+    this check and a slow server's bind (a JVM's seconds) would kill that server.
+    """
+    ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for base in range(start, ephemeral - count, count):
+        if all(port_is_free("127.0.0.1", base + offset) for offset in range(count)):
+            return base
+    raise StackError(f"no {count} free ports in a row below {ephemeral}")
 
 
 def require_free_port(host: str, port: int, what: str) -> None:

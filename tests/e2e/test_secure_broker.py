@@ -20,7 +20,7 @@ from config import Settings, project_root
 from consumers.topics import ensure_topics
 from schemas.names import Topic
 from stack import tls
-from stack.processes import port_is_free
+from stack.processes import free_port_run
 from tests.conftest import Infra, Names
 from tests.factories import fulfillable_order
 
@@ -57,13 +57,6 @@ class SecureStack:
         )
 
 
-def free_port_pair() -> int:
-    for port in range(31092, 32000, 2):
-        if port_is_free("127.0.0.1", port) and port_is_free("127.0.0.1", port + 1):
-            return port
-    raise RuntimeError("no two free ports in a row")
-
-
 def read_env_file(path: Path) -> dict[str, str]:
     pairs = (line.removeprefix("export ").split("=", 1) for line in path.read_text().splitlines())
     return {name: value for name, value in pairs}
@@ -80,7 +73,7 @@ def secure_stack(tmp_path_factory: pytest.TempPathFactory, infra: Infra) -> Iter
     }
     env |= {
         "FULFILLMENT_STACK_DIR": str(folder),
-        "FULFILLMENT_KAFKA_PORT": str(free_port_pair()),
+        "FULFILLMENT_KAFKA_PORT": str(free_port_run(2, start=31092)),
         "MONGODB_URI": infra.mongodb_uri,  # external: only the broker is started
         "COLUMNS": "300",
     }

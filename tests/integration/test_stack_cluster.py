@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from chaos.cluster import LEADER_KILL
 from chaos.run import Plan, chaos
 from config import Settings
 from consumers.topics import ensure_topics
-from stack.processes import port_is_free
+from stack.processes import free_port_run
 
 pytestmark = pytest.mark.integration
 FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
@@ -58,18 +57,10 @@ def running(pid: int) -> bool:
         return False
 
 
-def free_base_port() -> int:
-    """A port P with P..P+5 free: three brokers and their controllers."""
-    for _ in range(100):
-        base = random.randrange(20000, 40000, 2)
-        if all(port_is_free("127.0.0.1", base + offset) for offset in range(6)):
-            return base
-    raise RuntimeError("no six free ports in a row")
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, infra: object) -> Iterator[Cluster]:
-    base = free_base_port()
+    # Three brokers and their controllers.
+    base = free_port_run(6, start=24000)
     env = {
         key: value
         for key, value in os.environ.items()
