@@ -80,7 +80,7 @@ class Sealer:
 
     def open_output(self, entry: OutboxMessage) -> str:
         """The wire form of an outbox entry: credentials opened in `fulfillment.completed` only."""
-        if entry.topic != COMPLETED_TOPIC:
+        if entry.topic != COMPLETED_TOPIC or entry.sealed is False:
             return entry.value
         event = from_json(entry.value)
         data = event.data

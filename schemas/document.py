@@ -15,6 +15,7 @@ from schemas.events import (
     Customer,
     Distribution,
     FulfilledLine,
+    FulfillmentCompleted,
     RequestedLine,
     Shipment,
 )
@@ -156,12 +157,19 @@ class OutboxMessage(DocumentModel):
     key: str
     # The CloudEvent as JSON text: cheap for the store to keep, and sent as it is.
     value: str
+    # Whether `value` holds sealed credentials the worker opens before sending it, so that
+    # other entries go out without being parsed; None (entries saved before it) means unknown.
+    sealed: bool | None = None
 
     @classmethod
     def of(cls, event: CloudEvent) -> OutboxMessage:
         """An output event of the lifecycle, in the form the outbox keeps and the broker gets."""
         topic = TYPE_TOPIC[event.type].value
-        return cls(id=event.id, topic=topic, key=event.subject, value=to_json(event))
+        data = event.data
+        sealed = isinstance(data, FulfillmentCompleted) and any(
+            d.sealed_credentials for d in data.distributions or ()
+        )
+        return cls(id=event.id, topic=topic, key=event.subject, value=to_json(event), sealed=sealed)
 
 
 class PendingOutbox(DocumentModel):

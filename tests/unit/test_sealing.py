@@ -44,6 +44,34 @@ def test_sealed_distribution_holds_no_plain_credentials_and_opens_in_completed_e
     assert "sealed_credentials" not in opened["data"]["distributions"][0]
 
 
+def test_an_outbox_entry_says_whether_it_holds_sealed_credentials_and_older_ones_are_read() -> None:
+    sealer = Sealer(Fernet.generate_key().decode())
+    sealed = sealer.seal_distribution(
+        Distribution(line_id="D1", credentials=Credentials(password=SECRET))
+    )
+
+    def completed(*distributions: Distribution) -> CloudEvent:
+        data = FulfillmentCompleted(
+            order_id="ord-1",
+            order_number="#1",
+            fulfillment_id="f1",
+            lines=[],
+            distributions=list(distributions) or None,
+            order_status=OrderStatus.FULFILLED,
+        )
+        return CloudEvent("evt-1", EventType.FULFILLMENT_COMPLETED, "urn:t", "ord-1", T0, data)
+
+    plain = OutboxMessage.of(completed(Distribution(line_id="D1", access_url="https://x.test")))
+    assert plain.sealed is False
+    assert sealer.open_output(plain) is plain.value  # sent as saved, never parsed
+    entry = OutboxMessage.of(completed(sealed))
+    assert entry.sealed is True
+    # An entry saved before the flag existed is looked into, as before.
+    legacy = entry.model_copy(update={"sealed": None})
+    assert SECRET in sealer.open_output(legacy)
+    assert SECRET in sealer.open_output(entry)
+
+
 def test_the_first_of_several_keys_seals_and_any_of_them_opens() -> None:
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     sealed = Sealer(old).seal_distribution(
