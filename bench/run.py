@@ -25,7 +25,7 @@ from pymongo import InsertOne, ReplaceOne
 from bench.data import Workload, workload
 from config import Settings, stack_dir
 from consumers.processes import Process, spawn_worker, stop_processes
-from consumers.topics import ensure_topics
+from consumers.topics import delete_prefixed_topics, ensure_topics
 from lifecycle import apply
 from schemas.document import OrderDocument, OutboxMessage
 from schemas.names import INPUT_TOPICS, Topic
@@ -99,9 +99,11 @@ class Lab:
         ]
 
     async def cleanup(self) -> None:
+        """Drop the lab's database and topics: a broker keeping every run's takes long to restart."""
         client = connect(self.settings.mongodb_uri)
         await client.drop_database(self.settings.database)
         await client.close()
+        await delete_prefixed_topics(self.settings, [self.settings.topic_prefix])
 
 
 async def wait_for_group(settings: Settings, members: int, timeout: float = 60) -> None:

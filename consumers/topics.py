@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
@@ -14,6 +15,8 @@ from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS
 TOPIC_ALREADY_EXISTS = 36
 # Three copies survive one broker down with writes still acknowledged by two (acks=all).
 CLUSTER_REPLICAS = 3
+# Topics named in one delete request: small enough for the broker's request size limit.
+DELETE_CHUNK = 500
 
 
 def contract_topics(settings: Settings) -> list[str]:
@@ -80,3 +83,24 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> lis
         if code not in (0, TOPIC_ALREADY_EXISTS):
             raise RuntimeError(f"could not create topic {name}: error code {code}")
     return missing
+
+
+async def delete_prefixed_topics(settings: Settings, prefixes: Collection[str]) -> int:
+    """Delete every topic whose name starts with one of `prefixes`; return how many.
+
+    For the private topics of finished test and bench runs: a broker left holding thousands
+    of them takes minutes to restart. An empty prefix would match every topic and is refused.
+    """
+    if not prefixes or not all(prefixes):
+        raise ValueError("topics are deleted by non-empty prefixes only")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_options()
+    )
+    await admin.start()
+    try:
+        doomed = [name for name in await admin.list_topics() if name.startswith(tuple(prefixes))]
+        for start in range(0, len(doomed), DELETE_CHUNK):
+            await admin.delete_topics(doomed[start : start + DELETE_CHUNK], timeout_ms=30_000)
+        return len(doomed)
+    finally:
+        await admin.close()

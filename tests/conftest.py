@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -50,7 +52,10 @@ def infra() -> Iterator[Infra]:
         yield from _from_containers()
     else:
         endpoints = stack.up(say=lambda _: None)
-        yield Infra(endpoints.kafka_bootstrap, endpoints.mongodb_uri, "local stack")
+        infra = Infra(endpoints.kafka_bootstrap, endpoints.mongodb_uri, "local stack")
+        yield infra
+        # A developer's stack lives on: leave it without this session's topics.
+        _delete_topics(infra, [names.prefix for names in _handed_out])
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,27 @@ class Names:
         return f"{self.prefix}{name}"
 
 
+# Every test's names, so the session can delete what the tests created on a lasting stack.
+_handed_out: list[Names] = []
+
+
 @pytest.fixture
 def names() -> Names:
     token = uuid.uuid4().hex[:10]
-    return Names(prefix=f"t{token}.", database=f"test_{token}", group_id=f"group-{token}")
+    made = Names(prefix=f"t{token}.", database=f"test_{token}", group_id=f"group-{token}")
+    _handed_out.append(made)
+    return made
+
+
+def _delete_topics(infra: Infra, prefixes: list[str]) -> None:
+    """Best effort: a broker that cannot be reached now should not fail the finished session."""
+    from config import Settings
+    from consumers.topics import delete_prefixed_topics
+
+    if not prefixes:
+        return
+    settings = Settings(kafka_bootstrap=infra.kafka_bootstrap, mongodb_uri=infra.mongodb_uri)
+    try:
+        asyncio.run(asyncio.wait_for(delete_prefixed_topics(settings, prefixes), timeout=120))
+    except Exception as problem:
+        warnings.warn(f"the session's topics were left on the broker: {problem!r}", stacklevel=1)
