@@ -37,7 +37,7 @@ def timeline_table(order: OrderDocument, title: str) -> Table:
         table.add_row(
             entry.at.strftime("%H:%M:%S.%f")[:-3],
             Text.assemble((entry.type, "bold"), "  ", entry.summary, overflow="fold"),
-            Text(entry.event_id[:24]),
+            Text(entry.event_id),
         )
     return table
 

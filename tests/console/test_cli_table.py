@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from cli.orders import search_table
+from cli.tables import timeline_table
 from tests.console.fakes import order_with
 from tests.factories import captured, placed
 
@@ -32,3 +33,12 @@ def test_orders_search_never_cuts_the_order_id_at_80_columns() -> None:
     assert max(len(line) for line in lines) <= 80
     # The rest is all there too, stacked: number, payment status and total.
     assert "#1001" in text and "partially_captured" in text and "20.00 USD" in text
+
+
+def test_order_show_keeps_a_long_event_id_whole_on_the_timeline() -> None:
+    long_id = "evt-" + "9" * 60  # ids may be up to 128 characters
+    order = order_with([placed("ord-t", event_id=long_id)], "ord-t")
+    console = Console(width=120, record=True)
+    console.print(timeline_table(order, "Timeline"))
+    text = console.export_text()
+    assert long_id in text, text
