@@ -187,6 +187,13 @@ def chaos_command(
         0, "--controller-kills", min=0, help="On a cluster: SIGKILL the active KRaft controller."
     ),
     rate: float = typer.Option(100.0, "--rate", min=1, help="Orders per second sent."),
+    news_rate: float = typer.Option(
+        0.5,
+        "--news-rate",
+        min=0,
+        max=1,
+        help="Share of orders whose fulfillment gets status reports and tracking updates.",
+    ),
     out: str = typer.Option("chaos-results", "--out"),
 ) -> None:
     """Bounce workers, broker and store under a stream of orders; check every record against the oracle."""
@@ -208,6 +215,7 @@ def chaos_command(
         broker_restarts,
         store_restarts,
         rate=rate,
+        news_rate=news_rate,
         leader_kills=leader_kills,
         controller_kills=controller_kills,
     )
