@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from collections.abc import Callable
 
@@ -50,11 +51,28 @@ def login_lines(url: str, password: str, generated: bool) -> list[str]:
     return [f"console: {url}", f"console: {how}"]
 
 
+class WithoutQuery(logging.Filter):
+    """Access log lines keep the path and drop the query: searches name buyers and emails."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn logs (client, method, path with query, HTTP version, status).
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            path, _, query = args[2].partition("?")
+            if query:
+                record.args = (args[0], args[1], f"{path}?(query not logged)", *args[3:])
+        return True
+
+
 def config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
     # Access logs name method, path and status only; credentials travel in POST bodies.
-    return uvicorn.Config(
+    made = uvicorn.Config(
         app, host=host, port=port, log_level="info", access_log=True, server_header=False
     )
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, WithoutQuery) for f in access.filters):
+        access.addFilter(WithoutQuery())
+    return made
 
 
 async def serve_async(

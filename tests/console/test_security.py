@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from console import letters, pages
 from console.security import COOKIE, console_password
-from console.server import is_loopback, login_lines, serve
+from console.server import config, is_loopback, login_lines, serve
 from schemas.names import Topic
 from tests.console.conftest import PASSWORD, hidden, log_in
 from tests.console.fakes import FakeBackend, letter, order_with
@@ -271,3 +271,29 @@ def test_visits_without_a_session_keep_nothing_and_cannot_push_operators_out(
         with TestClient(app) as stranger:
             stranger.get("/login")
     assert client.get("/orders").status_code == 200
+
+
+def test_access_log_lines_keep_the_path_and_leave_out_the_query(app: FastAPI) -> None:
+    config(app, "127.0.0.1", 0)
+    logged: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            logged.append(record.getMessage())
+
+    access = logging.getLogger("uvicorn.access")
+    keep = Keep()
+    access.addHandler(keep)
+    try:
+        # As uvicorn writes its access lines.
+        access.info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/orders?q=ada%40example.com",
+            "1.1", 200,
+        )
+        access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/orders/o-1", "1.1", 200)
+    finally:
+        access.removeHandler(keep)
+    assert logged == [
+        '127.0.0.1:5000 - "GET /orders?(query not logged) HTTP/1.1" 200',
+        '127.0.0.1:5000 - "GET /orders/o-1 HTTP/1.1" 200',
+    ]
