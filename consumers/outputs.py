@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2
 
 from config import Settings
 from consumers.retry import is_outage
@@ -40,13 +42,26 @@ def event_message(topic: str, key: str, value: str) -> Message:
     return Message(topic, key.encode(), value.encode(), [("content-type", CLOUDEVENTS_JSON)])
 
 
+def partition_for(key: bytes | None, partitions: Sequence[int]) -> int:
+    """The partition Kafka's default partitioner picks (of `partitions`, sorted): by the key's
+    murmur2 hash as Java clients do, at random without a key."""
+    if key is None:
+        return random.choice(partitions)
+    return partitions[_key_hash(key) % len(partitions)]
+
+
+@lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    # aiokafka hashes in pure Python; an order's outputs share its key, so the hash is kept.
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
 class KafkaOutputs:
     """An idempotent producer whose `send` returns only once the broker has every record."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
-        self._partitioner = DefaultPartitioner()
 
     async def start(self) -> None:
         """Connect; aiokafka needs a running event loop to create its producer."""
@@ -114,7 +129,7 @@ class KafkaOutputs:
                     await self._producer.partitions_for(message.topic)
                 )
             every = partitions[message.topic]
-            partition = self._partitioner(message.key, every, every)
+            partition = partition_for(message.key, every)
             groups.setdefault((message.topic, partition), []).append(index)
         return groups
 
