@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from cryptography.fernet import Fernet
 
 from config import project_root
 from consumers.worker import RestartBackoff
+from stack.processes import free_port_run
 from store.orders import connect
 from tests.conftest import Infra, Names
 
@@ -27,11 +27,9 @@ FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
 
 
 def free_port() -> int:
-    """A port nothing listens on (free a moment ago)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port nothing listens on, below the ephemeral range: the tests open a proxy on it
+    seconds later, and an outgoing connection could take an ephemeral one meanwhile."""
+    return free_port_run(1, start=26000)
 
 
 def worker_env(infra: Infra, names: Names, **overrides: str) -> dict[str, str]:
