@@ -306,11 +306,23 @@ def _java(libs: Path, folder: Path, main: str, *args: str, heap: str = "1g") -> 
 
 
 def _cluster_id(layout: Layout) -> str:
-    """One id for every node of a layout, made at its first format."""
+    """One id for every node of a layout, made at its first format.
+
+    The nodes are formatted side by side: the id is linked into place only when none is
+    there, so a second formatter reads the first one's id instead of writing its own (nodes formatted with
+    different ids refuse each other's votes and exit).
+    """
     path = layout.folder / "cluster.id"
-    if not path.exists():
-        layout.folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+    layout.folder.mkdir(parents=True, exist_ok=True)
+    made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    draft = path.with_name(f"cluster.id.{made}")
+    draft.write_text(made + "\n")
+    try:
+        os.link(draft, path)  # atomic, and fails when another formatter's id is there
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
     return path.read_text().strip()
 
 
@@ -435,6 +447,7 @@ def up(say: Say, layout: Layout | None = None) -> str:
         if layout.secure:
             tls.ensure()  # once, before the nodes read it
         # Formatting is a JVM run per node: side by side, a cluster's first start is ~10 s shorter.
+        _cluster_id(layout)  # made once, before the formatters read it
         with ThreadPoolExecutor(len(group.nodes)) as pool:
             list(pool.map(lambda node: start_node(node, libs), group.nodes))
     wait_until(is_ready, group, "Kafka", timeout=120)
