@@ -168,27 +168,17 @@ async def untouched_batch(
     ones (ag2ai/faststream#2458); it sees only the readable headers here, and our handler
     reads the untouched records from `raw_message`.
     """
-    readable = tuple(
-        record
-        if _all_readable(record.headers)
-        else replace(record, headers=_readable(record.headers))
-        for record in records
-    )
+    readable = tuple(_with_readable_headers(record) for record in records)
     message = await default(readable)
     message.raw_message = records
     return message
 
 
-def _all_readable(headers: Sequence[tuple[str, bytes | None]]) -> bool:
-    """Whether FastStream can decode every header value (most records carry none)."""
-    for _, value in headers:
-        if value is None:
-            return False
-        try:
-            value.decode()
-        except UnicodeDecodeError:
-            return False
-    return True
+def _with_readable_headers(record: ConsumerRecord) -> ConsumerRecord:
+    """The record itself when FastStream can decode every header value (most carry none),
+    else a copy with only those it can."""
+    kept = _readable(record.headers)
+    return record if len(kept) == len(record.headers) else replace(record, headers=kept)
 
 
 def _readable(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
