@@ -369,14 +369,19 @@ async def paced(
     return figures
 
 
+def machine() -> dict[str, object]:
+    """What a report's figures were measured on."""
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
+
+
 async def bench(base: Settings, orders: int, paced_orders: int, say: Say, timeout: float) -> Report:
     report = Report(
         started=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine={
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        machine=machine(),
         orders=orders,
     )
     work = workload(orders, uuid.uuid4().hex[:6])

@@ -17,14 +17,13 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.data import workload
-from bench.run import Say, run_workers
+from bench.run import Say, machine, run_workers
 from config import Settings
 
 
@@ -53,11 +52,7 @@ async def scaling(base: Settings, orders: int, counts: list[int], say: Say) -> S
     work = workload(orders, uuid.uuid4().hex[:6])
     report = Scaling(
         started=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine={
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-        },
+        machine=machine(),
         kafka=base.kafka_bootstrap,
         orders=orders,
         events=work.messages,
