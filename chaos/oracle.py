@@ -115,9 +115,20 @@ def expect(order_id: str, events: list[Input]) -> Expected:
     return Expected(outcome(order.model_dump(mode="json", by_alias=True)), ids)
 
 
+# The counts of a clean run: every one 0 (`duplicate_outputs` is allowed).
+MUST_BE_ZERO = (
+    "orders_lost",
+    "final_states_differing",
+    "events_applied_twice",
+    "malformed_not_in_dlq",
+    "expected_outputs_missing",
+    "secrets_found",
+)
+
+
 @dataclass
 class Verdict:
-    """The chaos run's counts; all but `duplicate_outputs` must be 0."""
+    """The chaos run's counts; all in `MUST_BE_ZERO` must be 0."""
 
     orders_expected: int = 0
     orders_lost: int = 0
@@ -129,17 +140,6 @@ class Verdict:
     duplicate_outputs: int = 0
     secrets_found: int = 0
     examples: list[str] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not (
-            self.orders_lost
-            or self.final_states_differing
-            or self.events_applied_twice
-            or self.malformed_not_in_dlq
-            or self.expected_outputs_missing
-            or self.secrets_found
-        )
 
 
 def judge(

@@ -202,6 +202,7 @@ def chaos_command(
     from dataclasses import asdict
     from pathlib import Path
 
+    from chaos.oracle import MUST_BE_ZERO
     from chaos.run import Plan, chaos
     from cli.common import run
 
@@ -244,17 +245,7 @@ def chaos_command(
     for example in report.verdict["examples"][:5]:
         console.print(f"  {example}", highlight=False)
     console.print(f"wrote {folder / 'latest.json'}", highlight=False)
-    clean = all(
-        report.verdict[k] == 0
-        for k in (
-            "orders_lost",
-            "final_states_differing",
-            "events_applied_twice",
-            "malformed_not_in_dlq",
-            "expected_outputs_missing",
-            "secrets_found",
-        )
-    )
+    clean = all(report.verdict[count] == 0 for count in MUST_BE_ZERO)
     if not clean:
         fail("the chaos run found lost, differing or doubly applied records; see the report")
 
