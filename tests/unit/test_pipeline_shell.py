@@ -54,6 +54,18 @@ def order_records(order_id: str, digital: bool = False, **request: Any) -> list[
     ]
 
 
+def fail_on(monkeypatch: pytest.MonkeyPatch, event_id: str) -> None:
+    """The lifecycle raises on `event_id` alone, as a defect of ours would."""
+    real_apply = lifecycle.apply
+
+    def apply(order: OrderDocument, event: Any, now: Any, too_large: str | None = None) -> Any:
+        if event.id == event_id:
+            raise RuntimeError("a bug")
+        return real_apply(order, event, now, too_large)
+
+    monkeypatch.setattr(pipeline_module, "apply", apply)
+
+
 def make(store: FakeStore, outputs: FakeOutputs, key: str = KEY_A) -> Pipeline:
     return Pipeline(Settings(), store, outputs, Sealer(key))
 
@@ -103,16 +115,8 @@ async def test_outages_of_store_and_broker_are_waited_out_and_dead_letter_nothin
 async def test_a_defect_applying_one_event_dead_letters_that_event_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_apply = lifecycle.apply
     batch = order_records("a") + order_records("b")
-    broken_id = json.loads(batch[3].value or b"")["id"]  # b's order.placed
-
-    def apply(order: OrderDocument, event: Any, now: Any, too_large: str | None = None) -> Any:
-        if event.id == broken_id:
-            raise RuntimeError("a bug")
-        return real_apply(order, event, now, too_large)
-
-    monkeypatch.setattr(pipeline_module, "apply", apply)
+    fail_on(monkeypatch, json.loads(batch[3].value or b"")["id"])  # b's order.placed
     store, outputs = FakeStore(), FakeOutputs()
     await make(store, outputs).handle(batch)
     assert completed_orders(outputs) == ["a"]
@@ -277,16 +281,8 @@ async def test_a_request_that_would_overgrow_its_order_is_cancelled_without_its_
 async def test_when_the_failing_order_is_known_only_it_is_taken_apart(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_apply = lifecycle.apply
     batch = order_records("a") + order_records("b") + order_records("c")
-    broken_id = json.loads(batch[4].value or b"")["id"]  # b's payment
-
-    def apply(order: OrderDocument, event: Any, now: Any, too_large: str | None = None) -> Any:
-        if event.id == broken_id:
-            raise RuntimeError("a bug")
-        return real_apply(order, event, now, too_large)
-
-    monkeypatch.setattr(pipeline_module, "apply", apply)
+    fail_on(monkeypatch, json.loads(batch[4].value or b"")["id"])  # b's payment
     store, outputs = FakeStore(), FakeOutputs()
     await make(store, outputs).handle(batch)
     assert sorted(completed_orders(outputs)) == ["a", "c"]
