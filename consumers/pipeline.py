@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
@@ -260,14 +260,11 @@ class Pipeline:
         """
         pending = list(received)
         while pending:
-            try:
-                await self._apply_together(pending, report)
+            problem = await _own_failure(self._apply_together(pending, report))
+            if problem is None:
                 return
-            except Exception as problem:
-                if is_outage(problem):
-                    raise
-                culprit = getattr(problem, "order_id", None)
-                self._log_isolation(problem, culprit)
+            culprit = getattr(problem, "order_id", None)
+            self._log_isolation(problem, culprit)
             if culprit is None:
                 for order_events in _by_order(pending).values():
                     await self._apply_isolated(order_events, report)
@@ -293,19 +290,11 @@ class Pipeline:
         self, received: Sequence[Received], report: BatchReport, together_first: bool = True
     ) -> None:
         """One order's events together, else one by one; the one at fault is dead-lettered."""
-        if together_first:
-            try:
-                await self._apply_together(received, report)
-                return
-            except Exception as problem:
-                if is_outage(problem):
-                    raise
+        if together_first and await _own_failure(self._apply_together(received, report)) is None:
+            return
         for one in received:
-            try:
-                await self._apply_one(one, report)
-            except Exception as problem:
-                if is_outage(problem):
-                    raise
+            problem = await _own_failure(self._apply_one(one, report))
+            if problem is not None:
                 await self.dead_letter([(one.record, failure(problem))])
                 report.dead_letters += 1
 
@@ -449,6 +438,18 @@ class Round:
     unsent: list[OrderDocument] = field(default_factory=list)
     carried: dict[str, list[str]] = field(default_factory=dict)
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
+
+
+async def _own_failure(attempt: Awaitable[None]) -> Exception | None:
+    """Await `attempt`: an outage propagates (it is waited out above), a record's own
+    failure is returned for isolating it, None when it went through."""
+    try:
+        await attempt
+    except Exception as problem:
+        if is_outage(problem):
+            raise
+        return problem
+    return None
 
 
 def _by_order(received: Sequence[Received]) -> dict[str, list[Received]]:
