@@ -507,8 +507,7 @@ def _decide_order(
     if any(result.changed for result in results):
         order.version = loaded_version + 1
         with stage("encoding the order"):
-            document = encode(order, token)
-        change = Change(order, loaded_version, document)
+            change = encode(order, loaded_version, token)
         if change.size > MAX_DOCUMENT_BYTES:
             raise OverBudget(order_id, change.size)
         round_.changes.append(change)

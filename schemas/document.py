@@ -38,6 +38,13 @@ class DocumentModel(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_assignment=False, populate_by_name=True)
 
 
+class AppendedItem(DocumentModel):
+    """An item of a list that only grows (`APPENDED_FIELDS`): frozen, because a save sends only
+    the new items of such a list and never writes the old ones again."""
+
+    model_config = ConfigDict(frozen=True)
+
+
 class Line(DocumentModel):
     line_id: str
     sku: str
@@ -52,7 +59,7 @@ class Line(DocumentModel):
         return self.quantity - self.fulfilled_quantity
 
 
-class Capture(DocumentModel):
+class Capture(AppendedItem):
     payment_id: str
     amount: str
     currency: str
@@ -125,7 +132,7 @@ class Fulfillment(DocumentModel):
     holds: list[HoldReason] = Field(default_factory=list)
 
 
-class EarlyCancel(DocumentModel):
+class EarlyCancel(AppendedItem):
     """A cancel request that arrived before its fulfillment request."""
 
     fulfillment_id: str
@@ -133,14 +140,14 @@ class EarlyCancel(DocumentModel):
     reason: str | None = None
 
 
-class ReusedEventId(DocumentModel):
+class ReusedEventId(AppendedItem):
     """An applied event id that arrived again from another source; noted once per source."""
 
     event_id: str
     source: str
 
 
-class TimelineEntry(DocumentModel):
+class TimelineEntry(AppendedItem):
     at: datetime
     type: str
     event_id: str
@@ -358,6 +365,40 @@ class _Index:
         return isinstance(other, _Index)
 
 
+# The lists that only ever grow at their end (their items are frozen). A save appends their new
+# items (`$push`) instead of writing them again, so an order's history does not make it dearer.
+APPENDED_FIELDS = (
+    "applied_event_ids",
+    "applied_event_sources",
+    "reused_event_ids",
+    "captures",
+    "early_cancels",
+    "timeline",
+)
+_NOT_SET = {"id", *APPENDED_FIELDS}
+
+
+class Stored:
+    """What the store holds of an order, as the store measured it when it loaded or saved it:
+    its version, how long its appended lists are there, and their size (the store's measure).
+
+    `version` None: unknown (a document made here, or loaded another way); it is written whole.
+    """
+
+    __slots__ = ("appended_size", "lengths", "version")
+
+    def __init__(
+        self, version: int | None = None, lengths: tuple[int, ...] = (), appended_size: int = 0
+    ) -> None:
+        self.version = version
+        self.lengths = lengths
+        self.appended_size = appended_size
+
+    def __eq__(self, other: object) -> bool:
+        # Bookkeeping: documents are equal when their fields are (pydantic compares privates).
+        return isinstance(other, Stored)
+
+
 class OrderDocument(DocumentModel):
     id: str = Field(alias="_id")
     version: int = 0
@@ -392,6 +433,7 @@ class OrderDocument(DocumentModel):
     _index: _Index = PrivateAttr(default_factory=_Index)
     # Output events the lifecycle recorded and the shell has not taken yet (never stored).
     _events: list[CloudEvent] = PrivateAttr(default_factory=list)
+    _stored: Stored = PrivateAttr(default_factory=Stored)
 
     # Private attributes reached through pydantic's __getattr__ cost more than the lookups
     # they serve; these read the slot that holds them directly (see the CPU notes in README).
@@ -516,3 +558,32 @@ class OrderDocument(DocumentModel):
     def to_mongo(self) -> dict[str, Any]:
         """The BSON-ready document; credentials in it are already sealed."""
         return self.model_dump(mode="python", by_alias=True)
+
+    @property
+    def stored(self) -> Stored:
+        stored: Stored = self._private["_stored"]
+        return stored
+
+    def remember_stored(self, stored: Stored) -> None:
+        self._private["_stored"] = stored
+
+    def appended_lengths(self) -> tuple[int, ...]:
+        """How long each of `APPENDED_FIELDS` is now."""
+        return tuple(len(getattr(self, name)) for name in APPENDED_FIELDS)
+
+    def set_fields(self) -> dict[str, Any]:
+        """Every field but `_id` and the appended lists, BSON-ready: what a save sets."""
+        return self.model_dump(mode="python", by_alias=True, exclude=_NOT_SET)
+
+    def appended_since(self, lengths: tuple[int, ...]) -> dict[str, list[Any]]:
+        """The items of each appended list from position `lengths[i]` on, BSON-ready; lists
+        with nothing new are left out."""
+        tails: dict[str, list[Any]] = {}
+        for name, start in zip(APPENDED_FIELDS, lengths, strict=True):
+            items = getattr(self, name)[start:]
+            if items:
+                tails[name] = [
+                    item if isinstance(item, str) else item.model_dump(mode="python")
+                    for item in items
+                ]
+        return tails

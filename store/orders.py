@@ -18,16 +18,20 @@ from typing import Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from schemas.document import OrderDocument, PendingOutbox
+from schemas.document import APPENDED_FIELDS, OrderDocument, PendingOutbox, Stored
 from schemas.names import DeliveryStatus
 from store.server import FERRETDB_WRITE_CHUNK
 
 DUPLICATE_KEY = 11000
 Raw = dict[str, Any]
+
+
+# Bytes a pushed item's array index may add over its index in `$each` (up to 7 more digits).
+INDEX_DIGITS = 7
 
 
 @dataclass
@@ -36,12 +40,18 @@ class Change:
 
     order: OrderDocument
     loaded_version: int
-    # The order as it will be written (see `encode`): its size is known before the store is asked.
-    document: RawBSONDocument
+    # The whole document (EncodedOrder), or an update of the stored one: `$set` of every field
+    # but the appended lists, `$push` of their new items. Encoded by `encode`, so its size is
+    # known before the store is asked.
+    write: EncodedOrder | dict[str, Any]
+    # The document's size once written: exact when written whole, else an upper bound.
+    size: int
+    # What the store holds once this is written.
+    stored: Stored
 
     @property
-    def size(self) -> int:
-        return len(self.document.raw)
+    def appends(self) -> bool:
+        return not isinstance(self.write, EncodedOrder)
 
 
 class EncodedOrder(RawBSONDocument):
@@ -55,9 +65,41 @@ class EncodedOrder(RawBSONDocument):
         return True
 
 
-def encode(order: OrderDocument, token: str) -> EncodedOrder:
-    """The order as BSON, tagged with the write's token; raises if a value has no BSON form."""
-    return EncodedOrder(bson.encode(order.to_mongo() | {"write_token": token}))
+def encode(order: OrderDocument, loaded_version: int, token: str) -> Change:
+    """The write that saves `order`, tagged with the write's token; raises if a value has no
+    BSON form. When the stored copy is known, the appended lists get only their new items."""
+    fields = bson.encode(order.set_fields() | {"write_token": token})
+    stored, lengths = order.stored, order.appended_lengths()
+    known = loaded_version > 0 and stored.version == loaded_version
+    if known and all(now >= then for now, then in zip(lengths, stored.lengths, strict=True)):
+        tails = order.appended_since(stored.lengths)
+        pushed = bson.encode({name: {"$each": items} for name, items in tails.items()})
+        grown = len(pushed) + INDEX_DIGITS * sum(len(items) for items in tails.values())
+        write: dict[str, Any] = {"$set": RawBSONDocument(fields)}
+        if tails:
+            write["$push"] = RawBSONDocument(pushed)
+        appended = stored.appended_size + grown
+        size = len(fields) + appended + len(order.id.encode()) + 16
+        return Change(order, loaded_version, write, size, Stored(order.version, lengths, appended))
+    tails = order.appended_since((0,) * len(APPENDED_FIELDS))
+    lists = bson.encode({name: tails.get(name, []) for name in APPENDED_FIELDS})
+    document = EncodedOrder(_joined(bson.encode({"_id": order.id}), fields, lists))
+    stored = Stored(order.version, lengths, len(lists))
+    return Change(order, loaded_version, document, len(document.raw), stored)
+
+
+def measured(raw: Mapping[str, Any]) -> Stored:
+    """What the store holds of an order it returned (`raw`), for appending to it later."""
+    lists = {name: raw.get(name) or [] for name in APPENDED_FIELDS}
+    lengths = tuple(len(items) for items in lists.values())
+    return Stored(raw.get("version", 0), lengths, len(bson.encode(lists)))
+
+
+def _joined(*documents: bytes) -> bytes:
+    """One BSON document with the elements of all `documents` (whose keys are distinct)."""
+    # A BSON document is its int32 length, its elements, and a NUL.
+    body = b"".join(document[4:-1] for document in documents)
+    return (len(body) + 5).to_bytes(4, "little") + body + b"\x00"
 
 
 class SavedOrders:
@@ -124,21 +166,24 @@ class OrderStore:
         loaded = self._saved.take(stored)
         missing = [order_id for order_id in stored if order_id not in loaded]
         if missing:
-            found = self.orders.find({"_id": {"$in": missing}})
-            loaded |= {raw["_id"]: OrderDocument.model_validate(raw) async for raw in found}
+            async for raw in self.orders.find({"_id": {"$in": missing}}):
+                loaded[raw["_id"]] = order = OrderDocument.model_validate(raw)
+                order.remember_stored(measured(raw))
         return loaded
 
     async def save_many(self, changes: Sequence[Change], token: str) -> set[str]:
         """Save all changes (encoded with `token`) in one unordered bulk write; return the ids that lost a race."""
         if not changes:
             return set()
-        operations: list[InsertOne[Any] | ReplaceOne[Any]] = []
+        operations: list[InsertOne[Any] | ReplaceOne[Any] | UpdateOne] = []
         for change in changes:
+            selector = {"_id": change.order.id, "version": change.loaded_version}
             if change.loaded_version == 0:
-                operations.append(InsertOne(change.document))
+                operations.append(InsertOne(change.write))
+            elif change.appends:
+                operations.append(UpdateOne(selector, change.write))
             else:
-                selector = {"_id": change.order.id, "version": change.loaded_version}
-                operations.append(ReplaceOne(selector, change.document))
+                operations.append(ReplaceOne(selector, change.write))
         await self._mark_pending([change.order for change in changes if change.order.outbox])
         written = 0
         for chunk in self._chunks(operations):
@@ -146,7 +191,10 @@ class OrderStore:
         # A loser's marker is left alone: the winner may share its key, and a stray marker
         # only makes the relay re-send an outbox, which is a harmless duplicate.
         lost = set() if written == len(changes) else await self._lost_races(changes, token)
-        self._saved.keep(change.order for change in changes if change.order.id not in lost)
+        saved = [change for change in changes if change.order.id not in lost]
+        for change in saved:
+            change.order.remember_stored(change.stored)
+        self._saved.keep(change.order for change in saved)
         return lost
 
     def _chunks(self, operations: Sequence[Any]) -> list[Sequence[Any]]:
@@ -154,7 +202,7 @@ class OrderStore:
         return [operations[start : start + size] for start in range(0, len(operations), size)]
 
     async def _write_counting_conflicts(
-        self, operations: Sequence[InsertOne[Raw] | ReplaceOne[Raw]]
+        self, operations: Sequence[InsertOne[Raw] | ReplaceOne[Raw] | UpdateOne]
     ) -> int:
         """Documents written; an insert that meets an existing `_id` lost a race."""
         try:

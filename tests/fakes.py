@@ -6,8 +6,9 @@ outbox markers, BSON round trips of every saved document, per-record broker refu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import bson
 from aiokafka.errors import KafkaConnectionError
@@ -15,7 +16,7 @@ from pymongo.errors import AutoReconnect
 
 from consumers.outputs import Message
 from schemas.document import OrderDocument, PendingOutbox
-from store.orders import Change
+from store.orders import Change, EncodedOrder, measured
 
 
 class FakeStore:
@@ -36,7 +37,12 @@ class FakeStore:
 
     def stored(self, order_id: str) -> OrderDocument | None:
         raw = self.documents.get(order_id)
-        return OrderDocument.model_validate(bson.decode(raw)) if raw else None
+        if not raw:
+            return None
+        document = bson.decode(raw)
+        order = OrderDocument.model_validate(document)
+        order.remember_stored(measured(document))
+        return order
 
     async def load_many(self, order_ids: Iterable[str]) -> dict[str, OrderDocument]:
         self._maybe_away()
@@ -63,7 +69,11 @@ class FakeStore:
             if (bson.decode(current)["version"] if current else 0) != change.loaded_version:
                 lost.add(change.order.id)
                 continue
-            self.documents[change.order.id] = bytes(change.document.raw)
+            if isinstance(change.write, EncodedOrder):
+                self.documents[change.order.id] = bytes(change.write.raw)
+            else:
+                assert current is not None, "only a stored document is appended to"
+                self.documents[change.order.id] = updated(current, change.write)
             self.saves += 1
         return lost
 
@@ -82,6 +92,16 @@ class FakeStore:
             else:
                 found.append(order)
         return found
+
+
+def updated(raw: bytes, update: Mapping[str, Any]) -> bytes:
+    """`raw` with a save's update applied, as MongoDB would: `$set` fields, `$push` `$each` items."""
+    document = bson.decode(raw)
+    encoded = bson.decode(bson.encode(dict(update)))
+    document.update(encoded.get("$set", {}))
+    for name, push in encoded.get("$push", {}).items():
+        document.setdefault(name, []).extend(push["$each"])
+    return bson.encode(document)
 
 
 class FakeOutputs:

@@ -170,13 +170,15 @@ async def test_a_lost_race_is_decided_again_on_the_winners_state() -> None:
             # Another worker applies the capture and saves before us.
             from consumers.pipeline import utc_now
             from lifecycle import apply as lifecycle_apply
-            from store.orders import encode
+            from store.orders import EncodedOrder, encode
 
             event = first._decode_one(rival)
             assert not isinstance(event, Rejection)
             lifecycle_apply(winner, event, utc_now())
             winner.version += 1
-            store.documents["a"] = bytes(encode(winner, "rival").raw)
+            whole = encode(winner, 0, "rival").write
+            assert isinstance(whole, EncodedOrder)
+            store.documents["a"] = bytes(whole.raw)
 
     store.before_save = rival_saves_first
     report = await first.handle([order_records("a")[2]])

@@ -1,0 +1,82 @@
+"""How a save writes an order: whole the first time, then new items of the appended lists only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import bson
+import pytest
+from bson.codec_options import CodecOptions
+from hypothesis import given, settings
+from pydantic import ValidationError
+
+from lifecycle import apply
+from schemas.document import OrderDocument, TimelineEntry
+from schemas.events import Inbound
+from store.orders import EncodedOrder, encode, measured
+from tests.factories import captured, placed
+from tests.fakes import updated
+from tests.unit.test_history_cost import history_events
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+# As the store's client reads documents (store.orders.connect).
+AWARE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
+
+
+def save(order: OrderDocument, stored: bytes | None) -> tuple[bytes, int]:
+    """The stored bytes after saving `order` as the pipeline does, and the write's size."""
+    loaded = order.version
+    order.version += 1
+    change = encode(order, loaded, "token")
+    if isinstance(change.write, EncodedOrder):
+        stored = bytes(change.write.raw)
+    else:
+        assert stored is not None
+        stored = updated(stored, change.write)
+    order.remember_stored(change.stored)
+    return stored, change.size
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=history_events())
+def test_saving_after_every_event_keeps_the_stored_document_equal_to_the_order(
+    events: list[Inbound],
+) -> None:
+    order = OrderDocument(_id="ord-h")
+    stored, _ = save(order, None)
+    for event in events:
+        apply(order, event, NOW)
+        stored, size = save(order, stored)
+        document = bson.decode(stored, codec_options=AWARE)
+        assert len(stored) <= size
+        assert OrderDocument.model_validate(document).model_dump() == order.model_dump()
+        assert measured(document).lengths == order.appended_lengths()
+
+
+def test_a_save_writes_the_same_bytes_whatever_the_length_of_the_timeline() -> None:
+    writes = []
+    for history in (10, 1_000):
+        order = OrderDocument(_id="ord-t")
+        apply(order, placed("ord-t"), NOW)
+        for number in range(history):
+            # Another currency: recorded, not counted, so the running totals stay as they are.
+            capture = captured("ord-t", "0.01", f"p{number}", "EUR", event_id=f"e{number}")
+            apply(order, capture, NOW)
+        save(order, None)
+        apply(order, captured("ord-t", "0.01", "last", "EUR", event_id="last"), NOW)
+        change = encode(order, order.version, "token")
+        assert not isinstance(change.write, EncodedOrder)
+        writes.append(len(bson.encode(change.write)))
+    assert writes[0] == writes[1]
+
+
+def test_a_document_not_loaded_from_the_store_is_written_whole() -> None:
+    order = OrderDocument(_id="ord-w", version=3)
+    assert isinstance(encode(order, 3, "token").write, EncodedOrder)
+
+
+def test_items_of_appended_lists_cannot_be_changed_in_place() -> None:
+    entry = TimelineEntry(at=NOW, type="order.placed", event_id="e", summary="placed")
+    with pytest.raises(ValidationError):
+        entry.summary = "edited"
