@@ -204,9 +204,9 @@ class Pipeline:
             if isinstance(result, Rejection):
                 rejected.append((record, result))
             else:
-                topic = self._topics[record.topic].value
-                metrics.labelled(metrics.MESSAGES, topic, "accepted").inc()
                 received.append(Received(result, record))
+        accepted = ((self._topics[one.record.topic].value, "accepted") for one in received)
+        metrics.count(metrics.MESSAGES, accepted)
         return received, rejected
 
     def _decode_one(self, record: Record) -> Inbound | Rejection:
@@ -351,8 +351,9 @@ class Pipeline:
         report: BatchReport,
     ) -> None:
         """Metrics and logs per saved event; an event refused as too large is dead-lettered."""
+        kinds = zip((one.event.type.value for one in events), outcomes, strict=True)
+        metrics.count(metrics.EVENTS, ((kind, outcome.value) for kind, outcome in kinds))
         for one, outcome in zip(events, outcomes, strict=True):
-            metrics.labelled(metrics.EVENTS, one.event.type.value, outcome.value).inc()
             ids = {"order_id": one.event.order_id, "event_id": one.event.id}
             if outcome is Outcome.ID_REUSED:
                 metrics.ID_REUSED.inc()
@@ -384,17 +385,18 @@ class Pipeline:
         flat = [message for _, messages in ready for message in messages]
         results = iter(await retrying("publishing outputs", self.outputs.send, flat))
         sent_keys: list[str] = []
+        sent_topics: list[tuple[str]] = []
         for order, messages in ready:
             problems = [problem for _ in messages if (problem := next(results)) is not None]
             if problems:
                 self._park(order.id, f"the broker refused an output ({type(problems[0]).__name__})")
                 continue
             self._unpark(order.id)
-            for entry in order.outbox:
-                metrics.labelled(metrics.OUTPUTS, entry.topic).inc()
+            sent_topics.extend((entry.topic,) for entry in order.outbox)
             sent_keys.append(PendingOutbox.key(order.id, order.version))
             sent_keys.extend((carried or {}).get(order.id, ()))
         await retrying("marking outboxes sent", self.store.mark_sent, sent_keys)
+        metrics.count(metrics.OUTPUTS, sent_topics)
         return sum(len(messages) for _, messages in ready)
 
     def _messages_of(self, order: OrderDocument) -> list[Message] | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable
 from datetime import datetime
-from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -321,45 +320,33 @@ def _reuse(reused: ReusedEventId) -> tuple[str, str]:
 class _Index:
     """Lookups by id over the document's growing lists: an event's cost must not grow with them.
 
-    Each lookup is made on first use: most documents are created to be filled, not searched.
+    Each lookup indexes its list on first use: most documents are created to be filled, not
+    searched.
     """
 
-    @cached_property
-    def applied(self) -> _Positions[str]:
-        return _Positions(_identity)
+    __slots__ = (
+        "applied",
+        "captures",
+        "completed",
+        "delivered",
+        "early_cancels",
+        "fulfillments",
+        "lines",
+        "reused",
+        "shipment_news",
+    )
 
-    @cached_property
-    def captures(self) -> _Positions[Capture]:
-        return _Positions(_payment_id)
-
-    @cached_property
-    def fulfillments(self) -> _Positions[Fulfillment]:
-        return _Positions(_fulfillment_id)
-
-    @cached_property
-    def early_cancels(self) -> _Positions[EarlyCancel]:
-        return _Positions(_fulfillment_id)
-
-    @cached_property
-    def lines(self) -> _Positions[Line]:
-        return _Positions(_line_id)
-
-    @cached_property
-    def reused(self) -> _Positions[ReusedEventId]:
-        return _Positions(_reuse)
-
-    @cached_property
-    def shipment_news(self) -> _Positions[ShipmentNews]:
-        return _Positions(_news_of)
-
-    @cached_property
-    def completed(self) -> _Matching:
-        return _Matching()
-
-    @cached_property
-    def delivered(self) -> _Matching:
-        """Completed fulfillments that count as delivered (contract 1.1, `delivery_status`)."""
-        return _Matching()
+    def __init__(self) -> None:
+        self.applied: _Positions[str] = _Positions(_identity)
+        self.captures: _Positions[Capture] = _Positions(_payment_id)
+        self.fulfillments: _Positions[Fulfillment] = _Positions(_fulfillment_id)
+        self.early_cancels: _Positions[EarlyCancel] = _Positions(_fulfillment_id)
+        self.lines: _Positions[Line] = _Positions(_line_id)
+        self.reused: _Positions[ReusedEventId] = _Positions(_reuse)
+        self.shipment_news: _Positions[ShipmentNews] = _Positions(_news_of)
+        self.completed = _Matching()
+        # Completed fulfillments that count as delivered (contract 1.1, `delivery_status`).
+        self.delivered = _Matching()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Index)
