@@ -175,7 +175,7 @@ def hold(
     )
     if reason in fulfillment.holds:
         return
-    fulfillment.holds.append(reason)
+    fulfillment.holds = [*fulfillment.holds, reason]
     lines = [
         HeldLine(
             line_id=requested.line_id,

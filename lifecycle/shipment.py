@@ -46,7 +46,8 @@ def tracking_updated(order: OrderDocument, event: Inbound, now: datetime) -> Non
     )
     fulfillment = order.fulfillment(data.fulfillment_id)
     if fulfillment is None or fulfillment.status is FulfillmentStatus.PENDING:
-        _news(order, data.fulfillment_id).tracking_updates.append(change)
+        news = _news(order, data.fulfillment_id)
+        news.tracking_updates = [*news.tracking_updates, change]
         summary = "tracking update remembered: the fulfillment has not completed yet"
         note(
             order, TimelineType.TRACKING_UPDATE_REMEMBERED, event, summary, now, data.fulfillment_id
@@ -76,7 +77,8 @@ def status_reported(order: OrderDocument, event: Inbound, now: datetime) -> None
     )
     fulfillment = order.fulfillment(data.fulfillment_id)
     if fulfillment is None or fulfillment.status is FulfillmentStatus.PENDING:
-        _news(order, data.fulfillment_id).reports.append(report)
+        news = _news(order, data.fulfillment_id)
+        news.reports = [*news.reports, report]
         summary = (
             f"status report remembered ({report.status.value} at {format_time(report.happened_at)}):"
             " the fulfillment has not completed yet"
@@ -257,9 +259,10 @@ def _report(
     order: OrderDocument, fulfillment: Fulfillment, report: ShipmentEvent, now: datetime
 ) -> None:
     """Keep the report in time order; the latest (on a tie, the later status) is current."""
-    events = fulfillment.shipment_events
+    events = list(fulfillment.shipment_events)
     latest = events[-1] if events else None
     insort(events, report, key=lambda kept: kept.place)
+    fulfillment.shipment_events = events
     when = format_time(report.happened_at)
     if latest is not None and report.precedence <= latest.precedence:
         summary = (

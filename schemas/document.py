@@ -36,15 +36,62 @@ class DocumentModel(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_assignment=False, populate_by_name=True)
 
+    def __eq__(self, other: object) -> bool:
+        # Equal when the fields are: private attributes are bookkeeping (lookups, what the
+        # store holds), which pydantic would compare too.
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like pydantic's own non-frozen models
+
+
+class ChangedItem(DocumentModel):
+    """An item of a list whose items the lifecycle changes (`POSITIONAL_FIELDS`). Once its order
+    has placed it, its first assignment after a save enters it in the order's list of changed
+    items, and the next save writes it alone, at its path. Its own lists are replaced, never
+    changed in place, so that every change is an assignment."""
+
+    # Its path in the order ("fulfillments.3") and the order's list of changed items.
+    _place: tuple[str, list[ChangedItem]] | None = PrivateAttr(default=None)
+    _changed: bool = PrivateAttr(default=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        private = self.__pydantic_private__
+        assert private is not None  # pydantic sets it on every model with private attributes
+        if not private["_changed"]:
+            private["_changed"] = True
+            place = private["_place"]
+            if place is not None:
+                place[1].append(self)
+
+    @property
+    def path(self) -> str:
+        private = self.__pydantic_private__
+        assert private is not None and private["_place"] is not None
+        path: str = private["_place"][0]
+        return path
+
+    def place(self, path: str, changes: list[ChangedItem]) -> None:
+        """Where the item is, as its order stored it; unchanged since."""
+        private = self.__pydantic_private__
+        assert private is not None
+        private["_place"] = (path, changes)
+        private["_changed"] = False
+
+    def mark_saved(self) -> None:
+        private = self.__pydantic_private__
+        assert private is not None
+        private["_changed"] = False
+
 
 class AppendedItem(DocumentModel):
-    """An item of a list that only grows (`APPENDED_FIELDS`): frozen, because a save sends only
-    the new items of such a list and never writes the old ones again."""
+    """Never changed once made: an item of a list that only grows (`APPENDED_FIELDS`), whose old
+    items a save never writes again, or of a list inside a `ChangedItem`, replaced whole."""
 
     model_config = ConfigDict(frozen=True)
 
 
-class Line(DocumentModel):
+class Line(ChangedItem):
     line_id: str
     sku: str
     title: str
@@ -66,7 +113,7 @@ class Capture(AppendedItem):
     event_id: str
 
 
-class ShipmentEvent(DocumentModel):
+class ShipmentEvent(AppendedItem):
     """One status report of a shipment, as its fulfillment keeps it (contract 1.1)."""
 
     status: ShipmentStatus
@@ -87,7 +134,7 @@ class ShipmentEvent(DocumentModel):
         return self.happened_at, self.status.rank, self.event_id
 
 
-class TrackingChange(DocumentModel):
+class TrackingChange(AppendedItem):
     """A tracking update kept until its fulfillment completes: the fields it gives."""
 
     event_id: str
@@ -96,7 +143,7 @@ class TrackingChange(DocumentModel):
     tracking_url: str | None = None
 
 
-class ShipmentNews(DocumentModel):
+class ShipmentNews(ChangedItem):
     """Tracking updates and status reports for a fulfillment that has not completed yet."""
 
     fulfillment_id: str
@@ -104,7 +151,7 @@ class ShipmentNews(DocumentModel):
     reports: list[ShipmentEvent] = Field(default_factory=list)
 
 
-class Fulfillment(DocumentModel):
+class Fulfillment(ChangedItem):
     """One fulfillment request and what became of it."""
 
     fulfillment_id: str
@@ -362,22 +409,25 @@ APPENDED_FIELDS = (
     "early_cancels",
     "timeline",
 )
-_NOT_SET = {"id", *APPENDED_FIELDS}
-# Fields whose contents the lifecycle changes in place: a save sets them whatever happened.
-# Every other field changes only by assignment, which the document notes (`__setattr__`).
-CHANGED_IN_PLACE = frozenset({"lines", "fulfillments", "early_shipment_news", "outbox"})
+# The lists whose items the lifecycle changes (`ChangedItem`) and which grow only at their end:
+# a save sets their changed and new items at their positions, unless the list was assigned.
+POSITIONAL_FIELDS = ("lines", "fulfillments", "early_shipment_news")
+# Written apart from the other fields: `_id` once, the appended lists by `$push`.
+_WRITTEN_APART = {"id", *APPENDED_FIELDS}
+# Changed in place on every save (outputs carried forward are extended): always set.
+CHANGED_IN_PLACE = frozenset({"outbox"})
 
 
 class Stored:
     """What the store holds of an order, as the store measured it when it loaded or saved it:
-    its version, how long its appended lists are there, and bytes: of those lists, and at most
-    of the rest (each save adds what it sets, and the store measures again when that is high);
-    and the fields assigned since, which the next save sets.
+    its version, how long its appended and positional lists are there, and bytes: of the
+    appended lists, and at most of the rest (each save adds what it sets, and the store measures
+    again when that is high); and the fields assigned since, which the next save sets.
 
     `version` None: unknown (a document made here, or loaded another way); it is written whole.
     """
 
-    __slots__ = ("appended_size", "assigned", "lengths", "rest_size", "version")
+    __slots__ = ("appended_size", "assigned", "lengths", "positions", "rest_size", "version")
 
     def __init__(
         self,
@@ -385,9 +435,11 @@ class Stored:
         lengths: tuple[int, ...] = (),
         appended_size: int = 0,
         rest_size: int = 0,
+        positions: tuple[int, ...] = (),
     ) -> None:
         self.version = version
         self.lengths = lengths
+        self.positions = positions
         self.appended_size = appended_size
         self.rest_size = rest_size
         self.assigned: set[str] = set()
@@ -432,6 +484,8 @@ class OrderDocument(DocumentModel):
     # Output events the lifecycle recorded and the shell has not taken yet (never stored).
     _events: list[CloudEvent] = PrivateAttr(default_factory=list)
     _stored: Stored = PrivateAttr(default_factory=Stored)
+    # Items of the positional lists changed since the store's copy (`ChangedItem`).
+    _changes: list[ChangedItem] = PrivateAttr(default_factory=list)
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -567,19 +621,59 @@ class OrderDocument(DocumentModel):
         return stored
 
     def remember_stored(self, stored: Stored) -> None:
-        """The store saved or loaded this document as `stored` (nothing assigned since)."""
-        self._private["_stored"] = stored
+        """The store saved or loaded this document as `stored`: nothing assigned or changed
+        since. Items new to the store (or in a list assigned whole) are placed."""
+        private = self._private
+        before: Stored = private["_stored"]
+        changes: list[ChangedItem] = private["_changes"]
+        for item in changes:
+            item.mark_saved()
+        changes.clear()
+        known = before.version is not None and len(before.positions) == len(POSITIONAL_FIELDS)
+        for index, name in enumerate(POSITIONAL_FIELDS):
+            items = getattr(self, name)
+            start = before.positions[index] if known and name not in before.assigned else 0
+            for position in range(start, len(items)):
+                items[position].place(f"{name}.{position}", changes)
+        private["_stored"] = stored
 
     def appended_lengths(self) -> tuple[int, ...]:
         """How long each of `APPENDED_FIELDS` is now."""
         return tuple(len(getattr(self, name)) for name in APPENDED_FIELDS)
 
+    def positional_lengths(self) -> tuple[int, ...]:
+        """How long each of `POSITIONAL_FIELDS` is now."""
+        return tuple(len(getattr(self, name)) for name in POSITIONAL_FIELDS)
+
+    def changed_items(self, lengths: tuple[int, ...]) -> dict[str, Any]:
+        """BSON-ready by path ("fulfillments.3"): the changed items of each positional list
+        stored `lengths[i]` long, and its new ones; a list assigned since is left to
+        `set_fields`, which sets it whole."""
+        assigned = self.stored.assigned
+        stored_lengths = dict(zip(POSITIONAL_FIELDS, lengths, strict=True))
+        changed: dict[str, Any] = {}
+        for item in self._private["_changes"]:
+            path = item.path
+            name, _, position = path.partition(".")
+            if name not in assigned and int(position) < stored_lengths[name]:
+                changed[path] = item.model_dump(mode="python", by_alias=True)
+        for name, stored_length in stored_lengths.items():
+            if name in assigned:
+                continue
+            items = getattr(self, name)
+            for position in range(stored_length, len(items)):
+                changed[f"{name}.{position}"] = items[position].model_dump(
+                    mode="python", by_alias=True
+                )
+        return changed
+
     def set_fields(self, changed_only: bool = False) -> dict[str, Any]:
         """Every field but `_id` and the appended lists, BSON-ready: what a save sets. With
-        `changed_only`, only those assigned since `remember_stored` or changed in place."""
+        `changed_only`, only those assigned since `remember_stored` and the outbox (positional
+        lists not assigned are left to `changed_items`)."""
         if not changed_only:
-            return self.model_dump(mode="python", by_alias=True, exclude=_NOT_SET)
-        changed = (self.stored.assigned | CHANGED_IN_PLACE) - _NOT_SET
+            return self.model_dump(mode="python", by_alias=True, exclude=_WRITTEN_APART)
+        changed = (self.stored.assigned | CHANGED_IN_PLACE) - _WRITTEN_APART
         return self.model_dump(mode="python", by_alias=True, include=changed)
 
     def appended_since(self, lengths: tuple[int, ...]) -> dict[str, list[Any]]:

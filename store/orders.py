@@ -22,7 +22,13 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceO
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
-from schemas.document import APPENDED_FIELDS, OrderDocument, PendingOutbox, Stored
+from schemas.document import (
+    APPENDED_FIELDS,
+    POSITIONAL_FIELDS,
+    OrderDocument,
+    PendingOutbox,
+    Stored,
+)
 from schemas.limits import MAX_DOCUMENT_BYTES
 from schemas.names import DeliveryStatus
 from store.server import FERRETDB_WRITE_CHUNK
@@ -73,9 +79,9 @@ def encode(
     BSON form. When the stored copy is known, it sets only the fields assigned or changed in
     place and pushes only the new items of the appended lists; when the size that counts
     (an upper bound) is above `limit`, the whole document is written and measured exactly."""
-    stored, lengths = order.stored, order.appended_lengths()
+    stored, lengths, positions = order.stored, order.appended_lengths(), order.positional_lengths()
     known = loaded_version > 0 and stored.version == loaded_version
-    if known and all(now >= then for now, then in zip(lengths, stored.lengths, strict=True)):
+    if known and _grown(lengths, stored.lengths) and _grown(positions, stored.positions):
         change = _appended(order, loaded_version, token, stored, lengths)
         if change.size <= limit:
             return change
@@ -84,7 +90,8 @@ def encode(
     tails = order.appended_since((0,) * len(APPENDED_FIELDS))
     lists = bson.encode({name: tails.get(name, []) for name in APPENDED_FIELDS})
     document = EncodedOrder(_joined(bson.encode({"_id": order.id}), fields, lists))
-    written = Stored(order.version, lengths, len(lists), len(document.raw) - len(lists))
+    rest = len(document.raw) - len(lists)
+    written = Stored(order.version, lengths, len(lists), rest, positions)
     return Change(order, loaded_version, document, len(document.raw), written)
 
 
@@ -92,7 +99,8 @@ def _appended(
     order: OrderDocument, loaded_version: int, token: str, stored: Stored, lengths: tuple[int, ...]
 ) -> Change:
     """An update of the stored copy: `$set` of what changed, `$push` of the new items."""
-    fields = bson.encode(order.set_fields(changed_only=True) | {"write_token": token})
+    changed = order.set_fields(changed_only=True) | order.changed_items(stored.positions)
+    fields = bson.encode(changed | {"write_token": token})
     tails = order.appended_since(stored.lengths)
     write: dict[str, Any] = {"$set": RawBSONDocument(fields)}
     appended = stored.appended_size
@@ -101,7 +109,7 @@ def _appended(
         write["$push"] = RawBSONDocument(pushed)
         appended += len(pushed) + INDEX_DIGITS * sum(len(items) for items in tails.values())
     rest = stored.rest_size + len(fields)
-    written = Stored(order.version, lengths, appended, rest)
+    written = Stored(order.version, lengths, appended, rest, order.positional_lengths())
     return Change(order, loaded_version, write, rest + appended, written)
 
 
@@ -111,7 +119,13 @@ def measured(raw: Mapping[str, Any]) -> Stored:
     lengths = tuple(len(items) for items in lists.values())
     appended = len(bson.encode(lists))
     rest = len(bson.encode({k: v for k, v in raw.items() if k not in lists}))
-    return Stored(raw.get("version", 0), lengths, appended, rest)
+    positions = tuple(len(raw.get(name) or []) for name in POSITIONAL_FIELDS)
+    return Stored(raw.get("version", 0), lengths, appended, rest, positions)
+
+
+def _grown(lengths: tuple[int, ...], stored: tuple[int, ...]) -> bool:
+    """Whether lists now `lengths` long only grew from the `stored` lengths."""
+    return all(now >= then for now, then in zip(lengths, stored, strict=True))
 
 
 def _joined(*documents: bytes) -> bytes:

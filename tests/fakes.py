@@ -95,10 +95,19 @@ class FakeStore:
 
 
 def updated(raw: bytes, update: Mapping[str, Any]) -> bytes:
-    """`raw` with a save's update applied, as MongoDB would: `$set` fields, `$push` `$each` items."""
+    """`raw` with a save's update applied, as MongoDB would: `$set` fields and list items by
+    position, `$push` `$each` items."""
     document = bson.decode(raw)
     encoded = bson.decode(bson.encode(dict(update)))
-    document.update(encoded.get("$set", {}))
+    for path, value in encoded.get("$set", {}).items():
+        name, _, position = path.partition(".")
+        if not position:
+            document[name] = value
+            continue
+        # "list.N": the item at N, which may be one past the end (MongoDB appends it).
+        items, index = document.setdefault(name, []), int(position)
+        items.extend([None] * (index + 1 - len(items)))
+        items[index] = value
     for name, push in encoded.get("$push", {}).items():
         document.setdefault(name, []).extend(push["$each"])
     return bson.encode(document)

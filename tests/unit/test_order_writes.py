@@ -16,7 +16,7 @@ from lifecycle import apply
 from schemas.document import OrderDocument, TimelineEntry
 from schemas.events import Inbound
 from store.orders import EncodedOrder, encode, measured
-from tests.factories import captured, placed
+from tests.factories import cancel_fulfillment, captured, line, placed, requested
 from tests.fakes import updated
 from tests.unit.test_after_fulfillment_properties import orders_with_news
 from tests.unit.test_history_cost import history_events
@@ -95,6 +95,24 @@ def test_a_save_writes_the_same_bytes_whatever_the_length_of_the_timeline() -> N
         apply(order, captured("ord-t", "0.01", "last", "EUR", event_id="last"), NOW)
         change = encode(order, order.version, "token")
         assert not isinstance(change.write, EncodedOrder)
+        writes.append(len(bson.encode(change.write)))
+    assert writes[0] == writes[1]
+
+
+def test_a_save_after_undoing_one_fulfillment_writes_the_same_bytes_however_many_there_are() -> None:
+    writes = []
+    for count in (5, 200):
+        order = OrderDocument(_id="ord-f")
+        apply(order, placed("ord-f", lines=[line("L1", 1_000, "digital", "1.00")]), NOW)
+        apply(order, captured("ord-f", "1000.00"), NOW)
+        for number in range(count):
+            request = requested("ord-f", f"ful-{number:03d}", [("L1", 1)], event_id=f"r{number}")
+            apply(order, request, NOW)
+        save(order, None)
+        apply(order, cancel_fulfillment("ord-f", "ful-003", event_id="undo"), NOW)
+        change = encode(order, order.version, "token")
+        assert not isinstance(change.write, EncodedOrder)
+        assert "fulfillments.3" in change.write["$set"]
         writes.append(len(bson.encode(change.write)))
     assert writes[0] == writes[1]
 
