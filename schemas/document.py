@@ -6,7 +6,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
 from schemas.cloudevents import CloudEvent, to_json
 from schemas.events import (
@@ -420,28 +420,26 @@ CHANGED_IN_PLACE = frozenset({"outbox"})
 
 class Stored:
     """What the store holds of an order, as the store measured it when it loaded or saved it:
-    its version, how long its appended and positional lists are there, and bytes: of the
-    appended lists, and at most of the rest (each save adds what it sets, and the store measures
-    again when that is high); and the fields assigned since, which the next save sets.
+    its version, how long its appended and positional lists are there, and its size in bytes
+    at most (each save adds what it writes; the store measures again when that is high); and
+    the fields assigned since, which the next save sets.
 
     `version` None: unknown (a document made here, or loaded another way); it is written whole.
     """
 
-    __slots__ = ("appended_size", "assigned", "lengths", "positions", "rest_size", "version")
+    __slots__ = ("assigned", "lengths", "positions", "size", "version")
 
     def __init__(
         self,
         version: int | None = None,
         lengths: tuple[int, ...] = (),
-        appended_size: int = 0,
-        rest_size: int = 0,
         positions: tuple[int, ...] = (),
+        size: int = 0,
     ) -> None:
         self.version = version
         self.lengths = lengths
         self.positions = positions
-        self.appended_size = appended_size
-        self.rest_size = rest_size
+        self.size = size
         self.assigned: set[str] = set()
 
     def __eq__(self, other: object) -> bool:
@@ -637,13 +635,39 @@ class OrderDocument(DocumentModel):
                 items[position].place(f"{name}.{position}", changes)
         private["_stored"] = stored
 
+    def stored_as(self, size: int) -> Stored:
+        """What the store holds once this document is written, `size` bytes at most."""
+        return Stored(self.version, self.appended_lengths(), self.positional_lengths(), size)
+
+    def grew_from(self, stored: Stored) -> bool:
+        """Whether the appended and positional lists only grew from the store's copy."""
+        now = (*self.appended_lengths(), *self.positional_lengths())
+        then = (*stored.lengths, *stored.positions)
+        return len(now) == len(then) and all(a >= b for a, b in zip(now, then, strict=True))
+
     def appended_lengths(self) -> tuple[int, ...]:
         """How long each of `APPENDED_FIELDS` is now."""
-        return tuple(len(getattr(self, name)) for name in APPENDED_FIELDS)
+        return (
+            len(self.applied_event_ids),
+            len(self.applied_event_sources),
+            len(self.reused_event_ids),
+            len(self.captures),
+            len(self.early_cancels),
+            len(self.timeline),
+        )
 
     def positional_lengths(self) -> tuple[int, ...]:
         """How long each of `POSITIONAL_FIELDS` is now."""
-        return tuple(len(getattr(self, name)) for name in POSITIONAL_FIELDS)
+        return len(self.lines), len(self.fulfillments), len(self.early_shipment_news)
+
+    def set_fields(self, changed_only: bool = False) -> dict[str, Any]:
+        """Every field but `_id` and the appended lists, BSON-ready: what a save sets. With
+        `changed_only`, only those assigned since `remember_stored` and the outbox (positional
+        lists not assigned are left to `changed_items`)."""
+        if not changed_only:
+            return self.model_dump(mode="python", by_alias=True, exclude=_WRITTEN_APART)
+        changed = (self.stored.assigned | CHANGED_IN_PLACE) - _WRITTEN_APART
+        return self.model_dump(mode="python", by_alias=True, include=changed)
 
     def changed_items(self, lengths: tuple[int, ...]) -> dict[str, Any]:
         """BSON-ready by path ("fulfillments.3"): the changed items of each positional list
@@ -662,29 +686,23 @@ class OrderDocument(DocumentModel):
                 continue
             items = getattr(self, name)
             for position in range(stored_length, len(items)):
-                changed[f"{name}.{position}"] = items[position].model_dump(
-                    mode="python", by_alias=True
-                )
+                item = items[position]
+                changed[f"{name}.{position}"] = item.model_dump(mode="python", by_alias=True)
         return changed
-
-    def set_fields(self, changed_only: bool = False) -> dict[str, Any]:
-        """Every field but `_id` and the appended lists, BSON-ready: what a save sets. With
-        `changed_only`, only those assigned since `remember_stored` and the outbox (positional
-        lists not assigned are left to `changed_items`)."""
-        if not changed_only:
-            return self.model_dump(mode="python", by_alias=True, exclude=_WRITTEN_APART)
-        changed = (self.stored.assigned | CHANGED_IN_PLACE) - _WRITTEN_APART
-        return self.model_dump(mode="python", by_alias=True, include=changed)
 
     def appended_since(self, lengths: tuple[int, ...]) -> dict[str, list[Any]]:
         """The items of each appended list from position `lengths[i]` on, BSON-ready; lists
         with nothing new are left out."""
         tails: dict[str, list[Any]] = {}
-        for name, start in zip(APPENDED_FIELDS, lengths, strict=True):
-            items = getattr(self, name)[start:]
-            if items:
-                tails[name] = [
-                    item if isinstance(item, str) else item.model_dump(mode="python")
-                    for item in items
-                ]
+        for name, start, now in zip(APPENDED_FIELDS, lengths, self.appended_lengths(), strict=True):
+            if now > start:
+                tails[name] = _APPENDED_LISTS[name].dump_python(getattr(self, name)[start:])
         return tails
+
+
+# Dump the new items of each appended list in one call (faster than one model_dump per item).
+_APPENDED_LISTS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(list[Any] if field.annotation is None else field.annotation)
+    for name, field in OrderDocument.model_fields.items()
+    if name in APPENDED_FIELDS
+}

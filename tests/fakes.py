@@ -6,9 +6,8 @@ outbox markers, BSON round trips of every saved document, per-record broker refu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 import bson
 from aiokafka.errors import KafkaConnectionError
@@ -16,7 +15,7 @@ from pymongo.errors import AutoReconnect
 
 from consumers.outputs import Message
 from schemas.document import OrderDocument, PendingOutbox
-from store.orders import Change, EncodedOrder, measured
+from store.orders import Change, EncodedOrder, EncodedUpdate, measured
 
 
 class FakeStore:
@@ -94,11 +93,11 @@ class FakeStore:
         return found
 
 
-def updated(raw: bytes, update: Mapping[str, Any]) -> bytes:
+def updated(raw: bytes, update: EncodedUpdate) -> bytes:
     """`raw` with a save's update applied, as MongoDB would: `$set` fields and list items by
     position, `$push` `$each` items."""
     document = bson.decode(raw)
-    encoded = bson.decode(bson.encode(dict(update)))
+    encoded = bson.decode(update.raw)
     for path, value in encoded.get("$set", {}).items():
         name, _, position = path.partition(".")
         if not position:

@@ -1,4 +1,6 @@
-"""How a save writes an order: whole the first time, then new items of the appended lists only."""
+"""How a save writes an order: whole when new or small, else only what changed since it was stored.
+
+Most tests here write updates at any size (`whole_below=0`), to try them on small orders."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ def save(order: OrderDocument, stored: bytes | None) -> tuple[bytes, int]:
     """The stored bytes after saving `order` as the pipeline does, and the write's size."""
     loaded = order.version
     order.version += 1
-    change = encode(order, loaded, "token")
+    change = encode(order, loaded, "token", whole_below=0)
     if isinstance(change.write, EncodedOrder):
         stored = bytes(change.write.raw)
     else:
@@ -77,7 +79,7 @@ def test_a_save_whose_size_bound_reaches_the_limit_writes_the_whole_document(
     apply(order, placed("ord-b"), NOW)
     _, size = save(order, None)
     apply(order, captured("ord-b"), NOW)
-    change = encode(order, order.version, "token", limit=size)
+    change = encode(order, order.version, "token", limit=size, whole_below=0)
     assert isinstance(change.write, EncodedOrder)
     assert change.size == len(change.write.raw)
 
@@ -93,7 +95,7 @@ def test_a_save_writes_the_same_bytes_whatever_the_length_of_the_timeline() -> N
             apply(order, capture, NOW)
         save(order, None)
         apply(order, captured("ord-t", "0.01", "last", "EUR", event_id="last"), NOW)
-        change = encode(order, order.version, "token")
+        change = encode(order, order.version, "token", whole_below=0)
         assert not isinstance(change.write, EncodedOrder)
         writes.append(len(bson.encode(change.write)))
     assert writes[0] == writes[1]
@@ -110,11 +112,19 @@ def test_a_save_after_undoing_one_fulfillment_writes_the_same_bytes_however_many
             apply(order, request, NOW)
         save(order, None)
         apply(order, cancel_fulfillment("ord-f", "ful-003", event_id="undo"), NOW)
-        change = encode(order, order.version, "token")
+        change = encode(order, order.version, "token", whole_below=0)
         assert not isinstance(change.write, EncodedOrder)
         assert "fulfillments.3" in change.write["$set"]
         writes.append(len(bson.encode(change.write)))
     assert writes[0] == writes[1]
+
+
+def test_a_document_stored_small_is_written_whole() -> None:
+    order = OrderDocument(_id="ord-small")
+    apply(order, placed("ord-small"), NOW)
+    save(order, None)
+    apply(order, captured("ord-small"), NOW)
+    assert isinstance(encode(order, order.version, "token").write, EncodedOrder)
 
 
 def test_a_document_not_loaded_from_the_store_is_written_whole() -> None:
