@@ -50,38 +50,30 @@ class ChangedItem(DocumentModel):
     items, and the next save writes it alone, at its path. Its own lists are replaced, never
     changed in place, so that every change is an assignment."""
 
-    # Its path in the order ("fulfillments.3") and the order's list of changed items.
-    _place: tuple[str, list[ChangedItem]] | None = PrivateAttr(default=None)
-    _changed: bool = PrivateAttr(default=False)
+    # Slots rather than pydantic private attributes, which cost twice the model to set up.
+    # Unset until its order places it (and on a copy): such an item enters no list of changes.
+    __slots__ = ("_changes", "_path")
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        private = self.__pydantic_private__
-        assert private is not None  # pydantic sets it on every model with private attributes
-        if not private["_changed"]:
-            private["_changed"] = True
-            place = private["_place"]
-            if place is not None:
-                place[1].append(self)
+        try:
+            changes = object.__getattribute__(self, "_changes")
+        except AttributeError:
+            return
+        if changes is not None:
+            changes.append(self)
+            # Entered once: placing it again after the save makes it listen again.
+            object.__setattr__(self, "_changes", None)
 
     @property
     def path(self) -> str:
-        private = self.__pydantic_private__
-        assert private is not None and private["_place"] is not None
-        path: str = private["_place"][0]
+        path: str = object.__getattribute__(self, "_path")
         return path
 
     def place(self, path: str, changes: list[ChangedItem]) -> None:
         """Where the item is, as its order stored it; unchanged since."""
-        private = self.__pydantic_private__
-        assert private is not None
-        private["_place"] = (path, changes)
-        private["_changed"] = False
-
-    def mark_saved(self) -> None:
-        private = self.__pydantic_private__
-        assert private is not None
-        private["_changed"] = False
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_changes", changes)
 
 
 class AppendedItem(DocumentModel):
@@ -420,14 +412,14 @@ CHANGED_IN_PLACE = frozenset({"outbox"})
 
 class Stored:
     """What the store holds of an order, as the store measured it when it loaded or saved it:
-    its version, how long its appended and positional lists are there, and its size in bytes
-    at most (each save adds what it writes; the store measures again when that is high); and
-    the fields assigned since, which the next save sets.
+    its version, how long its appended and positional lists are there, its size in bytes at
+    most (each save adds what it writes; the store measures again when that is high), and the
+    field values it holds, to tell the fields assigned since (their value is another object).
 
     `version` None: unknown (a document made here, or loaded another way); it is written whole.
     """
 
-    __slots__ = ("assigned", "lengths", "positions", "size", "version")
+    __slots__ = ("lengths", "positions", "size", "values", "version")
 
     def __init__(
         self,
@@ -440,11 +432,18 @@ class Stored:
         self.lengths = lengths
         self.positions = positions
         self.size = size
-        self.assigned: set[str] = set()
+        self.values: dict[str, Any] = {}
 
     def __eq__(self, other: object) -> bool:
         # Bookkeeping: documents are equal when their fields are (pydantic compares privates).
         return isinstance(other, Stored)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Stored:
+        # A copy of a document does not know the store's copy: it is written whole first.
+        return Stored()
+
+    def __copy__(self) -> Stored:
+        return Stored()
 
 
 class OrderDocument(DocumentModel):
@@ -484,10 +483,6 @@ class OrderDocument(DocumentModel):
     _stored: Stored = PrivateAttr(default_factory=Stored)
     # Items of the positional lists changed since the store's copy (`ChangedItem`).
     _changes: list[ChangedItem] = PrivateAttr(default_factory=list)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        self._private["_stored"].assigned.add(name)
 
     # Private attributes reached through pydantic's __getattr__ cost more than the lookups
     # they serve; these read the slot that holds them directly (see the CPU notes in README).
@@ -625,15 +620,22 @@ class OrderDocument(DocumentModel):
         before: Stored = private["_stored"]
         changes: list[ChangedItem] = private["_changes"]
         for item in changes:
-            item.mark_saved()
+            item.place(item.path, changes)
         changes.clear()
         known = before.version is not None and len(before.positions) == len(POSITIONAL_FIELDS)
         for index, name in enumerate(POSITIONAL_FIELDS):
             items = getattr(self, name)
-            start = before.positions[index] if known and name not in before.assigned else 0
-            for position in range(start, len(items)):
+            kept = known and items is before.values.get(name)
+            for position in range(before.positions[index] if kept else 0, len(items)):
                 items[position].place(f"{name}.{position}", changes)
+        stored.values = dict(self.__dict__)
         private["_stored"] = stored
+
+    def assigned(self) -> set[str]:
+        """The fields assigned since `remember_stored`: their value is another object (an
+        assignment of the same immutable value changes nothing)."""
+        values = self.stored.values
+        return {name for name, value in self.__dict__.items() if value is not values.get(name)}
 
     def stored_as(self, size: int) -> Stored:
         """What the store holds once this document is written, `size` bytes at most."""
@@ -666,14 +668,14 @@ class OrderDocument(DocumentModel):
         lists not assigned are left to `changed_items`)."""
         if not changed_only:
             return self.model_dump(mode="python", by_alias=True, exclude=_WRITTEN_APART)
-        changed = (self.stored.assigned | CHANGED_IN_PLACE) - _WRITTEN_APART
+        changed = (self.assigned() | CHANGED_IN_PLACE) - _WRITTEN_APART
         return self.model_dump(mode="python", by_alias=True, include=changed)
 
     def changed_items(self, lengths: tuple[int, ...]) -> dict[str, Any]:
         """BSON-ready by path ("fulfillments.3"): the changed items of each positional list
         stored `lengths[i]` long, and its new ones; a list assigned since is left to
         `set_fields`, which sets it whole."""
-        assigned = self.stored.assigned
+        assigned = self.assigned()
         stored_lengths = dict(zip(POSITIONAL_FIELDS, lengths, strict=True))
         changed: dict[str, Any] = {}
         for item in self._private["_changes"]:
