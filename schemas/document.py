@@ -626,7 +626,7 @@ class OrderDocument(DocumentModel):
         for index, name in enumerate(POSITIONAL_FIELDS):
             items = getattr(self, name)
             kept = known and items is before.values.get(name)
-            for position in range(before.positions[index] if kept else 0, len(items)):
+            for position in range(max(0, before.positions[index]) if kept else 0, len(items)):
                 items[position].place(f"{name}.{position}", changes)
         stored.values = dict(self.__dict__)
         private["_stored"] = stored
@@ -673,8 +673,8 @@ class OrderDocument(DocumentModel):
 
     def changed_items(self, lengths: tuple[int, ...]) -> dict[str, Any]:
         """BSON-ready by path ("fulfillments.3"): the changed items of each positional list
-        stored `lengths[i]` long, and its new ones; a list assigned since is left to
-        `set_fields`, which sets it whole."""
+        stored `lengths[i]` long (-1: not stored), and its new ones; a list assigned since is
+        left to `set_fields`, which sets it whole."""
         assigned = self.assigned()
         stored_lengths = dict(zip(POSITIONAL_FIELDS, lengths, strict=True))
         changed: dict[str, Any] = {}
@@ -687,6 +687,11 @@ class OrderDocument(DocumentModel):
             if name in assigned:
                 continue
             items = getattr(self, name)
+            if stored_length < 0:
+                # Not in the stored copy (written before the field existed): set whole, since
+                # MongoDB would make "name.0" a key of a new object, not an item of a list.
+                changed[name] = [item.model_dump(mode="python", by_alias=True) for item in items]
+                continue
             for position in range(stored_length, len(items)):
                 item = items[position]
                 changed[f"{name}.{position}"] = item.model_dump(mode="python", by_alias=True)

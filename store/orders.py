@@ -142,7 +142,10 @@ def _update(order: OrderDocument, loaded_version: int, token: str, stored: Store
 def measured(raw: Mapping[str, Any]) -> Stored:
     """What the store holds of an order it returned (`raw`), for updating it later."""
     lengths = tuple(len(raw.get(name) or []) for name in APPENDED_FIELDS)
-    positions = tuple(len(raw.get(name) or []) for name in POSITIONAL_FIELDS)
+    # -1: a list the stored copy does not have yet (it predates the field).
+    positions = tuple(
+        len(raw[name]) if isinstance(raw.get(name), list) else -1 for name in POSITIONAL_FIELDS
+    )
     return Stored(raw.get("version", 0), lengths, positions, len(bson.encode(raw)))
 
 

@@ -13,7 +13,7 @@ from schemas.document import OrderDocument
 from schemas.events import Inbound
 from store.orders import OrderStore, connect, encode
 from tests.conftest import Infra, Names
-from tests.factories import captured, placed, requested, status_reported
+from tests.factories import captured, placed, requested, status_reported, tracking_updated
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +87,18 @@ async def test_an_order_loaded_from_the_store_is_appended_to_and_its_size_never_
     whole = encode(OrderDocument.model_validate(raw), 0, "t")
     # What the store holds, as the next save counts it without reading it: never less.
     assert encode(loaded, loaded.version, "t", whole_below=0).size >= whole.size
+
+
+async def test_a_document_written_before_a_list_existed_gets_the_list_whole(
+    infra: Infra, store: OrderStore
+) -> None:
+    order = OrderDocument(_id="ord-o")
+    apply(order, placed("ord-o"), NOW)
+    order.version = 1
+    older = order.to_mongo()
+    del older["early_shipment_news"]  # as written before contract 1.1
+    await store.orders.insert_one(older)
+    loaded = (await store.load_many(["ord-o"]))["ord-o"]
+    update = tracking_updated("ord-o", "ful-later", tracking_number="AWB-9")
+    assert await saved(store, loaded, update)
+    assert (await read_whole(infra, store, "ord-o")).model_dump() == loaded.model_dump()

@@ -18,7 +18,14 @@ from lifecycle import apply
 from schemas.document import OrderDocument, TimelineEntry
 from schemas.events import Inbound
 from store.orders import EncodedOrder, encode, measured
-from tests.factories import cancel_fulfillment, captured, line, placed, requested
+from tests.factories import (
+    cancel_fulfillment,
+    captured,
+    line,
+    placed,
+    requested,
+    tracking_updated,
+)
 from tests.fakes import updated
 from tests.unit.test_after_fulfillment_properties import orders_with_news
 from tests.unit.test_history_cost import history_events
@@ -117,6 +124,25 @@ def test_a_save_after_undoing_one_fulfillment_writes_the_same_bytes_however_many
         assert "fulfillments.3" in change.write["$set"]
         writes.append(len(bson.encode(change.write)))
     assert writes[0] == writes[1]
+
+
+def test_a_list_the_stored_copy_lacks_is_set_whole_not_by_position() -> None:
+    order = OrderDocument(_id="ord-old")
+    apply(order, placed("ord-old"), NOW)
+    order.version = 1
+    before_news = order.to_mongo()
+    del before_news["early_shipment_news"]  # written before contract 1.1
+    stored = bson.encode(before_news)
+    document = bson.decode(stored, codec_options=AWARE)
+    order.remember_stored(measured(document))
+    apply(order, tracking_updated("ord-old", "ful-later", tracking_number="AWB-9"), NOW)
+    order.version += 1
+    change = encode(order, order.version - 1, "token", whole_below=0)
+    assert not isinstance(change.write, EncodedOrder)
+    written = change.write["$set"]
+    assert "early_shipment_news" in written and "early_shipment_news.0" not in written
+    after = bson.decode(updated(stored, change.write), codec_options=AWARE)
+    assert OrderDocument.model_validate(after).model_dump() == order.model_dump()
 
 
 def test_a_document_stored_small_is_written_whole() -> None:
