@@ -266,6 +266,7 @@ async def kafka_ceiling(base: Settings, work: Workload, say: Say) -> Result:
     finally:
         await consumer.stop()
         await producer.stop()
+        await lab.cleanup()
     return measured(
         "kafka ceiling", work, seconds, f"{work.messages} records consumed and produced", say
     )

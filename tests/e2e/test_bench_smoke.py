@@ -1,4 +1,5 @@
-"""The benchmark still runs end to end (a smoke check at a tiny size; timing is never asserted)."""
+"""The benchmark still runs end to end and cleans up after itself (a smoke check at a tiny size;
+timing is never asserted)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.run import bench, write
 from config import Settings
@@ -14,11 +16,23 @@ from tests.conftest import Infra
 pytestmark = pytest.mark.e2e
 
 
+async def bench_topics(base: Settings) -> set[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=base.kafka_bootstrap)
+    await admin.start()
+    try:
+        return {name for name in await admin.list_topics() if name.startswith("bench-")}
+    finally:
+        await admin.close()
+
+
 async def test_bench_runs_every_variant_and_writes_json_and_chart(
     infra: Infra, tmp_path: Path
 ) -> None:
     base = Settings(kafka_bootstrap=infra.kafka_bootstrap, mongodb_uri=infra.mongodb_uri)
+    before = await bench_topics(base)
     report = await bench(base, orders=60, paced_orders=40, say=print, timeout=300)
+    # Every variant deletes the topics it made: a broker left holding them restarts slowly.
+    assert await bench_topics(base) <= before
     variants = [result.variant for result in report.results]
     assert variants == [
         "kafka ceiling",
