@@ -255,10 +255,6 @@ class _Positions(Generic[T]):
         self._length = 0
         self._positions: dict[Hashable, int] = {}
 
-    def __eq__(self, other: object) -> bool:
-        # Derived state: documents are equal when their fields are (pydantic compares privates).
-        return isinstance(other, _Positions)
-
     def find(self, items: list[T], key: Hashable) -> T | None:
         position = self.position(items, key)
         return None if position is None else items[position]
@@ -288,9 +284,6 @@ class _Matching:
         self._items: list[Fulfillment] | None = None
         self._length = 0
         self._ids: dict[str, None] = {}
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Matching)
 
     def of(
         self, fulfillments: list[Fulfillment], test: Callable[[Fulfillment], bool]
@@ -387,9 +380,6 @@ class _Index:
         # Completed fulfillments that count as delivered (contract 1.1, `delivery_status`).
         self.delivered = _Matching()
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Index)
-
 
 # The lists that only ever grow at their end (their items are frozen). A save appends their new
 # items (`$push`) instead of writing them again, so an order's history does not make it dearer.
@@ -433,10 +423,6 @@ class Stored:
         self.positions = positions
         self.size = size
         self.values: dict[str, Any] = {}
-
-    def __eq__(self, other: object) -> bool:
-        # Bookkeeping: documents are equal when their fields are (pydantic compares privates).
-        return isinstance(other, Stored)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Stored:
         # A copy of a document does not know the store's copy: it is written whole first.
