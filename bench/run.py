@@ -53,7 +53,8 @@ class Report:
     orders: int
     results: list[Result] = field(default_factory=list)
     latency: dict[str, Any] = field(default_factory=dict)
-    ratios: dict[str, float] = field(default_factory=dict)
+    # None: a CPU ratio whose divisor was below what the clock counts (a tiny run's floor).
+    ratios: dict[str, float | None] = field(default_factory=dict)
 
 
 class Lab:
@@ -400,16 +401,22 @@ async def bench(base: Settings, orders: int, paced_orders: int, say: Say, timeou
     rate = {r.variant: r.orders_per_second for r in report.results}
     best = max(rate["pipeline x1"], rate["pipeline x2"])
     ceiling = min(rate["kafka ceiling"], rate["store ceiling"])
-    cpu = {r.variant: r.cpu_us_per_event for r in report.results if r.cpu_us_per_event}
+    cpu = {r.variant: r.cpu_us_per_event or 0.0 for r in report.results}
     report.ratios = {
         "ours_vs_naive": best / rate["naive peer"],
         "ours_vs_lower_ceiling": best / ceiling,
-        "naive_cpu_vs_ours": cpu["naive peer"] / cpu["pipeline x1"],
-        "ours_cpu_vs_floor": cpu["pipeline x1"] / cpu["relay floor"],
+        "naive_cpu_vs_ours": ratio(cpu["naive peer"], cpu["pipeline x1"]),
+        "ours_cpu_vs_floor": ratio(cpu["pipeline x1"], cpu["relay floor"]),
     }
     paced_work = workload(paced_orders, uuid.uuid4().hex[:6])
     report.latency = await paced(base, paced_work, rate=best / 2, processes=2, say=say)
     return report
+
+
+def ratio(numerator: float, divisor: float) -> float | None:
+    """`numerator / divisor`, or None when the divisor is 0: process CPU is counted in clock
+    ticks (10 ms), which a tiny run's relay floor may not reach."""
+    return numerator / divisor if divisor else None
 
 
 def write(report: Report, folder: Path) -> tuple[Path, Path | None]:

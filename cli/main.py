@@ -27,6 +27,11 @@ app.add_typer(topics_app, name="topics")
 app.command("publish")(publish)
 
 
+def times(value: float | None) -> str:
+    """A ratio as "12.3x"; "n/a" when the run was too small to measure its divisor."""
+    return "n/a" if value is None else f"{value:.1f}x"
+
+
 def say(message: str) -> None:
     console.print(f"[dim]stack:[/dim] {message}", highlight=False)
 
@@ -161,8 +166,8 @@ def bench_command(
         )
     console.print(table)
     console.print(
-        f"ours / naive: {report.ratios['ours_vs_naive']:.1f}x; ours / lower ceiling: {report.ratios['ours_vs_lower_ceiling']:.0%}; "
-        f"CPU per event: naive / ours {report.ratios['naive_cpu_vs_ours']:.1f}x, ours / floor {report.ratios['ours_cpu_vs_floor']:.1f}x; "
+        f"ours / naive: {times(report.ratios['ours_vs_naive'])}; ours / lower ceiling: {report.ratios['ours_vs_lower_ceiling'] or 0:.0%}; "
+        f"CPU per event: naive / ours {times(report.ratios['naive_cpu_vs_ours'])}, ours / floor {times(report.ratios['ours_cpu_vs_floor'])}; "
         f"paced at {report.latency['orders_per_second']:,.0f} orders/s: p50 {report.latency['p50_ms']:.0f} ms, "
         f"p95 {report.latency['p95_ms']:.0f} ms, p99 {report.latency['p99_ms']:.0f} ms",
         highlight=False,

@@ -49,8 +49,10 @@ async def test_bench_runs_every_variant_and_writes_json_and_chart(
         "naive_cpu_vs_ours",
         "ours_cpu_vs_floor",
     } <= set(report.ratios)
-    measured = [r for r in report.results if r.variant not in ("kafka ceiling", "store ceiling")]
-    assert all(r.cpu_us_per_event and r.cpu_us_per_event > 0 for r in measured)
+    cpu = {r.variant: r.cpu_us_per_event for r in report.results}
+    # Process CPU is counted in 10 ms ticks, which a tiny run's relay may not reach.
+    assert cpu["relay floor"] is not None and cpu["relay floor"] >= 0
+    assert all((cpu[name] or 0) > 0 for name in ("naive peer", "pipeline x1", "pipeline x2"))
     assert {"p50_ms", "p95_ms", "p99_ms"} <= set(report.latency)
     data, chart = write(report, tmp_path)
     assert json.loads(data.read_text())["orders"] == 60
