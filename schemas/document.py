@@ -394,7 +394,7 @@ APPENDED_FIELDS = (
 # The lists whose items the lifecycle changes (`ChangedItem`) and which grow only at their end:
 # a save sets their changed and new items at their positions, unless the list was assigned.
 POSITIONAL_FIELDS = ("lines", "fulfillments", "early_shipment_news")
-# Written apart from the other fields: `_id` once, the appended lists by `$push`.
+# Never in a save's `$set`: `_id` does not change, the appended lists get `$push`.
 _WRITTEN_APART = {"id", *APPENDED_FIELDS}
 # Changed in place on every save (outputs carried forward are extended): always set.
 CHANGED_IN_PLACE = frozenset({"outbox"})
@@ -648,22 +648,15 @@ class OrderDocument(DocumentModel):
         """How long each of `POSITIONAL_FIELDS` is now."""
         return len(self.lines), len(self.fulfillments), len(self.early_shipment_news)
 
-    def set_fields(self, changed_only: bool = False) -> dict[str, Any]:
-        """Every field but `_id` and the appended lists, BSON-ready: what a save sets. With
-        `changed_only`, only those assigned since `remember_stored` and the outbox (positional
-        lists not assigned are left to `changed_items`)."""
-        if not changed_only:
-            return self.model_dump(mode="python", by_alias=True, exclude=_WRITTEN_APART)
-        changed = (self.assigned() | CHANGED_IN_PLACE) - _WRITTEN_APART
-        return self.model_dump(mode="python", by_alias=True, include=changed)
-
-    def changed_items(self, lengths: tuple[int, ...]) -> dict[str, Any]:
-        """BSON-ready by path ("fulfillments.3"): the changed items of each positional list
-        stored `lengths[i]` long (-1: not stored), and its new ones; a list assigned since is
-        left to `set_fields`, which sets it whole."""
+    def changed_since(self, stored: Stored) -> dict[str, Any]:
+        """What a save sets on the `stored` copy, BSON-ready: the fields assigned since and
+        the outbox, and by path ("fulfillments.3") the changed and new items of each positional
+        list; a positional list assigned since, or missing from the copy, is set whole."""
         assigned = self.assigned()
-        stored_lengths = dict(zip(POSITIONAL_FIELDS, lengths, strict=True))
-        changed: dict[str, Any] = {}
+        changed = self.model_dump(
+            mode="python", by_alias=True, include=(assigned | CHANGED_IN_PLACE) - _WRITTEN_APART
+        )
+        stored_lengths = dict(zip(POSITIONAL_FIELDS, stored.positions, strict=True))
         for item in self._private["_changes"]:
             path = item.path
             name, _, position = path.partition(".")

@@ -52,9 +52,9 @@ class Change:
 
     order: OrderDocument
     loaded_version: int
-    # The whole document (EncodedOrder), or an update of the stored one: `$set` of every field
-    # but the appended lists, `$push` of their new items. Encoded by `encode`, so its size is
-    # known before the store is asked.
+    # The whole document (EncodedOrder), or an update of the stored one: `$set` of what changed,
+    # `$push` of the appended lists' new items. Encoded by `encode`, so its size is known
+    # before the store is asked.
     write: EncodedOrder | EncodedUpdate
     # The document's size once written: exact when written whole, else an upper bound.
     size: int
@@ -125,7 +125,7 @@ def encode(
 
 def _update(order: OrderDocument, loaded_version: int, token: str, stored: Stored) -> Change:
     """An update of the stored copy: `$set` of what changed, `$push` of the new items."""
-    sets = order.set_fields(changed_only=True) | order.changed_items(stored.positions)
+    sets = order.changed_since(stored)
     sets["write_token"] = token
     tails = order.appended_since(stored.lengths)
     update: dict[str, Any] = {"$set": sets}
@@ -139,14 +139,15 @@ def _update(order: OrderDocument, loaded_version: int, token: str, stored: Store
     return Change(order, loaded_version, write, size, order.stored_as(size))
 
 
-def measured(raw: Mapping[str, Any]) -> Stored:
-    """What the store holds of an order it returned (`raw`), for updating it later."""
+def measured(raw: Mapping[str, Any], size: int) -> Stored:
+    """What the store holds of an order it returned (`raw`, `size` bytes of BSON), for
+    updating it later."""
     lengths = tuple(len(raw.get(name) or []) for name in APPENDED_FIELDS)
     # -1: a list the stored copy does not have yet (it predates the field).
     positions = tuple(
         len(raw[name]) if isinstance(raw.get(name), list) else -1 for name in POSITIONAL_FIELDS
     )
-    return Stored(raw.get("version", 0), lengths, positions, len(bson.encode(raw)))
+    return Stored(raw.get("version", 0), lengths, positions, size)
 
 
 class SavedOrders:
@@ -189,6 +190,7 @@ class OrderStore:
         self.pending: AsyncCollection[Raw] = client[database]["outbox_pending"]
         self.write_chunk = write_chunk
         self._saved = SavedOrders()
+        self._undecoded = self.orders.codec_options.with_options(document_class=RawBSONDocument)
 
     async def ensure_indexes(self) -> None:
         await self.pending.create_index([("at", ASCENDING)])
@@ -213,9 +215,12 @@ class OrderStore:
         loaded = self._saved.take(stored)
         missing = [order_id for order_id in stored if order_id not in loaded]
         if missing:
-            async for raw in self.orders.find({"_id": {"$in": missing}}):
+            # As the server sent them, so that their size is known without encoding them again.
+            undecoded = self.orders.with_options(codec_options=self._undecoded)
+            async for found in undecoded.find({"_id": {"$in": missing}}):
+                raw = bson.decode(found.raw, codec_options=self.orders.codec_options)
                 loaded[raw["_id"]] = order = OrderDocument.model_validate(raw)
-                order.remember_stored(measured(raw))
+                order.remember_stored(measured(raw, len(found.raw)))
         return loaded
 
     async def save_many(self, changes: Sequence[Change], token: str) -> set[str]:

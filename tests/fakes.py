@@ -40,7 +40,7 @@ class FakeStore:
             return None
         document = bson.decode(raw)
         order = OrderDocument.model_validate(document)
-        order.remember_stored(measured(document))
+        order.remember_stored(measured(document, len(raw)))
         return order
 
     async def load_many(self, order_ids: Iterable[str]) -> dict[str, OrderDocument]:
