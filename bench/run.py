@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
 from pymongo import InsertOne, ReplaceOne
 
+from bench import floor
 from bench.data import Workload, workload
 from config import Settings, stack_dir
 from consumers.processes import Process, spawn_worker, stop_processes
@@ -92,10 +93,12 @@ class Lab:
             "FULFILLMENT_LOG_LEVEL": "WARNING",
         }
 
-    def spawn(self, module: str, count: int) -> list[subprocess.Popen[bytes]]:
+    def spawn(
+        self, module: str, count: int, args: Sequence[str] = ()
+    ) -> list[subprocess.Popen[bytes]]:
         # Bench workers log at WARNING into the lab's folder; a silent failure would skew figures.
         return [
-            spawn_worker(self.env(), self.logs / f"{module}-{index}.log", module)
+            spawn_worker(self.env(), self.logs / f"{module}-{index}.log", module, args)
             for index in range(count)
         ]
 
@@ -200,7 +203,14 @@ def cpu_seconds(processes: Sequence[Process]) -> float:
 
 
 async def run_workers(
-    base: Settings, name: str, module: str, processes: int, work: Workload, say: Say, timeout: float
+    base: Settings,
+    name: str,
+    module: str,
+    processes: int,
+    work: Workload,
+    say: Say,
+    timeout: float,
+    args: Sequence[str] = (),
 ) -> Result:
     """Start the workers on empty topics, wait for a stable group, then send every event and
     clock until every order's fulfillment.completed is out; CPU is counted over the same span."""
@@ -208,7 +218,7 @@ async def run_workers(
     await ensure_topics(lab.settings)
     arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED))
     await arrivals.start()
-    workers = lab.spawn(module, processes)
+    workers = lab.spawn(module, processes, args)
 
     def alive() -> None:
         dead = [w.returncode for w in workers if w.poll() is not None]
@@ -303,6 +313,19 @@ async def store_ceiling(base: Settings, work: Workload, say: Say) -> Result:
     return measured("store ceiling", work, seconds, note, say)
 
 
+async def libraries_floor(base: Settings, work: Workload, say: Say, timeout: float) -> Result:
+    """aiokafka and pymongo doing our pipeline's writes and sends, made beforehand (bench.floor)."""
+    path = stack_dir() / "bench-logs" / f"floor-plan-{uuid.uuid4().hex[:6]}.pickle"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    floor.save_plan(floor.plan(work), path)
+    try:
+        return await run_workers(
+            base, "libraries floor", "bench.floor", 1, work, say, timeout, [str(path)]
+        )
+    finally:
+        path.unlink(missing_ok=True)
+
+
 def _document_states(work: Workload) -> list[list[dict[str, Any]]]:
     """Each order's document after each of its three events, exactly as the pipeline saves them."""
     from consumers.decode import Rejection, decode
@@ -392,6 +415,7 @@ async def bench(base: Settings, orders: int, paced_orders: int, say: Say, timeou
         lambda: kafka_ceiling(base, work, say),
         lambda: store_ceiling(base, work, say),
         lambda: run_workers(base, "relay floor", "bench.relay", 1, work, say, timeout),
+        lambda: libraries_floor(base, work, say, timeout),
         lambda: run_workers(base, "naive peer", "bench.naive", 1, work, say, timeout),
         lambda: run_workers(base, "pipeline x1", "consumers.worker", 1, work, say, timeout),
         lambda: run_workers(base, "pipeline x2", "consumers.worker", 2, work, say, timeout),
@@ -407,6 +431,7 @@ async def bench(base: Settings, orders: int, paced_orders: int, say: Say, timeou
         "ours_vs_lower_ceiling": best / ceiling,
         "naive_cpu_vs_ours": ratio(cpu["naive peer"], cpu["pipeline x1"]),
         "ours_cpu_vs_floor": ratio(cpu["pipeline x1"], cpu["relay floor"]),
+        "ours_cpu_vs_libraries_floor": ratio(cpu["pipeline x1"], cpu["libraries floor"]),
     }
     paced_work = workload(paced_orders, uuid.uuid4().hex[:6])
     report.latency = await paced(base, paced_work, rate=best / 2, processes=2, say=say)

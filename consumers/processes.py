@@ -6,7 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from config import project_root
@@ -19,15 +19,17 @@ def spawn_worker(
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
     module: str = WORKER_MODULE,
+    args: Sequence[str] = (),
 ) -> Process:
-    """Start one worker (or `module`) with `env` (default: ours); output appended to `log`.
+    """Start one worker (or `module`, with `args`) with `env` (default: ours); output appended
+    to `log`.
 
     Without `log` the child shares this process's stdout and stderr.
     """
     output = log.open("ab") if log is not None else None
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", module, *args],
             env=dict(env) if env is not None else dict(os.environ),
             cwd=project_root(),
             stdout=output,
