@@ -167,7 +167,8 @@ def bench_command(
     console.print(table)
     console.print(
         f"ours / naive: {times(report.ratios['ours_vs_naive'])}; ours / lower ceiling: {report.ratios['ours_vs_lower_ceiling'] or 0:.0%}; "
-        f"CPU per event: naive / ours {times(report.ratios['naive_cpu_vs_ours'])}, ours / floor {times(report.ratios['ours_cpu_vs_floor'])}; "
+        f"CPU per event: naive / ours {times(report.ratios['naive_cpu_vs_ours'])}, ours / relay floor {times(report.ratios['ours_cpu_vs_floor'])}, "
+        f"ours / libraries floor {times(report.ratios['ours_cpu_vs_libraries_floor'])}; "
         f"paced at {report.latency['orders_per_second']:,.0f} orders/s: p50 {report.latency['p50_ms']:.0f} ms, "
         f"p95 {report.latency['p95_ms']:.0f} ms, p99 {report.latency['p99_ms']:.0f} ms",
         highlight=False,

@@ -38,6 +38,7 @@ async def test_bench_runs_every_variant_and_writes_json_and_chart(
         "kafka ceiling",
         "store ceiling",
         "relay floor",
+        "libraries floor",
         "naive peer",
         "pipeline x1",
         "pipeline x2",
@@ -48,11 +49,15 @@ async def test_bench_runs_every_variant_and_writes_json_and_chart(
         "ours_vs_lower_ceiling",
         "naive_cpu_vs_ours",
         "ours_cpu_vs_floor",
+        "ours_cpu_vs_libraries_floor",
     } <= set(report.ratios)
     cpu = {r.variant: r.cpu_us_per_event for r in report.results}
     # Process CPU is counted in 10 ms ticks, which a tiny run's relay may not reach.
     assert cpu["relay floor"] is not None and cpu["relay floor"] >= 0
-    assert all((cpu[name] or 0) > 0 for name in ("naive peer", "pipeline x1", "pipeline x2"))
+    assert all(
+        (cpu[name] or 0) > 0
+        for name in ("libraries floor", "naive peer", "pipeline x1", "pipeline x2")
+    )
     assert {"p50_ms", "p95_ms", "p99_ms"} <= set(report.latency)
     data, chart = write(report, tmp_path)
     assert json.loads(data.read_text())["orders"] == 60
