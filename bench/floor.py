@@ -84,6 +84,8 @@ class Floor:
         taken = []
         for key in keys:
             done = self.applied.get(key, 0)
+            if done == len(self.steps[key]):
+                continue  # read again after a rebalance: every step was taken
             before.setdefault(key, done)
             taken.append(self.steps[key][done])
             self.applied[key] = done + 1

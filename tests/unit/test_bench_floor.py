@@ -37,3 +37,11 @@ def test_an_order_seen_twice_in_a_batch_is_written_once_at_its_last_step_with_ev
     assert isinstance(operations[0], ReplaceOne)
     assert operations[0]._filter == {"_id": first, "version": 2}
     assert operations[0]._doc is steps[first][2].document
+
+
+def test_a_record_read_again_after_its_orders_last_step_writes_and_sends_nothing() -> None:
+    steps = plan(workload(1, "floor"))
+    (order_id,) = steps
+    floor = Floor(Settings(topic_prefix="t."), steps, write_chunk=200)
+    floor.writes([order_id] * 3)
+    assert floor.writes([order_id]) == ([], [])
