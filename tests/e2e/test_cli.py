@@ -369,7 +369,7 @@ def summary_count(output: str, label: str) -> int:
 
 
 async def test_worker_command_runs_several_processes_in_one_group_and_stops_on_sigterm(
-    harness: Harness,
+    harness: Harness, tmp_path: Path
 ) -> None:
     import signal
 
@@ -380,20 +380,27 @@ async def test_worker_command_runs_several_processes_in_one_group_and_stops_on_s
         "FULFILLMENT_GROUP_ID": harness.settings.group_id + "-cli",
         "MONGODB_DATABASE": database,
     }
-    supervisor = subprocess.Popen(
-        [FULFILLMENT, "worker", "--processes", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "workers.log"
+    with log.open("wb") as output:
+        supervisor = subprocess.Popen(
+            [FULFILLMENT, "worker", "--processes", "2"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     store = OrderStore(connect(harness.settings.mongodb_uri), database)
     try:
         await harness.send(
             Topic.ORDERS_PLACED, envelope(EventType.ORDER_PLACED, "ord-procs", placed_data())
         )
-        async with asyncio.timeout(60):
-            while await store.load("ord-procs") is None:
-                await asyncio.sleep(0.2)
+        try:
+            async with asyncio.timeout(60):
+                while await store.load("ord-procs") is None:
+                    await asyncio.sleep(0.2)
+        except TimeoutError as late:
+            # What the workers said is the only clue to why they did not apply it.
+            late.add_note(log.read_text(errors="replace")[-4000:])
+            raise
         children = subprocess.run(
             ["pgrep", "-P", str(supervisor.pid)], capture_output=True, text=True
         ).stdout.split()
