@@ -70,6 +70,47 @@ def _port_or_off(value: Any, info: ValidationInfo) -> Any:
     return int(raw)
 
 
+def _bootstrap_servers(value: str, info: ValidationInfo) -> str:
+    """host[:port] entries, comma-separated, each port 1 to 65535: a typo is a configuration
+    error at start, not an outage waited out forever."""
+    for server in value.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if not colon:
+            host, port = port, "9092"
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(
+                f"{_variable(info)} must be host:port entries separated by commas, got {value!r}"
+            )
+    return value
+
+
+def _mongodb_uri(value: str, info: ValidationInfo) -> str:
+    """A MongoDB connection string (never echoed: it may hold a password)."""
+    if not value.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError(f"{_variable(info)} must start with mongodb:// or mongodb+srv://")
+    hosts = value.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    for host in hosts.split(","):
+        name, colon, port = host.rpartition(":")
+        if colon and not name.endswith("]") and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError(f"{_variable(info)} has a port that is not a number from 1 to 65535")
+        if not host:
+            raise ValueError(f"{_variable(info)} names no host")
+    return value
+
+
+# What MongoDB refuses in a database name.
+_DATABASE_FORBIDDEN = '/\\. "$\x00'
+
+
+def _database(value: str, info: ValidationInfo) -> str:
+    if not value or len(value) > 63 or any(c in _DATABASE_FORBIDDEN for c in value):
+        raise ValueError(
+            f"{_variable(info)} must be 1 to 63 characters without / \\ . space \" or $,"
+            f" got {value!r}"
+        )
+    return value
+
+
 Port = Annotated[int, AfterValidator(_port)]
 LogLevel = Annotated[
     Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"], BeforeValidator(_upper)
@@ -86,9 +127,9 @@ class Environment(BaseSettings):
     model_config = SettingsConfigDict(env_ignore_empty=True, extra="ignore", frozen=True)
 
     # Where Kafka and the store are; unset means the local stack on its ports below.
-    kafka_bootstrap_servers: str | None = None
-    mongodb_uri: str | None = None
-    mongodb_database: str = "fulfillment"
+    kafka_bootstrap_servers: Annotated[str, AfterValidator(_bootstrap_servers)] | None = None
+    mongodb_uri: Annotated[str, AfterValidator(_mongodb_uri)] | None = None
+    mongodb_database: Annotated[str, AfterValidator(_database)] = "fulfillment"
     # Fernet keys, comma-separated; unset means the key the local stack generated.
     fulfillment_secret_key: SecretStr | None = None
     fulfillment_topic_prefix: str = ""

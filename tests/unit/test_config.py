@@ -218,6 +218,53 @@ def test_every_typed_variable_fails_in_one_line_naming_it(
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("MONGODB_URI", "http://x", "MONGODB_URI must start with mongodb:// or mongodb"),
+        ("MONGODB_URI", "mongodb://h:notaport", "MONGODB_URI has a port that is not a number"),
+        ("MONGODB_URI", "mongodb:///db", "MONGODB_URI names no host"),
+        ("MONGODB_DATABASE", "a/b", "MONGODB_DATABASE must be 1 to 63 characters"),
+        ("MONGODB_DATABASE", "x" * 64, "MONGODB_DATABASE must be 1 to 63 characters"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "h:notaport", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "a:9092,:9093", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
+    ],
+)
+def test_a_malformed_address_of_kafka_or_the_store_is_a_config_error_not_an_outage(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=message) as raised:
+        environment()
+    assert "\n" not in str(raised.value)
+
+
+def test_a_malformed_store_address_is_never_echoed_since_it_may_hold_a_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MONGODB_URI", "mongodb://user:s3cret@h:notaport")
+    with pytest.raises(ConfigError) as raised:
+        environment()
+    assert "s3cret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("MONGODB_URI", "mongodb://u:p%40ss@db1:27017,db2:27018/?replicaSet=rs0"),
+        ("MONGODB_URI", "mongodb://[::1]:27017"),
+        ("MONGODB_URI", "mongodb+srv://cluster0.example.net/orders"),
+        ("MONGODB_DATABASE", "fulfillment_bench-1"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "k1:9092, k2:9093,k3"),
+    ],
+)
+def test_well_formed_addresses_of_kafka_and_the_store_are_taken_as_given(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    assert getattr(environment(), variable.lower()) == value
+
+
 def test_log_level_and_tracing_mode_are_read_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FULFILLMENT_LOG_LEVEL", "debug")
     monkeypatch.setenv("FULFILLMENT_TRACING", "None")
