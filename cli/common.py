@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from aiokafka import errors as kafka
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure
 from rich.console import Console
 
 from config import ConfigError, Settings
@@ -19,8 +19,10 @@ from config.kafka_security import refusal
 from consumers.startup import reason
 from producers.publisher import FulfillmentPublisher
 
-console = Console()
-errors = Console(stderr=True)
+# Lines are never wrapped at the terminal's width: an error is one line, and a script reading
+# a message (an event's id, say) finds it whole. Tables still fit the width.
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 # Conventional exit codes (sysexits.h): 1 failure, 2 usage or configuration, 69 unavailable.
@@ -29,6 +31,8 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69
 # A command waits this long for one Kafka answer, not aiokafka's 40 s: a hung broker fails fast.
 CLI_KAFKA_TIMEOUT_MS = 4000
+# MongoDB's code for a login it refused (wrong user, password or mechanism).
+AUTHENTICATION_FAILED = 18
 # Kafka errors that mean "cannot be reached", as opposed to a refused request.
 KAFKA_UNREACHABLE: tuple[type[Exception], ...] = (
     kafka.KafkaConnectionError,
@@ -42,7 +46,7 @@ KAFKA_UNREACHABLE: tuple[type[Exception], ...] = (
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print one line on stderr and exit: operators get no tracebacks."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -80,6 +84,13 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         fail(str(problem), EXIT_USAGE)
     except ConnectionFailure as problem:
         fail(f"cannot reach the store: {reason(problem)}", EXIT_UNAVAILABLE)
+    except ConfigurationError as problem:
+        # A connection string pymongo cannot use (an SRV name without records, say).
+        fail(f"MONGODB_URI is not usable: {reason(problem)}", EXIT_USAGE)
+    except OperationFailure as problem:
+        if problem.code != AUTHENTICATION_FAILED:
+            raise
+        fail(f"the store refused the credentials in MONGODB_URI: {reason(problem)}", EXIT_USAGE)
     except KAFKA_UNREACHABLE as problem:
         fail(
             _kafka_refusal() or f"cannot reach Kafka at {_kafka_address()}: {reason(problem)}",

@@ -351,13 +351,15 @@ def main() -> None:
         sys.exit(130)
     except ConfigError as problem:
         # Whichever command read the bad variable: exit 2, "usage or configuration".
-        errors.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+        errors.print(f"[red]error:[/red] {problem}", highlight=False)
         sys.exit(EXIT_USAGE)
     except Exception as problem:
         if _debugging():
             raise
+        # One line whatever the exception says: servers' messages may span several.
+        said = " ".join(str(problem).split())
         errors.print(
-            f"[red]error:[/red] {type(problem).__name__}: {problem} (FULFILLMENT_DEBUG=1 shows the traceback)",
+            f"[red]error:[/red] {type(problem).__name__}: {said} (FULFILLMENT_DEBUG=1 shows the traceback)",
             highlight=False,
         )
         sys.exit(1)

@@ -109,7 +109,7 @@ def publish(
     if problems:
         errors.print(f"[red]error:[/red] {event_type.value} is not valid:", highlight=False)
         for line in problems:
-            errors.print(f"  - {line}", highlight=False, soft_wrap=True)
+            errors.print(f"  - {line}", highlight=False)
         raise typer.Exit(EXIT_FAILURE)
     if dry_run:
         console.print(
