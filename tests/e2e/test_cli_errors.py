@@ -141,3 +141,19 @@ def test_a_byte_order_mark_is_not_an_error(tmp_path: Path, event_file: Path) -> 
     result, _ = fulfillment("publish", "order.placed", "--file", str(path), "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "valid order.placed" in result.stdout
+
+
+def test_errors_and_messages_stay_whole_lines_on_a_narrow_terminal(event_file: Path) -> None:
+    result, _ = fulfillment("topics", "create", KAFKA_BOOTSTRAP_SERVERS="h:notaport", COLUMNS="40")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: KAFKA_BOOTSTRAP_SERVERS must be host:port entries separated by commas,"
+        " got 'h:notaport'"
+    ]
+    result, _ = fulfillment("publish", "order.placed", "--file", str(event_file), "--dry-run")
+    wide = result.stdout
+    result, _ = fulfillment(
+        "publish", "order.placed", "--file", str(event_file), "--dry-run", COLUMNS="40"
+    )
+    assert result.returncode == 0 and len(wide) > 40
+    assert result.stdout == wide and len(result.stdout.splitlines()) == 1
