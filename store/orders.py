@@ -13,7 +13,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
@@ -44,6 +44,16 @@ Raw = dict[str, Any]
 WHOLE_BELOW = 8 * 1024
 # Bytes a pushed item's array index may add over its index in `$each` (up to 7 more digits).
 INDEX_DIGITS = 7
+
+
+# How long a marker whose save has not landed (the stored version is below it) is kept after
+# that save's last try, in case the write is still in flight; after that the save is taken as
+# failed. Far above any single write: each try of a save dates its markers again.
+ABANDONED_AFTER = timedelta(minutes=15)
+
+
+class WriteNotConfirmed(TimeoutError):
+    """The store applied a write but did not confirm it as the write concern asks: an outage."""
 
 
 @dataclass
@@ -261,10 +271,15 @@ class OrderStore:
             result = await self.orders.bulk_write(list(operations), ordered=False)
             return result.inserted_count + result.matched_count
         except BulkWriteError as failure:
-            errors = failure.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            details = failure.details
+            if any(error.get("code") != DUPLICATE_KEY for error in details.get("writeErrors", [])):
                 raise
-            return len(operations) - len(errors)
+            if details.get("writeConcernErrors"):
+                # Applied but not confirmed as the write concern asks: waited out and written
+                # again; the write token then tells which of these writes landed.
+                raise WriteNotConfirmed(str(details["writeConcernErrors"][0])) from None
+            # What the server counted: an update that matched nothing lost a race too.
+            return int(details.get("nInserted", 0)) + int(details.get("nMatched", 0))
 
     async def _lost_races(self, changes: Sequence[Change], token: str) -> set[str]:
         ids = [change.order.id for change in changes]
@@ -273,13 +288,16 @@ class OrderStore:
         return set(ids) - ours
 
     async def _mark_pending(self, orders: Sequence[OrderDocument]) -> None:
+        """A marker per order, dated now: written again by each try of the same save, so that
+        its date is that of the last try and the relay knows the save may still be in flight."""
         if not orders:
             return
         now = datetime.now(UTC)
         markers = [PendingOutbox.of(order, now).to_mongo() for order in orders]
+        writes = [ReplaceOne({"_id": marker["_id"]}, marker, upsert=True) for marker in markers]
         try:
-            await self.pending.insert_many(markers, ordered=False)
-        except BulkWriteError as failure:  # a marker left by an earlier try of the same save
+            await self.pending.bulk_write(writes, ordered=False)
+        except BulkWriteError as failure:  # two tries inserting the same marker at once
             if any(
                 error.get("code") != DUPLICATE_KEY
                 for error in failure.details.get("writeErrors", [])
@@ -299,21 +317,27 @@ class OrderStore:
         return {raw["order_id"] async for raw in self.pending.find({"_id": {"$in": keys}})}
 
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
-        """Orders whose outbox a crash left behind: their marker is older than `saved_before`."""
+        """Orders whose outbox a crash left behind: their marker is older than `saved_before`
+        and names the stored version."""
         cursor = self.pending.find({"at": {"$lt": saved_before}}, limit=limit)
         markers = [PendingOutbox.model_validate(raw) async for raw in cursor]
         if not markers:
             return []
         orders = await self.load_many({marker.order_id for marker in markers})
-        stale = [
-            m.id
-            for m in markers
-            if m.order_id not in orders or orders[m.order_id].version != m.version
-        ]
+        unsent, stale = [], []
+        for marker in markers:
+            order = orders.get(marker.order_id)
+            stored = order.version if order is not None else 0
+            if order is not None and stored == marker.version:
+                unsent.append(order)
+            elif stored > marker.version or marker.at < saved_before - ABANDONED_AFTER:
+                # A newer save carried these outputs forward (its own marker stands for them),
+                # or the save behind the marker never landed: it lost its race or failed.
+                stale.append(marker.id)
+            # Else the save behind the marker may still be in flight: left for a later pass.
         if stale:
-            # A newer save carried these outputs forward, or the save behind the marker lost its race.
             await self.pending.delete_many({"_id": {"$in": stale}})
-        return [orders[m.order_id] for m in markers if m.id not in stale]
+        return unsent
 
     async def is_settled(self, order: OrderDocument) -> bool:
         """True when the order's saved outputs have been acknowledged by the broker."""
