@@ -15,7 +15,7 @@ from pymongo.errors import AutoReconnect
 
 from consumers.outputs import Message
 from schemas.document import OrderDocument, PendingOutbox
-from store.orders import Change, EncodedOrder, EncodedUpdate, measured
+from store.orders import ABANDONED_AFTER, Change, EncodedOrder, EncodedUpdate, measured
 
 
 class FakeStore:
@@ -84,12 +84,13 @@ class FakeStore:
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
         self._maybe_away()
         found = []
-        for marker in list(self.markers.values())[:limit]:
+        for marker in [m for m in self.markers.values() if m.at < saved_before][:limit]:
             order = self.stored(marker.order_id)
-            if order is None or order.version != marker.version:
-                del self.markers[marker.id]
-            else:
+            stored = order.version if order is not None else 0
+            if order is not None and stored == marker.version:
                 found.append(order)
+            elif stored > marker.version or marker.at < saved_before - ABANDONED_AFTER:
+                del self.markers[marker.id]
         return found
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,14 +14,16 @@ from cryptography.fernet import Fernet
 
 from config import Settings
 from consumers.outputs import KafkaOutputs, Message
-from consumers.pipeline import Pipeline
+from consumers.pipeline import Pipeline, utc_now
 from consumers.relay import relay_once
 from consumers.sealing import Sealer
 from consumers.topics import ensure_topics
+from lifecycle import apply
+from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
 from schemas.names import EventType, Topic
-from store.orders import OrderStore, connect
+from store.orders import ABANDONED_AFTER, OrderStore, connect, encode
 from tests.conftest import Infra, Names
-from tests.factories import Record, envelope, placed_data
+from tests.factories import Record, envelope, placed, placed_data
 
 pytestmark = pytest.mark.integration
 
@@ -147,4 +151,80 @@ async def test_next_batch_for_the_order_carries_unsent_outputs_forward(settings:
         assert await statuses_published(settings) == ["awaiting_payment", "unfulfilled"]
     finally:
         await real.stop()
+        await store.client.close()
+
+
+async def saved_order(store: OrderStore, order_id: str) -> OrderDocument:
+    """An order saved at version 1 with an output, its marker cleared as after publishing."""
+    order = OrderDocument(_id=order_id)
+    applied = apply(order, placed(order_id), utc_now())
+    order.outbox = [OutboxMessage.of(event) for event in applied.outputs]
+    order.version = 1
+    token = uuid.uuid4().hex
+    assert await store.save_many([encode(order, 0, token)], token) == set()
+    await store.mark_sent([PendingOutbox.key(order_id, 1)])
+    return order
+
+
+async def marker_ids(store: OrderStore) -> set[str]:
+    return {raw["_id"] async for raw in store.pending.find({})}
+
+
+async def test_a_marker_whose_save_has_not_landed_is_kept_until_abandoned_and_never_sent(
+    settings: Settings,
+) -> None:
+    store = OrderStore(connect(settings.mongodb_uri), settings.database)
+    try:
+        order = await saved_order(store, "ord-flight")
+        # Another worker's save of version 2 has its marker in but its write not landed yet.
+        tried = utc_now() - timedelta(minutes=1)
+        in_flight = PendingOutbox(_id="ord-flight@2", order_id="ord-flight", version=2, at=tried)
+        await store.pending.insert_one(in_flight.to_mongo())
+        relay_now = utc_now() - timedelta(seconds=30)
+        assert await store.unsent(saved_before=relay_now) == []
+        assert await marker_ids(store) == {"ord-flight@2"}
+        # Long after that save's last try, its write is taken as failed.
+        later = relay_now + ABANDONED_AFTER + timedelta(minutes=2)
+        assert await store.unsent(saved_before=later) == []
+        assert await marker_ids(store) == set()
+        assert (await store.load("ord-flight")).version == order.version  # type: ignore[union-attr]
+    finally:
+        await store.client.close()
+
+
+async def test_a_marker_a_newer_save_carried_forward_is_dropped_at_once(settings: Settings) -> None:
+    store = OrderStore(connect(settings.mongodb_uri), settings.database)
+    try:
+        await saved_order(store, "ord-carried")
+        old = PendingOutbox(
+            _id="ord-carried@0",
+            order_id="ord-carried",
+            version=0,
+            at=utc_now() - timedelta(minutes=1),
+        )
+        await store.pending.insert_one(old.to_mongo())
+        assert await store.unsent(saved_before=utc_now()) == []
+        assert await marker_ids(store) == set()
+    finally:
+        await store.client.close()
+
+
+async def test_each_try_of_a_save_dates_its_marker_again(settings: Settings) -> None:
+    store = OrderStore(connect(settings.mongodb_uri), settings.database)
+    try:
+        order = OrderDocument(_id="ord-retry")
+        order.outbox = [
+            OutboxMessage.of(event)
+            for event in apply(order, placed("ord-retry"), utc_now()).outputs
+        ]
+        order.version = 1
+        token = uuid.uuid4().hex
+        change = encode(order, 0, token)
+        assert await store.save_many([change], token) == set()
+        first = (await store.pending.find_one({"_id": "ord-retry@1"}))["at"]  # type: ignore[index]
+        # The same save tried again (its first answer was lost in an outage): not a lost race.
+        assert await store.save_many([change], token) == set()
+        second = (await store.pending.find_one({"_id": "ord-retry@1"}))["at"]  # type: ignore[index]
+        assert second > first
+    finally:
         await store.client.close()
