@@ -36,10 +36,20 @@ def redacted(order: OrderDocument) -> dict[str, Any]:
     """The document as JSON, with sealed credentials shown only as present."""
     document = order.model_dump(mode="json", by_alias=True)
     for fulfillment in document["fulfillments"]:
-        for distribution in fulfillment.get("distributions") or []:
-            if distribution.get("sealed_credentials"):
-                distribution["sealed_credentials"] = SEALED
+        _redact_distributions(fulfillment.get("distributions"))
+    for entry in document["outbox"]:
+        # An unsent fulfillment.completed keeps the same sealed credentials in its JSON.
+        if entry.get("sealed") is not False and "sealed_credentials" in entry["value"]:
+            event = json.loads(entry["value"])
+            _redact_distributions(event.get("data", {}).get("distributions"))
+            entry["value"] = json.dumps(event, ensure_ascii=False)
     return document
+
+
+def _redact_distributions(distributions: list[dict[str, Any]] | None) -> None:
+    for distribution in distributions or []:
+        if distribution.get("sealed_credentials"):
+            distribution["sealed_credentials"] = SEALED
 
 
 @order_app.command("show")
