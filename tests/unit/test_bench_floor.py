@@ -3,6 +3,8 @@ and batch, of the document the pipeline saves there, and every output, none of o
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pymongo import InsertOne, ReplaceOne
 
 from bench.data import workload
@@ -45,3 +47,26 @@ def test_a_record_read_again_after_its_orders_last_step_writes_and_sends_nothing
     floor = Floor(Settings(topic_prefix="t."), steps, write_chunk=200)
     floor.writes([order_id] * 3)
     assert floor.writes([order_id]) == ([], [])
+
+
+def test_each_order_written_gets_a_marker_for_the_version_it_is_written_at() -> None:
+    steps = plan(workload(2, "floor"))
+    first, second = steps
+    floor = Floor(Settings(topic_prefix="t."), steps, write_chunk=200)
+    floor.writes([first, second, first])
+    now = datetime.now(UTC)
+    assert floor.markers([first, second], now) == [
+        {"_id": f"{first}@2", "order_id": first, "version": 2, "at": now},
+        {"_id": f"{second}@1", "order_id": second, "version": 1, "at": now},
+    ]
+
+
+def test_the_plan_stores_credentials_sealed_and_sends_them_opened() -> None:
+    steps = plan(workload(5, "floor"))  # the first order of the workload is digital
+    stored = [str(step.document) for order_steps in steps.values() for step in order_steps]
+    sent = [
+        value for order_steps in steps.values() for s in order_steps for _, _, value in s.outputs
+    ]
+    assert any("sealed_credentials" in document for document in stored)
+    assert not any("tok-" in document for document in stored)
+    assert any('"token":"tok-' in value for value in sent)
