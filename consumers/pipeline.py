@@ -413,6 +413,11 @@ class Pipeline:
         except UnknownKey:
             self._park(order.id, "credentials sealed with a key this worker does not have")
             return None
+        except Exception as problem:
+            # A stored entry this worker cannot read must not stop every other order's outputs
+            # (the relay publishes many orders at once): parked, kept for a person to look at.
+            self._park(order.id, f"an output could not be read ({type(problem).__name__})")
+            return None
         if any(message.size > MAX_RECORD_BYTES for message in messages):
             self._park(order.id, "an output is above the broker's record limit")
             return None

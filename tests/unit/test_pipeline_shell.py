@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+import bson
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 from cryptography.fernet import Fernet
@@ -230,6 +231,32 @@ async def test_credentials_sealed_with_an_unknown_key_park_the_order_not_the_bat
     data = json.loads(completed[0].value or b"")["data"]
     assert data["distributions"][0]["credentials"] == {"password": "hunter2"}
     assert rotated.parked == {} and store.markers == {}
+
+
+async def test_an_unreadable_stored_output_parks_its_order_and_the_relay_sends_the_others() -> None:
+    class Crash(BaseException):
+        """The process dies between save and publish."""
+
+    def die(message: Any) -> Exception | None:
+        raise Crash
+
+    store, crashing = FakeStore(), FakeOutputs()
+    crashing.refuse = die
+    for order_id in ("bad", "canary"):
+        with pytest.raises(Crash):
+            await make(store, crashing).handle(order_records(order_id))
+    # The stored completed event of "bad" is damaged (edited by hand, say).
+    damaged = bson.decode(store.documents["bad"])
+    for entry in damaged["outbox"]:
+        if entry["topic"] == Topic.FULFILLMENTS_COMPLETED.value:
+            entry["value"], entry["sealed"] = "{not json", None
+    store.documents["bad"] = bson.encode(damaged)
+    outputs = FakeOutputs()
+    relay = make(store, outputs)
+    assert await relay_once(relay, grace=0) > 0
+    assert completed_orders(outputs) == ["canary"]
+    assert relay.parked == {"bad": "an output could not be read (JSONDecodeError)"}
+    assert [key.split("@")[0] for key in store.markers] == ["bad"]
 
 
 async def test_an_output_the_broker_refuses_parks_its_order_and_the_others_go_out() -> None:
