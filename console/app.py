@@ -136,7 +136,9 @@ def render(
         {
             "csrf": current.csrf,
             "authenticated": current.authenticated,
-            "flashes": _take_flashes(request, order_id) if current.authenticated and notices else [],
+            "flashes": _take_flashes(request, order_id)
+            if current.authenticated and notices
+            else [],
             **context,
         },
         status_code=status_code,
@@ -146,9 +148,7 @@ def render(
 def error_page(
     request: Request, status_code: int, heading: str, message: str, back: str = "/orders"
 ) -> HTMLResponse:
-    return render(
-        request, "error.html", status_code, heading=heading, message=message, back=back
-    )
+    return render(request, "error.html", status_code, heading=heading, message=message, back=back)
 
 
 async def checked_form(request: Request) -> FormData:
@@ -229,9 +229,7 @@ def create_app(backend: Backend, password: str, secure_cookies: bool | None = No
     """The console for `backend`, with one operator password."""
     from console import letters, pages
 
-    app = FastAPI(
-        title="Fulfillment console", docs_url=None, redoc_url=None, openapi_url=None
-    )
+    app = FastAPI(title="Fulfillment console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = Console(backend, password, secure_cookies)
     app.middleware("http")(authenticate)
     app.add_middleware(ContainErrors)

@@ -394,15 +394,20 @@ def tracking_update(
     fulfillment: str, shipment: Shipment, raw: Mapping[str, Any]
 ) -> tuple[TrackingForm, FulfillmentTrackingUpdated | None]:
     """`fulfillment.tracking_updated` with the fields that changed, or the form with errors."""
-    form = TrackingForm(text(raw, "carrier"), text(raw, "tracking_number"), text(raw, "tracking_url"))
+    form = TrackingForm(
+        text(raw, "carrier"), text(raw, "tracking_number"), text(raw, "tracking_url")
+    )
     if not form.carrier:
         form.errors["carrier"] = "Carrier: required (the shipping agent)"
     if not form.tracking_number:
         form.errors["tracking_number"] = "Airway bill: required"
     if form.tracking_url and not re.match(r"https?://\S+$", form.tracking_url):
         form.errors["tracking_url"] = "Tracking link: a web address starting with https://"
-    for name, label in (("carrier", "Carrier"), ("tracking_number", "Airway bill"),
-                        ("tracking_url", "Tracking link")):
+    for name, label in (
+        ("carrier", "Carrier"),
+        ("tracking_number", "Airway bill"),
+        ("tracking_url", "Tracking link"),
+    ):
         _check_length(form.errors, name, label, getattr(form, name))
     changes: dict[str, str] = {}
     if form.carrier != shipment.carrier:
@@ -440,8 +445,9 @@ def status_report(
     fulfillment: str, raw: Mapping[str, Any], now: datetime
 ) -> tuple[StatusForm, ShipmentStatusReported | None]:
     """`shipment.status_reported` from the form, or the form with errors."""
-    form = StatusForm(text(raw, "status"), text(raw, "happened_at"), text(raw, "location"),
-                      text(raw, "note"))
+    form = StatusForm(
+        text(raw, "status"), text(raw, "happened_at"), text(raw, "location"), text(raw, "note")
+    )
     if form.status not in {status.value for status in ShipmentStatus}:
         form.errors["status"] = "Status: choose one of the list"
     moment = parse_local_time(form.happened_at) if form.happened_at else None

@@ -23,7 +23,10 @@ def _topic(name: str) -> Topic | None:
 def _unknown(request: Request, name: str) -> Response:
     choices = ", ".join(topic.value for topic in INPUT_TOPICS)
     return error_page(
-        request, 404, "No such topic", f"{name!r} is not an input topic; choose one of: {choices}.",
+        request,
+        404,
+        "No such topic",
+        f"{name!r} is not an input topic; choose one of: {choices}.",
         "/dead-letters",
     )
 
@@ -73,8 +76,13 @@ async def replay_preview(request: Request, name: str) -> Response:
     try:
         preview = await state(request).backend.replay_preview(topic, again)
     except Unavailable as unavailable:
-        return error_page(request, 503, "Kafka cannot be reached", str(unavailable),
-                          f"/dead-letters/{url_part(topic.value)}")
+        return error_page(
+            request,
+            503,
+            "Kafka cannot be reached",
+            str(unavailable),
+            f"/dead-letters/{url_part(topic.value)}",
+        )
     return render(
         request, "replay.html", section="letters", topic=topic.value, preview=preview, again=again
     )

@@ -186,15 +186,24 @@ async def send(
     console = state(request)
     event = event_id(nonce, action, order_id)
     if not console.submissions.reserve(nonce, event):
-        flash(request, Flash(f"{what}: this form was already sent; it was not sent again.",
-                             "info", order_id, event))
+        flash(
+            request,
+            Flash(
+                f"{what}: this form was already sent; it was not sent again.",
+                "info",
+                order_id,
+                event,
+            ),
+        )
         return None
     try:
         await console.backend.publish(event_type, order_id, data, event)
     except Unavailable as problem:
         console.submissions.release(nonce)
         return f"{what} was not sent: {problem}. Try again."
-    flash(request, Flash(f"{what}: sent {event_type.value} (event {event}).", "info", order_id, event))
+    flash(
+        request, Flash(f"{what}: sent {event_type.value} (event {event}).", "info", order_id, event)
+    )
     return None
 
 
@@ -244,13 +253,20 @@ async def capture_payment(request: Request, order_id: str) -> Response:
     if view is None:
         return _not_found(request, order_id)
     if not can_capture(view.order):
-        flash(request, Flash("Nothing to capture: the payment is complete or the order is "
-                             "cancelled.", "warning", order_id))
+        flash(
+            request,
+            Flash(
+                "Nothing to capture: the payment is complete or the order is cancelled.",
+                "warning",
+                order_id,
+            ),
+        )
         return redirect(_order_path(order_id))
     data = capture(view.order)
     what = f"Approve and capture payment of {data.amount} {data.currency}"
-    problem = await send(request, order_id, nonce, "capture", what,
-                         EventType.PAYMENT_CAPTURED, data)
+    problem = await send(
+        request, order_id, nonce, "capture", what, EventType.PAYMENT_CAPTURED, data
+    )
     if problem:
         flash(request, Flash(problem, "error", order_id))
     return redirect(_order_path(order_id))
@@ -262,8 +278,15 @@ async def fulfill_page(request: Request, order_id: str) -> Response:
     if view is None:
         return _not_found(request, order_id)
     if not view.can_fulfill:
-        flash(request, Flash("Nothing to fulfill: every line is fulfilled, or the order is "
-                             "cancelled or not placed yet.", "warning", order_id))
+        flash(
+            request,
+            Flash(
+                "Nothing to fulfill: every line is fulfilled, or the order is "
+                "cancelled or not placed yet.",
+                "warning",
+                order_id,
+            ),
+        )
         return redirect(_order_path(order_id))
     return _fulfill_form(request, view, prefilled(view.order))
 
@@ -300,8 +323,9 @@ async def fulfill(request: Request, order_id: str) -> Response:
         return _fulfill_form(request, view, form, 422, nonce)
     lines = sum(line.quantity for line in request_data.lines or [])
     what = f"Fulfill {lines} item{'s' if lines != 1 else ''} as {request_data.fulfillment_id}"
-    problem = await send(request, order_id, nonce, "fulfill", what,
-                         EventType.FULFILLMENT_REQUESTED, request_data)
+    problem = await send(
+        request, order_id, nonce, "fulfill", what, EventType.FULFILLMENT_REQUESTED, request_data
+    )
     if problem:
         form.errors["send"] = problem
         form.credentials_dropped = form.credentials_dropped or bool(request_data.distributions)
@@ -320,8 +344,15 @@ async def cancel_fulfillment_page(request: Request, order_id: str, fulfillment: 
     if view is None:
         return _not_found(request, order_id)
     if _completed(view, fulfillment) is None:
-        flash(request, Flash(f"Fulfillment {fulfillment} is not completed: only a completed "
-                             "fulfillment can be cancelled.", "warning", order_id))
+        flash(
+            request,
+            Flash(
+                f"Fulfillment {fulfillment} is not completed: only a completed "
+                "fulfillment can be cancelled.",
+                "warning",
+                order_id,
+            ),
+        )
         return redirect(_order_path(order_id))
     return _cancel_fulfillment_form(request, view, fulfillment)
 
@@ -357,21 +388,37 @@ async def cancel_fulfillment_action(request: Request, order_id: str, fulfillment
     if view is None:
         return _not_found(request, order_id)
     if _completed(view, fulfillment) is None:
-        flash(request, Flash(f"Fulfillment {fulfillment} is not completed any more; nothing "
-                             "was sent.", "warning", order_id))
+        flash(
+            request,
+            Flash(
+                f"Fulfillment {fulfillment} is not completed any more; nothing was sent.",
+                "warning",
+                order_id,
+            ),
+        )
         return redirect(_order_path(order_id))
     reason, messages = reason_of(form)
     if messages:
         return _cancel_fulfillment_form(
             request, view, fulfillment, status_code=422, messages=messages, nonce=nonce
         )
-    problem = await send(request, order_id, nonce, "cancel-fulfillment",
-                         f"Cancel fulfillment {fulfillment}",
-                         EventType.FULFILLMENT_CANCEL_REQUESTED,
-                         cancel_fulfillment(fulfillment, form))
+    problem = await send(
+        request,
+        order_id,
+        nonce,
+        "cancel-fulfillment",
+        f"Cancel fulfillment {fulfillment}",
+        EventType.FULFILLMENT_CANCEL_REQUESTED,
+        cancel_fulfillment(fulfillment, form),
+    )
     if problem:
         return _cancel_fulfillment_form(
-            request, view, fulfillment, status_code=503, messages=[problem], nonce=nonce,
+            request,
+            view,
+            fulfillment,
+            status_code=503,
+            messages=[problem],
+            nonce=nonce,
             reason=reason,
         )
     return redirect(_order_path(order_id))
@@ -384,8 +431,15 @@ def _shipped(view: OrderView, fulfillment: str) -> FulfillmentView | None:
 
 
 def _not_shipped(request: Request, order_id: str, fulfillment: str) -> Response:
-    flash(request, Flash(f"Fulfillment {fulfillment} is not a completed shipment: its tracking "
-                         "and status cannot change.", "warning", order_id))
+    flash(
+        request,
+        Flash(
+            f"Fulfillment {fulfillment} is not a completed shipment: its tracking "
+            "and status cannot change.",
+            "warning",
+            order_id,
+        ),
+    )
     return redirect(_order_path(order_id))
 
 
@@ -440,9 +494,15 @@ async def update_tracking(request: Request, order_id: str, fulfillment: str) -> 
         return _not_shipped(request, order_id, fulfillment)
     values, data = tracking_update(fulfillment, shipped.fulfillment.shipment, form)
     if data is not None:
-        problem = await send(request, order_id, nonce, "update-tracking",
-                             f"Update tracking of {fulfillment}",
-                             EventType.FULFILLMENT_TRACKING_UPDATED, data)
+        problem = await send(
+            request,
+            order_id,
+            nonce,
+            "update-tracking",
+            f"Update tracking of {fulfillment}",
+            EventType.FULFILLMENT_TRACKING_UPDATED,
+            data,
+        )
         if problem is None:
             return redirect(_order_path(order_id))
         values.errors["send"] = problem
@@ -475,9 +535,15 @@ async def report_status(request: Request, order_id: str, fulfillment: str) -> Re
         return _not_shipped(request, order_id, fulfillment)
     values, data = status_report(fulfillment, form, datetime.now(UTC))
     if data is not None:
-        problem = await send(request, order_id, nonce, "report-status",
-                             f"Report {label(data.status.value)} for {fulfillment}",
-                             EventType.SHIPMENT_STATUS_REPORTED, data)
+        problem = await send(
+            request,
+            order_id,
+            nonce,
+            "report-status",
+            f"Report {label(data.status.value)} for {fulfillment}",
+            EventType.SHIPMENT_STATUS_REPORTED,
+            data,
+        )
         if problem is None:
             return redirect(_order_path(order_id))
         values.errors["send"] = problem
@@ -517,8 +583,10 @@ async def cancel_order_page(request: Request, order_id: str) -> Response:
     if view is None:
         return _not_found(request, order_id)
     if not view.can_cancel:
-        flash(request, Flash("This order is already cancelled, or not placed yet.", "warning",
-                             order_id))
+        flash(
+            request,
+            Flash("This order is already cancelled, or not placed yet.", "warning", order_id),
+        )
         return redirect(_order_path(order_id))
     return _cancel_order_form(request, view)
 
@@ -535,11 +603,19 @@ async def cancel_order_action(request: Request, order_id: str) -> Response:
     reason, messages = reason_of(form)
     if messages:
         return _cancel_order_form(request, view, status_code=422, messages=messages, nonce=nonce)
-    problem = await send(request, order_id, nonce, "cancel-order", f"Cancel order {view.title}",
-                         EventType.ORDER_CANCEL_REQUESTED, cancel_order(form))
+    problem = await send(
+        request,
+        order_id,
+        nonce,
+        "cancel-order",
+        f"Cancel order {view.title}",
+        EventType.ORDER_CANCEL_REQUESTED,
+        cancel_order(form),
+    )
     if problem:
-        return _cancel_order_form(request, view, status_code=503, messages=[problem],
-                                  nonce=nonce, reason=reason)
+        return _cancel_order_form(
+            request, view, status_code=503, messages=[problem], nonce=nonce, reason=reason
+        )
     return redirect(_order_path(order_id))
 
 

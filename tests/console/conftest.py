@@ -63,8 +63,11 @@ def log_in(client: TestClient, password: str = PASSWORD) -> None:
     page = client.get("/login")
     response = client.post(
         "/login",
-        data={"csrf_token": hidden(page.text, "csrf_token", "/login"), "password": password,
-              "next": "/orders"},
+        data={
+            "csrf_token": hidden(page.text, "csrf_token", "/login"),
+            "password": password,
+            "next": "/orders",
+        },
     )
     assert response.status_code == 303, response.text
 

@@ -155,4 +155,3 @@ def order_with(events: list[Inbound], order_id: str) -> OrderDocument:
         if apply(order, event, datetime.now(UTC)).changed:
             order.version += 1
     return order
-

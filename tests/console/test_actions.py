@@ -49,7 +49,10 @@ def test_capture_publishes_payment_captured_for_the_outstanding_amount(
 def test_a_form_sent_twice_publishes_one_event(client: TestClient, backend: FakeBackend) -> None:
     page = client.get("/orders/ord-unpaid").text
     action = "/orders/ord-unpaid/capture"
-    data = {"csrf_token": hidden(page, "csrf_token", action), "nonce": hidden(page, "nonce", action)}
+    data = {
+        "csrf_token": hidden(page, "csrf_token", action),
+        "nonce": hidden(page, "nonce", action),
+    }
     for _ in range(3):
         assert client.post("/orders/ord-unpaid/capture", data=data).status_code == 303
     assert len(backend.published) == 1
@@ -114,8 +117,11 @@ def test_fulfill_sends_lines_shipment_and_no_address_when_unchanged(
 def test_fulfill_sends_an_edited_address(client: TestClient, backend: FakeBackend) -> None:
     address = {f"ship-{k}": v for k, v in ADDRESS.items()} | {"ship-line1": "9 New Road"}
     _post_form(
-        client, "/orders/ord-paid/fulfill", "/orders/ord-paid/fulfill",
-        **{"qty-0": "2", "carrier": "UPS", "tracking_number": "1Z"}, **address,
+        client,
+        "/orders/ord-paid/fulfill",
+        "/orders/ord-paid/fulfill",
+        **{"qty-0": "2", "carrier": "UPS", "tracking_number": "1Z"},
+        **address,
     )
     [sent] = backend.published
     assert isinstance(sent.data, FulfillmentRequested)
@@ -127,17 +133,32 @@ def test_fulfill_validation_names_each_problem_readably(
     client: TestClient, backend: FakeBackend
 ) -> None:
     _, response = _post_form(
-        client, "/orders/ord-paid/fulfill", "/orders/ord-paid/fulfill",
-        **{"qty-0": "5", "carrier": "", "tracking_number": "", "tracking_url": "javascript:x",
-           "ship-country": "Germany"},
+        client,
+        "/orders/ord-paid/fulfill",
+        "/orders/ord-paid/fulfill",
+        **{
+            "qty-0": "5",
+            "carrier": "",
+            "tracking_number": "",
+            "tracking_url": "javascript:x",
+            "ship-country": "Germany",
+        },
     )
     text = response.text
     assert response.status_code == 422
     assert "at most 2 (what is still unfulfilled)" in text
     _, response = _post_form(
-        client, "/orders/ord-paid/fulfill", "/orders/ord-paid/fulfill",
-        **{"qty-0": "1", "carrier": "", "tracking_number": "", "tracking_url": "javascript:x",
-           "ship-country": "Germany", "ship-name": ""},
+        client,
+        "/orders/ord-paid/fulfill",
+        "/orders/ord-paid/fulfill",
+        **{
+            "qty-0": "1",
+            "carrier": "",
+            "tracking_number": "",
+            "tracking_url": "javascript:x",
+            "ship-country": "Germany",
+            "ship-name": "",
+        },
     )
     text = response.text
     for message in (
@@ -159,14 +180,20 @@ def test_a_digital_line_needs_access_credentials_or_instructions(
     client: TestClient, backend: FakeBackend
 ) -> None:
     backend.orders.put(
-        order_with([placed("ord-d", lines=[line("D1", 1, "digital")]), captured("ord-d", "10.00")],
-                   "ord-d")
+        order_with(
+            [placed("ord-d", lines=[line("D1", 1, "digital")]), captured("ord-d", "10.00")], "ord-d"
+        )
     )
-    _, response = _post_form(client, "/orders/ord-d/fulfill", "/orders/ord-d/fulfill",
-                             **{"qty-0": "1"})
+    _, response = _post_form(
+        client, "/orders/ord-d/fulfill", "/orders/ord-d/fulfill", **{"qty-0": "1"}
+    )
     assert "give an access URL, credentials or instructions" in response.text
-    _, response = _post_form(client, "/orders/ord-d/fulfill", "/orders/ord-d/fulfill",
-                             **{"qty-0": "1", "password-0": "pw"})
+    _, response = _post_form(
+        client,
+        "/orders/ord-d/fulfill",
+        "/orders/ord-d/fulfill",
+        **{"qty-0": "1", "password-0": "pw"},
+    )
     assert response.status_code == 303
     [sent] = backend.published
     assert isinstance(sent.data, FulfillmentRequested) and sent.data.distributions
@@ -182,8 +209,10 @@ def test_cancel_fulfillment_is_offered_only_for_completed_fulfillments(
     response = client.get("/orders/ord-paid/fulfillments/ful-404/cancel")
     assert response.status_code == 303
     _, response = _post_form(
-        client, "/orders/ord-shipped/fulfillments/ful-1/cancel",
-        "/orders/ord-shipped/fulfillments/ful-1/cancel", reason="damaged",
+        client,
+        "/orders/ord-shipped/fulfillments/ful-1/cancel",
+        "/orders/ord-shipped/fulfillments/ful-1/cancel",
+        reason="damaged",
     )
     [sent] = backend.published
     assert sent.data == FulfillmentCancelRequested(fulfillment_id="ful-1", reason="damaged")
@@ -277,7 +306,11 @@ def test_update_tracking_sends_only_what_changed(client: TestClient, backend: Fa
     _, response = _post_form(client, path, path, carrier="DHL", tracking_number="AWB1")
     assert "Nothing changed" in response.text
     _, response = _post_form(
-        client, path, path, carrier="DHL", tracking_number="AWB2",
+        client,
+        path,
+        path,
+        carrier="DHL",
+        tracking_number="AWB2",
         tracking_url="https://track.example/AWB2",
     )
     assert response.status_code == 303
@@ -297,14 +330,16 @@ def test_a_status_report_is_sent_with_its_time_in_utc(
     path = "/orders/ord-shipped/fulfillments/ful-1/status"
     page = client.get(path).text
     assert '<option value="handed_over" selected>' in page
-    _, response = _post_form(client, path, path, status="handed_over",
-                             happened_at="2999-01-01T00:00")
+    _, response = _post_form(
+        client, path, path, status="handed_over", happened_at="2999-01-01T00:00"
+    )
     assert "Happened at: cannot be in the future" in response.text
     _, response = _post_form(client, path, path, status="lost", happened_at="yesterday")
     assert "Status: choose one of the list" in response.text
     assert "Happened at: a date and time" in response.text
-    _, response = _post_form(client, path, path, status="handed_over",
-                             happened_at="2026-11-21T10:30", location="Hub 4")
+    _, response = _post_form(
+        client, path, path, status="handed_over", happened_at="2026-11-21T10:30", location="Hub 4"
+    )
     assert response.status_code == 303
     [sent] = backend.published
     assert isinstance(sent.data, ShipmentStatusReported)

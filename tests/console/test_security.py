@@ -35,7 +35,9 @@ def _routes(app: FastAPI, method: str) -> list[str]:
     return paths
 
 
-def test_every_page_redirects_to_login_without_a_session(anonymous: TestClient, app: FastAPI) -> None:
+def test_every_page_redirects_to_login_without_a_session(
+    anonymous: TestClient, app: FastAPI
+) -> None:
     pages = [p for p in _routes(app, "GET") if p not in ("/login", "/", "/favicon.ico")]
     assert len(pages) >= 10
     for path in pages:
@@ -86,14 +88,21 @@ def test_logging_out_ends_the_session(client: TestClient) -> None:
 
 
 def test_login_returns_only_to_a_local_path(app: FastAPI) -> None:
-    for target, expected in [("/orders?q=x", "/orders?q=x"), ("//evil.example/", "/orders"),
-                             ("https://evil.example/", "/orders"), ("/\\evil", "/orders")]:
+    for target, expected in [
+        ("/orders?q=x", "/orders?q=x"),
+        ("//evil.example/", "/orders"),
+        ("https://evil.example/", "/orders"),
+        ("/\\evil", "/orders"),
+    ]:
         with TestClient(app, follow_redirects=False) as anonymous:
             page = anonymous.get("/login")
             response = anonymous.post(
                 "/login",
-                data={"csrf_token": hidden(page.text, "csrf_token"), "password": PASSWORD,
-                      "next": target},
+                data={
+                    "csrf_token": hidden(page.text, "csrf_token"),
+                    "password": PASSWORD,
+                    "next": target,
+                },
             )
         assert response.headers["location"] == expected
 
@@ -240,9 +249,15 @@ def test_every_form_on_every_page_carries_the_sessions_csrf_token(
 ) -> None:
     backend.letters[Topic.ORDERS_PLACED] = [letter()]
     pages = [
-        "/orders", "/orders/ord-unpaid", "/orders/ord-shipped", "/orders/ord-paid/fulfill",
-        "/orders/ord-shipped/cancel", "/orders/ord-shipped/fulfillments/ful-1/cancel",
-        "/orders/ord-unpaid/live", "/dead-letters", "/dead-letters/orders.placed/replay",
+        "/orders",
+        "/orders/ord-unpaid",
+        "/orders/ord-shipped",
+        "/orders/ord-paid/fulfill",
+        "/orders/ord-shipped/cancel",
+        "/orders/ord-shipped/fulfillments/ful-1/cancel",
+        "/orders/ord-unpaid/live",
+        "/dead-letters",
+        "/dead-letters/orders.placed/replay",
     ]
     token = hidden(client.get("/orders").text, "csrf_token", "/logout")
     forms = 0
@@ -287,8 +302,12 @@ def test_access_log_lines_keep_the_path_and_leave_out_the_query(app: FastAPI) ->
     try:
         # As uvicorn writes its access lines.
         access.info(
-            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/orders?q=ada%40example.com",
-            "1.1", 200,
+            '%s - "%s %s HTTP/%s" %d',
+            "127.0.0.1:5000",
+            "GET",
+            "/orders?q=ada%40example.com",
+            "1.1",
+            200,
         )
         access.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", "/orders/o-1", "1.1", 200)
     finally:
