@@ -37,6 +37,10 @@ from schemas.iso import COUNTRIES
 from schemas.names import Delivery, OrderStatus, PaymentStatus, ShipmentStatus
 
 NONCE_PATTERN = re.compile(r"[0-9a-f]{32}")
+# ASCII digits only ("²".isdigit() is true), and few enough to be a quantity.
+QUANTITY = re.compile(r"[0-9]{1,9}")
+# The years an RFC 3339 timestamp can carry.
+FIRST_YEAR, LAST_YEAR = 1000, 9999
 ADDRESS_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country")
 ADDRESS_LABELS = {
     "name": "Recipient",
@@ -233,7 +237,7 @@ def _quantity(line: FulfillLine) -> int | str:
     """The quantity typed for a line, or a sentence saying what is wrong with it."""
     if not line.open:
         return 0
-    if not line.quantity.isdigit():
+    if not QUANTITY.fullmatch(line.quantity):
         return "enter a whole number of 0 or more"
     value = int(line.quantity)
     if value > line.line.unfulfilled:
@@ -365,12 +369,14 @@ def fulfillment_request(
 
 
 def parse_local_time(value: str) -> datetime | None:
-    """A `datetime-local` field's value, read as UTC; None if it is not one."""
+    """A `datetime-local` field's value, read as UTC; None if it is not one, or not in the
+    years an event can carry (RFC 3339 has four digits, and shifting to UTC must not overflow)."""
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc if FIRST_YEAR <= utc.year <= LAST_YEAR else None
 
 
 # ---- after the fulfillment (contract 1.1) --------------------------------------------------

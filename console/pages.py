@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -49,6 +50,8 @@ from schemas.events import WireModel
 from schemas.names import DeliveryStatus, EventType, OrderStatus, ShipmentStatus
 
 DELIVERY_STATUSES = tuple(status.value for status in DeliveryStatus)
+# ASCII digits only ("²".isdigit() is true), and few enough to be a page number.
+PAGE_NUMBER = re.compile(r"[0-9]{1,6}")
 
 auth = APIRouter()
 router = APIRouter()
@@ -73,9 +76,10 @@ async def login(request: Request) -> Response:
     form = await checked_form(request)
     wanted = local_path(text(form, "next"))
     given = form.get("password")
-    if not isinstance(given, str) or not password_matches(given, state(request).password):
-        await slow_down()
-        return render(request, "login.html", 401, next=wanted, error="Wrong password.")
+    async with state(request).login_turn:
+        if not isinstance(given, str) or not password_matches(given, state(request).password):
+            await slow_down()
+            return render(request, "login.html", 401, next=wanted, error="Wrong password.")
     # A new session on login: a token someone planted before cannot become a logged-in one.
     console = state(request)
     console.sessions.end(session(request))
@@ -115,7 +119,7 @@ def _search(request: Request) -> Search:
         status=status if status in {s.value for s in OrderStatus} else "",
         delivery_status=delivery if delivery in DELIVERY_STATUSES else "",
         oldest_first=params.get("sort") == "oldest",
-        page=max(1, min(int(page), 100_000)) if page.isdigit() else 1,
+        page=max(1, min(int(page), 100_000)) if PAGE_NUMBER.fullmatch(page) else 1,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from console.forms import event_id, fulfillment_id
@@ -359,3 +360,46 @@ def test_tracking_and_status_forms_are_offered_for_completed_shipments_only(
         response = client.get(f"/orders/ord-paid/fulfillments/ful-404/{form}")
         assert response.status_code == 303
     assert "not a completed shipment" in client.get("/orders/ord-paid").text
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("²", "enter a whole number"),
+        ("\u0661", "enter a whole number"),
+        ("9" * 4301, "enter a whole"),
+    ],
+    ids=["superscript-two", "arabic-indic-one", "4301-digits"],
+)
+def test_a_quantity_that_is_not_plain_ascii_digits_is_a_readable_error_and_sends_nothing(
+    client: TestClient, backend: FakeBackend, typed: str, shown: str
+) -> None:
+    _, response = _post_form(
+        client,
+        "/orders/ord-paid/fulfill",
+        "/orders/ord-paid/fulfill",
+        **{"qty-0": typed, "carrier": "DHL", "tracking_number": "AWB-9"},
+    )
+    assert response.status_code == 422
+    assert shown in response.text
+    assert backend.published == []
+
+
+@pytest.mark.parametrize(
+    "moment", ["0999-01-01T00:00", "0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00"]
+)
+def test_a_status_time_outside_the_years_an_event_carries_is_a_readable_error(
+    client: TestClient, backend: FakeBackend, moment: str
+) -> None:
+    path = "/orders/ord-shipped/fulfillments/ful-1/status"
+    _, response = _post_form(client, path, path, status="handed_over", happened_at=moment)
+    assert response.status_code == 422
+    assert "Happened at: a date and time" in response.text
+    assert backend.published == []
+
+
+@pytest.mark.parametrize("page", ["²", "9" * 5000, "-1", "x"])
+def test_a_page_number_that_is_not_one_shows_the_first_page(client: TestClient, page: str) -> None:
+    response = client.get("/orders", params={"page": page})
+    assert response.status_code == 200
+    assert "ord-paid" in response.text
