@@ -90,6 +90,9 @@ class Console:
     secure_cookies: bool | None = None
     sessions: Sessions = field(default_factory=Sessions)
     submissions: Submissions = field(default_factory=Submissions)
+    # Password checks take turns, and a wrong one holds the turn for its delay: guesses sent
+    # in parallel still come one per FAILED_LOGIN_DELAY_S, whatever the number of connections.
+    login_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class CsrfRefused(Exception):

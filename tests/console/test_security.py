@@ -3,16 +3,20 @@ credentials that are write-only, errors that reveal nothing, loopback by default
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
+import time
 from pathlib import Path
 
+import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+import console.app
 from console import letters, pages
 from console.security import COOKIE, console_password
 from console.server import config, is_loopback, login_lines, serve
@@ -316,3 +320,23 @@ def test_access_log_lines_keep_the_path_and_leave_out_the_query(app: FastAPI) ->
         '127.0.0.1:5000 - "GET /orders?(query not logged) HTTP/1.1" 200',
         '127.0.0.1:5000 - "GET /orders/o-1 HTTP/1.1" 200',
     ]
+
+
+async def test_wrong_passwords_sent_in_parallel_are_still_refused_one_per_delay(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console.app, "FAILED_LOGIN_DELAY_S", 0.2)
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+        page = await browser.get("/login")
+        token = hidden(page.text, "csrf_token", "/login")
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(
+                browser.post("/login", data={"csrf_token": token, "password": f"guess{n}"})
+                for n in range(5)
+            )
+        )
+        took = time.monotonic() - started
+    assert [answer.status_code for answer in answers] == [401] * 5
+    assert took >= 5 * 0.2
