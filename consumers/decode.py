@@ -51,7 +51,7 @@ def decode(
     if envelope.type != expected:
         return Rejection(
             DeadLetterReason.WRONG_TYPE,
-            f"topic {topic.value} carries {expected.value}, got {envelope.type!r}",
+            f"topic {topic.value} carries {expected.value} events only",
         )
     if key is None or key != envelope.subject.encode():
         return Rejection(

@@ -46,13 +46,14 @@ Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", 
 
 def _currency(code: str) -> str:
     if code not in CURRENCIES:
-        raise ValueError(f"{code!r} is not an ISO 4217 currency code")
+        # Never the value: this message may travel in a dead letter's `x-dlq-error`.
+        raise ValueError("not an ISO 4217 currency code")
     return code
 
 
 def _country(code: str) -> str:
     if code not in COUNTRIES:
-        raise ValueError(f"{code!r} is not an ISO 3166-1 alpha-2 country code")
+        raise ValueError("not an ISO 3166-1 alpha-2 country code")
     return code
 
 

@@ -198,3 +198,26 @@ def test_validation_errors_never_echo_the_rejected_values() -> None:
     result = rejected(Topic.FULFILLMENTS_REQUESTED, as_bytes(record))
     assert result.reason is DeadLetterReason.INVALID_DATA
     assert secret not in result.error
+
+
+SECRET = "sk_live_SECRET123"
+
+
+@pytest.mark.parametrize(
+    ("topic", "record"),
+    [
+        (Topic.ORDERS_PLACED, placed_record(currency=SECRET)),
+        (
+            Topic.ORDERS_PLACED,
+            placed_record(shipping_address=placed_data()["shipping_address"] | {"country": SECRET}),
+        ),
+        (Topic.ORDERS_PLACED, placed_record() | {"type": SECRET}),
+        (Topic.PAYMENTS_CAPTURED, placed_record() | {"type": SECRET}),
+    ],
+    ids=["currency", "country", "type-unknown", "type-of-another-topic"],
+)
+def test_a_dead_letters_error_names_the_failure_but_never_a_value_from_the_record(
+    topic: Topic, record: dict[str, Any]
+) -> None:
+    result = rejected(topic, as_bytes(record))
+    assert result.error and SECRET not in result.error
