@@ -321,15 +321,22 @@ def dlq_replay(
 
 
 def _replays(letter: Any) -> int:
-    value = dict(letter.headers).get(DeadLetterHeader.REPLAYS, b"0")
+    # A header may have no value at all (the record's own, say): none counts as no replay.
+    value = dict(letter.headers).get(DeadLetterHeader.REPLAYS) or b"0"
     return int(value) if value.isdigit() else 0
 
 
 def _original_topic(letter: Any) -> str:
-    original: bytes = dict(letter.headers).get(
-        DeadLetterHeader.ORIGINAL_TOPIC, letter.topic.removesuffix(DLQ_SUFFIX).encode()
-    )
-    return original.decode()
+    original = dict(letter.headers).get(DeadLetterHeader.ORIGINAL_TOPIC)
+    try:
+        return bytes(original).decode() if original else _dlq_source(letter)
+    except UnicodeDecodeError:
+        return _dlq_source(letter)
+
+
+def _dlq_source(letter: Any) -> str:
+    topic: str = letter.topic
+    return topic.removesuffix(DLQ_SUFFIX)
 
 
 def _replay_headers(letter: Any) -> list[tuple[str, bytes]]:
