@@ -33,7 +33,7 @@ class Message:
     @property
     def size(self) -> int:
         """Bytes of key, value and headers: what counts against the broker's record limit."""
-        headers = sum(len(name) + len(value or b"") for name, value in self.headers)
+        headers = sum(len(name.encode()) + len(value or b"") for name, value in self.headers)
         return len(self.key or b"") + len(self.value or b"") + headers
 
 

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 from config import Settings
@@ -239,11 +240,13 @@ class Pipeline:
             )
         letters = [dead_letter(record, rejection) for record, rejection in rejected]
         refused = await self._send_refusals(letters)
+        # The broker's own limit is below ours: drop what we may (contract 1.1), step by step.
+        for smaller in (partial(without_value, omit_headers=True), without_key):
+            if not refused:
+                return
+            refused = await self._send_refusals([smaller(letter) for letter in refused])
         if refused:
-            # The broker's own limit is below ours: drop what we may (contract 1.1), once more.
-            letters = [without_value(letter, omit_headers=True) for letter in refused]
-            if await self._send_refusals(letters):
-                raise RuntimeError("the broker refused dead letters even without their values")
+            raise RuntimeError("the broker refused dead letters without their values and keys")
 
     async def _send_refusals(self, messages: Sequence[Message]) -> list[Message]:
         results = await retrying("publishing dead letters", self.outputs.send, messages)
@@ -543,14 +546,29 @@ def dead_letter(record: Record, rejection: Rejection) -> Message:
 
 
 def without_value(letter: Message, omit_headers: bool = False) -> Message:
-    """A dead letter too large for the broker: key and headers kept, value dropped (contract 1.1)."""
+    """A dead letter too large for the broker: key and headers kept, value dropped (contract 1.1).
+
+    If that is still too large (or was refused), only the dead-letter headers are kept, and if
+    even the key makes it too large, the key goes too (`without_key`).
+    """
     headers = letter.headers
     if letter.value is not None:
         omitted = (DeadLetterHeader.VALUE_OMITTED.value, str(len(letter.value)).encode())
         headers = [*headers, omitted]
     smaller = Message(letter.topic, letter.key, None, headers)
     if omit_headers or smaller.size > MAX_RECORD_BYTES:
-        # The headers alone are too large: keep only ours, so the letter still says what happened.
-        ours = [(name, value) for name, value in headers if name.startswith("x-")]
+        ours = [(name, value) for name, value in headers if name in _DEAD_LETTER_HEADERS]
         smaller = Message(letter.topic, letter.key, None, ours)
-    return smaller
+    return without_key(smaller) if smaller.size > MAX_RECORD_BYTES else smaller
+
+
+def without_key(letter: Message) -> Message:
+    """The last resort for a dead letter: no value, no key (`x-dlq-key-omitted` says how long
+    it was), only the dead-letter headers; it still says what happened and where the record was."""
+    ours = [(name, value) for name, value in letter.headers if name in _DEAD_LETTER_HEADERS]
+    if letter.key is not None:
+        ours.append((DeadLetterHeader.KEY_OMITTED.value, str(len(letter.key)).encode()))
+    return Message(letter.topic, None, None, ours)
+
+
+_DEAD_LETTER_HEADERS = frozenset(header.value for header in DeadLetterHeader)

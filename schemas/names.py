@@ -165,6 +165,9 @@ class DeadLetterHeader(StrEnum):
     ORIGINAL_OFFSET = "x-original-offset"
     # Contract 1.1: the letter was too large for the broker; its value (this many bytes) was dropped.
     VALUE_OMITTED = "x-dlq-value-omitted"
+    # Extension: even its key and these headers were too large; the key (this many bytes) was
+    # dropped too.
+    KEY_OMITTED = "x-dlq-key-omitted"
     # Extension: how often `fulfillment dlq replay` sent this letter back to its topic.
     REPLAYS = "x-dlq-replays"
 

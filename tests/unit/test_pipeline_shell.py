@@ -17,6 +17,7 @@ import lifecycle
 from config import Settings
 from consumers import pipeline as pipeline_module
 from consumers.decode import Rejection
+from consumers.outputs import Message
 from consumers.pipeline import Pipeline, dead_letter
 from consumers.relay import relay_once
 from consumers.sealing import Sealer
@@ -279,6 +280,49 @@ def test_a_dead_letter_too_large_for_the_broker_keeps_key_and_headers_without_it
     assert headers[DeadLetterHeader.VALUE_OMITTED] == str(len(value)).encode()
     assert headers[DeadLetterHeader.REASON] == b"not_json"
     assert headers[DeadLetterHeader.ORIGINAL_OFFSET] == b"7"
+
+
+def small_broker(limit: int) -> Any:
+    """A broker whose record limit is below ours, counting as aiokafka does (framing aside)."""
+
+    def refuse(message: Message) -> Exception | None:
+        headers = sum(len(n.encode()) + len(v or b"") for n, v in message.headers)
+        size = len(message.key or b"") + len(message.value or b"") + headers
+        return MessageSizeTooLargeError() if size > limit else None
+
+    return refuse
+
+
+async def test_a_record_whose_key_alone_is_too_large_for_the_broker_is_dead_lettered_without_it() -> (
+    None
+):
+    store, outputs = FakeStore(), FakeOutputs()
+    outputs.refuse = small_broker(900_000)
+    huge_key = b"k" * 950_000
+    odd = Record(Topic.ORDERS_PLACED.value, 0, next(_offsets), huge_key, b"{}")
+    await make(store, outputs).handle([odd, *order_records("canary")])
+    assert completed_orders(outputs) == ["canary"]
+    [letter] = outputs.on(".dlq")
+    headers = dict(letter.headers)
+    assert letter.key is None and letter.value is None
+    assert headers[DeadLetterHeader.KEY_OMITTED] == b"950000"
+    assert headers[DeadLetterHeader.REASON] == b"not_cloudevent"
+    assert headers[DeadLetterHeader.ORIGINAL_OFFSET] == str(odd.offset).encode()
+
+
+async def test_a_record_whose_own_headers_are_too_large_keeps_only_the_dead_letter_headers() -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    outputs.refuse = small_broker(900_000)
+    value = json.dumps(envelope(EventType.ORDER_PLACED, "odd", {"order_number": 1})).encode()
+    own = [("x-trace", b"t" * 950_000), ("trace", b"\xff")]
+    odd = Record(Topic.ORDERS_PLACED.value, 0, next(_offsets), b"odd", value, own)
+    await make(store, outputs).handle([odd, *order_records("canary")])
+    assert completed_orders(outputs) == ["canary"]
+    [letter] = outputs.on(".dlq")
+    names = [name for name, _ in letter.headers]
+    assert letter.key == b"odd" and letter.value is None
+    assert "x-trace" not in names and "trace" not in names
+    assert dict(letter.headers)[DeadLetterHeader.VALUE_OMITTED] == str(len(value)).encode()
 
 
 async def test_a_request_that_would_overgrow_its_order_is_cancelled_without_its_payload(
