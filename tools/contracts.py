@@ -20,10 +20,16 @@ from schemas.contracts import event_model, json_schema
 from schemas.names import INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_TYPE, DeadLetterHeader, EventType
 
 CONTRACTS_DIR = Path(__file__).resolve().parent.parent / "contracts"
-_DLQ_HEADERS = ", ".join(
-    header.value
-    for header in DeadLetterHeader
-    if header not in (DeadLetterHeader.VALUE_OMITTED, DeadLetterHeader.REPLAYS)
+# Headers only some letters carry: too large for the broker, or sent back by a replay.
+_SOMETIMES = (
+    DeadLetterHeader.VALUE_OMITTED,
+    DeadLetterHeader.KEY_OMITTED,
+    DeadLetterHeader.REPLAYS,
+)
+_DLQ_HEADERS = ", ".join(header.value for header in DeadLetterHeader if header not in _SOMETIMES)
+_DLQ_SOMETIMES = (
+    f"{DeadLetterHeader.VALUE_OMITTED.value} (then {DeadLetterHeader.KEY_OMITTED.value}) when"
+    f" the letter was too large for the broker, {DeadLetterHeader.REPLAYS.value} once replayed"
 )
 
 
@@ -49,7 +55,8 @@ def asyncapi_document() -> dict[str, Any]:
             topic.dlq,
             title=f"{topic.dlq}:publish",
             description=(
-                f"Input that could not be used: original key, value and headers, plus {_DLQ_HEADERS}."
+                f"Input that could not be used: original key, value and headers, plus {_DLQ_HEADERS};"
+                f" {_DLQ_SOMETIMES}."
             ),
             schema=bytes,
         )
