@@ -58,7 +58,10 @@ def is_outage(problem: BaseException) -> bool:
     if isinstance(problem, _MONGO_OUTAGES):
         return True
     if isinstance(problem, mongo.BulkWriteError):
-        return False  # per-document write errors belong to those documents
+        # Per-document write errors belong to those documents, unless every one says the
+        # server cannot write now (a primary stepping down fails each write in the batch).
+        errors = problem.details.get("writeErrors", [])
+        return bool(errors) and all(e.get("code") in _MONGO_OUTAGE_CODES for e in errors)
     if isinstance(problem, mongo.OperationFailure):
         labelled = problem.has_error_label("RetryableWriteError")
         return labelled or problem.code in _MONGO_OUTAGE_CODES

@@ -70,3 +70,13 @@ async def test_any_other_write_error_belongs_to_its_document() -> None:
     with pytest.raises(BulkWriteError) as raised:
         await store._write_counting_conflicts(OPERATIONS)
     assert not is_outage(raised.value)
+
+
+async def test_write_errors_that_all_say_the_server_cannot_write_now_are_an_outage() -> None:
+    stepping_down = [
+        {"index": i, "code": 10107, "errmsg": "not writable primary"} for i in range(3)
+    ]
+    store = store_answering(details(writeErrors=stepping_down))
+    with pytest.raises(BulkWriteError) as raised:
+        await store._write_counting_conflicts(OPERATIONS)
+    assert is_outage(raised.value)
