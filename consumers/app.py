@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from config import Settings
-from consumers import metrics
+from consumers import kafka_records, metrics
 from consumers.health import HealthServer
 from consumers.outputs import KafkaOutputs
 from consumers.pipeline import Pipeline
@@ -44,6 +44,7 @@ def build_app(
 ) -> FastStream:
     """Wire the pipeline to Kafka and MongoDB; nothing connects until the app starts."""
     sealer = sealer or Sealer.from_env()
+    kafka_records.install()
     broker = KafkaBroker(
         # A list: FastStream would take "a:9092,b:9092" as one address.
         settings.kafka_bootstrap.split(","),

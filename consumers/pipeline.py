@@ -21,6 +21,7 @@ from typing import Protocol
 from config import Settings
 from consumers import metrics
 from consumers.decode import Rejection, decode
+from consumers.kafka_records import printable_name
 from consumers.outputs import Message, event_message
 from consumers.retry import QuietLog, is_outage, retrying
 from consumers.sealing import Sealer, UnknownKey
@@ -534,7 +535,9 @@ def _over_budget(over: OverBudget) -> str:
 def dead_letter(record: Record, rejection: Rejection) -> Message:
     """The original record, to `<topic>.dlq`, with the contract's `x-` headers added."""
     headers: list[tuple[str, bytes | None]] = [
-        *record.headers,
+        # Values byte for byte; a name that is not UTF-8 (read with surrogate escapes) as
+        # \xNN text, since a producer sends names as UTF-8.
+        *((printable_name(name), value) for name, value in record.headers),
         (DeadLetterHeader.REASON.value, rejection.reason.value.encode()),
         (DeadLetterHeader.ERROR.value, rejection.error.encode()),
         (DeadLetterHeader.ORIGINAL_TOPIC.value, record.topic.encode()),

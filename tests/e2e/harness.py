@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import signal
+import struct
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
 from aiokafka.partitioner import murmur2
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+from aiokafka.record.util import calc_crc32c
+from aiokafka.structs import TopicPartition
 from cryptography.fernet import Fernet
 
 from config import Settings
@@ -202,6 +208,27 @@ class Harness:
             self.settings.topic(topic), value, key=key, headers=headers, partition=partition
         )
 
+    async def send_batch(self, topic: Topic, partition: int, batch: bytes) -> None:
+        """A record batch exactly as given (built by `batch_with_header_name`, say), in one
+        produce request: what a client other than aiokafka may send."""
+        name = self.settings.topic(topic)
+        client = AIOKafkaClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        await client.bootstrap()
+        try:
+            await client._wait_on_metadata(name)
+            leader = client.cluster.leader_for_partition(TopicPartition(name, partition))
+            request = ProduceRequest(
+                required_acks=-1,
+                timeout=10_000,
+                topics=[(name, [(partition, batch)])],
+                transactional_id=None,
+            )
+            response = await client.send(leader, request)
+            [(_, [(_, error_code, *_)])] = response.topics
+            assert error_code == 0, f"the broker refused the batch: error {error_code}"
+        finally:
+            await client.close()
+
     @contextlib.asynccontextmanager
     async def extra_producer(self, **options: Any) -> AsyncIterator[AIOKafkaProducer]:
         """Another producer (compression, larger requests); creating it fails if a codec is missing."""
@@ -236,6 +263,7 @@ class Harness:
         neighbours_via: AIOKafkaProducer | None = None,
         before: int = 2,
         after: int = 2,
+        odd_batches: Sequence[tuple[Topic, bytes]] = (),
     ) -> Burst:
         """Send valid orders, the odd records, more valid orders in one burst on one partition
         (the odd records' own, by default that of the first one's key), then, once the broker
@@ -245,6 +273,7 @@ class Harness:
         those three topics' partition; an odd record on another topic may still be in flight
         when the canary completes, so a test of one waits for its effect."""
         if partition is None:
+            # Without odd records (only odd batches), the partition must be given.
             first = next(record.key for record in odd if record.key is not None)
             partition = self.partition_of(first)
         self._bursts += 1
@@ -269,6 +298,11 @@ class Harness:
                 await put(neighbours, record)
         for record in odd:
             await put(via or self.producer, record)
+        if odd_batches:
+            # Record batches made by hand go in their own requests, after what came before.
+            await asyncio.gather(*pending)
+            for topic, batch in odd_batches:
+                await self.send_batch(topic, partition, batch)
         for order_id in ids[before:-1]:
             for record in fulfillable_raw(order_id):
                 await put(neighbours, record)
@@ -388,3 +422,27 @@ class Harness:
             state = "not stored" if order is None else f"status {order.status}"
             stopped.add_note(f"stopped waiting for order {order_id} to settle ({state})")
             raise
+
+
+def batch_with_header_name(records: Sequence[Raw], name: bytes) -> bytes:
+    """One record batch of `records`, each with a header named `name` (any bytes, UTF-8 or not,
+    as librdkafka lets a producer send), valued b"v"."""
+    placeholder = b"Q" * len(name)
+    builder = _DefaultRecordBatchBuilderPy(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=4 * 1024 * 1024,
+    )
+    for offset, record in enumerate(records):
+        headers = [*(record.headers or []), (placeholder.decode(), b"v")]
+        builder.append(offset, timestamp=None, key=record.key, value=record.value, headers=headers)
+    batch = bytearray(builder.build())
+    assert batch.count(placeholder) == len(records), "the placeholder must occur only as the name"
+    batch = batch.replace(placeholder, name)
+    # The CRC-32C covers everything from the attributes (offset 21) on; it sits at offset 17.
+    struct.pack_into(">I", batch, 17, calc_crc32c(bytes(batch[21:])))
+    return bytes(batch)

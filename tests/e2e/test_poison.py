@@ -38,7 +38,7 @@ from schemas.names import (
     TimelineType,
     Topic,
 )
-from tests.e2e.harness import Harness, Headers, Raw, Record, bounded
+from tests.e2e.harness import Harness, Headers, Raw, Record, batch_with_header_name, bounded
 from tests.factories import envelope, fulfillable_order, line, placed_data
 
 pytestmark = pytest.mark.e2e
@@ -112,6 +112,39 @@ async def test_an_invalid_event_with_binary_and_null_headers_keeps_them_byte_for
     await harness.completes(burst.orders)
     letter = await harness.dead_letter(Topic.ORDERS_PLACED, odd.key)
     assert_dead_letter(harness, letter, odd, DeadLetterReason.KEY_MISMATCH)
+
+
+# A header name is any bytes on the wire: librdkafka and others send names that are not UTF-8,
+# which aiokafka alone would fail to read (the partition would stall at that record).
+ODD_NAME = b"\xff\xfe-trace"
+
+
+@bounded(90)
+async def test_events_whose_header_name_is_not_utf8_are_read_and_applied(
+    harness: Harness,
+) -> None:
+    order_id = "ord-odd-name"
+    batches = [(raw.topic, batch_with_header_name([raw], ODD_NAME)) for raw in raw_events(order_id)]
+    partition = harness.partition_of(order_id.encode())
+    burst = await harness.burst([], partition=partition, odd_batches=batches)
+    await harness.completes([*burst.orders, order_id])
+
+
+@bounded(90)
+async def test_an_invalid_event_whose_header_name_is_not_utf8_is_dead_lettered_with_the_name_escaped(
+    harness: Harness,
+) -> None:
+    event = envelope(EventType.ORDER_PLACED, "ord-odd-name-bad", placed_data())
+    odd = Raw.event(Topic.ORDERS_PLACED, event, [("trace", b"\x00t")], key=b"someone-else-2")
+    batch = batch_with_header_name([odd], ODD_NAME)
+    burst = await harness.burst(
+        [], partition=harness.partition_of(odd.key or b""), odd_batches=[(odd.topic, batch)]
+    )
+    await harness.completes(burst.orders)
+    letter = await harness.dead_letter(Topic.ORDERS_PLACED, odd.key)
+    assert letter["headers"][DeadLetterHeader.REASON] == DeadLetterReason.KEY_MISMATCH.value.encode()
+    assert own_headers(letter) == [("trace", b"\x00t"), ("\\xff\\xfe-trace", b"v")]
+    assert letter["raw"] == odd.value
 
 
 # ---- 2. the body is ours to parse, whatever its content-type says -----------------------------
