@@ -19,9 +19,10 @@ from config.kafka_security import refusal
 from consumers.startup import reason
 from producers.publisher import FulfillmentPublisher
 
-# Lines are never wrapped at the terminal's width: an error is one line, and a script reading
-# a message (an event's id, say) finds it whole. Tables still fit the width.
-console = Console(soft_wrap=True)
+# Pages for people fit the terminal; a message a script reads (an event's id, say) is printed
+# with soft_wrap=True, whole on one line.
+console = Console()
+# An error is one line, whatever the terminal's width.
 errors = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 

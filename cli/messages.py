@@ -115,6 +115,7 @@ def publish(
         console.print(
             f"valid {event_type.value} for order {event['subject']} (id {event['id']})",
             highlight=False,
+            soft_wrap=True,
         )
         return
 
@@ -128,7 +129,9 @@ def publish(
 
     run(send())
     console.print(
-        f"published {event_type.value} {event['id']} for order {event['subject']}", highlight=False
+        f"published {event_type.value} {event['id']} for order {event['subject']}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

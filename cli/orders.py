@@ -116,7 +116,7 @@ def _print_shipment(fulfillment: Fulfillment) -> None:
     link = fulfillment.shipment.tracking_url if fulfillment.shipment else None
     if link:
         # Soft-wrapped: the terminal may wrap the link, but it stays one link to copy or click.
-        console.print(f"tracking link {escape(link)}", highlight=False)
+        console.print(f"tracking link {escape(link)}", highlight=False, soft_wrap=True)
     if fulfillment.shipment_events:
         console.print(history_table(fulfillment))
 
