@@ -63,6 +63,8 @@ class Orders(Protocol):
 
     async def mark_sent(self, keys: Sequence[str]) -> None: ...
 
+    async def postpone(self, keys: Sequence[str]) -> None: ...
+
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]: ...
 
 
@@ -378,13 +380,18 @@ class Pipeline:
     ) -> int:
         """Send the orders' outboxes, wait for the broker, then drop their pending markers.
 
-        An order whose outputs cannot go out now is parked: its marker stays, so the relay
-        tries again later, and the other orders go on.
+        An order whose outputs cannot go out now is parked: its marker stays, dated now, so
+        the relay tries again later after the others, and the other orders go on.
         """
         ready: list[tuple[OrderDocument, list[Message]]] = []
+        postponed: list[str] = []
         for order in orders:
-            messages = self._messages_of(order) if order.outbox else None
-            if messages is not None:
+            if not order.outbox:
+                continue
+            messages = self._messages_of(order)
+            if messages is None:
+                postponed.append(PendingOutbox.key(order.id, order.version))
+            else:
                 ready.append((order, messages))
         flat = [message for _, messages in ready for message in messages]
         results = iter(await retrying("publishing outputs", self.outputs.send, flat))
@@ -394,12 +401,16 @@ class Pipeline:
             problems = [problem for _ in messages if (problem := next(results)) is not None]
             if problems:
                 self._park(order.id, f"the broker refused an output ({type(problems[0]).__name__})")
+                postponed.append(PendingOutbox.key(order.id, order.version))
                 continue
             self._unpark(order.id)
             sent_topics.extend((entry.topic,) for entry in order.outbox)
             sent_keys.append(PendingOutbox.key(order.id, order.version))
             sent_keys.extend((carried or {}).get(order.id, ()))
         await retrying("marking outboxes sent", self.store.mark_sent, sent_keys)
+        if postponed:
+            # To the back of the relay's queue: parked orders never crowd out the others.
+            await retrying("postponing parked outboxes", self.store.postpone, postponed)
         metrics.count(metrics.OUTPUTS, sent_topics)
         return sum(len(messages) for _, messages in ready)
 

@@ -309,6 +309,14 @@ class OrderStore:
         if keys:
             await self.pending.delete_many({"_id": {"$in": list(keys)}})
 
+    async def postpone(self, keys: Sequence[str]) -> None:
+        """These outboxes cannot go out now: their markers, dated now, go to the back of the
+        relay's queue."""
+        if keys:
+            await self.pending.update_many(
+                {"_id": {"$in": list(keys)}}, {"$set": {"at": datetime.now(UTC)}}
+            )
+
     async def unsent_among(self, orders: Sequence[OrderDocument]) -> set[str]:
         """Ids of the orders whose saved outbox may not have been sent yet."""
         keys = [PendingOutbox.key(order.id, order.version) for order in orders if order.outbox]
@@ -319,7 +327,8 @@ class OrderStore:
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
         """Orders whose outbox a crash left behind: their marker is older than `saved_before`
         and names the stored version."""
-        cursor = self.pending.find({"at": {"$lt": saved_before}}, limit=limit)
+        # Oldest first: a pass reads at most `limit`, and parked outboxes are dated again.
+        cursor = self.pending.find({"at": {"$lt": saved_before}}, limit=limit).sort("at", ASCENDING)
         markers = [PendingOutbox.model_validate(raw) async for raw in cursor]
         if not markers:
             return []

@@ -7,7 +7,7 @@ outbox markers, BSON round trips of every saved document, per-record broker refu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import bson
 from aiokafka.errors import KafkaConnectionError
@@ -81,10 +81,17 @@ class FakeStore:
         for key in keys:
             self.markers.pop(key, None)
 
+    async def postpone(self, keys: Sequence[str]) -> None:
+        self._maybe_away()
+        for key in keys:
+            if key in self.markers:
+                self.markers[key] = self.markers[key].model_copy(update={"at": datetime.now(UTC)})
+
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
         self._maybe_away()
         found = []
-        for marker in [m for m in self.markers.values() if m.at < saved_before][:limit]:
+        due = sorted((m for m in self.markers.values() if m.at < saved_before), key=lambda m: m.at)
+        for marker in due[:limit]:
             order = self.stored(marker.order_id)
             stored = order.version if order is not None else 0
             if order is not None and stored == marker.version:

@@ -228,3 +228,25 @@ async def test_each_try_of_a_save_dates_its_marker_again(settings: Settings) -> 
         assert second > first
     finally:
         await store.client.close()
+
+
+async def test_a_relay_pass_reads_the_oldest_markers_first_and_postponed_ones_last(
+    settings: Settings,
+) -> None:
+    store = OrderStore(connect(settings.mongodb_uri), settings.database)
+    try:
+        for order_id, minutes in (("ord-old", 3), ("ord-new", 2)):
+            await saved_order(store, order_id)
+            marker = PendingOutbox(
+                _id=f"{order_id}@1",
+                order_id=order_id,
+                version=1,
+                at=utc_now() - timedelta(minutes=minutes),
+            )
+            await store.pending.insert_one(marker.to_mongo())
+        due = utc_now() + timedelta(seconds=1)
+        assert [o.id for o in await store.unsent(saved_before=due, limit=1)] == ["ord-old"]
+        await store.postpone(["ord-old@1"])
+        assert [o.id for o in await store.unsent(saved_before=due, limit=1)] == ["ord-new"]
+    finally:
+        await store.client.close()

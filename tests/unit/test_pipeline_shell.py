@@ -18,7 +18,7 @@ from config import Settings
 from consumers import pipeline as pipeline_module
 from consumers.decode import Rejection
 from consumers.outputs import Message
-from consumers.pipeline import Pipeline, dead_letter
+from consumers.pipeline import Pipeline, dead_letter, utc_now
 from consumers.relay import relay_once
 from consumers.sealing import Sealer
 from schemas.document import OrderDocument
@@ -225,7 +225,9 @@ async def test_credentials_sealed_with_an_unknown_key_park_the_order_not_the_bat
     await worker_b.handle([digital[1], *order_records("canary")])
     assert completed_orders(outputs) == ["canary"]
     assert set(worker_b.parked) == {"d"}
-    # A worker given both keys (the first seals, any opens) publishes it.
+    # A worker given both keys (the first seals, any opens) publishes it, on a later pass
+    # (parking dated the marker now).
+    await asyncio.sleep(0.002)
     rotated = make(store, outputs, f"{KEY_B},{KEY_A}")
     assert await relay_once(rotated, grace=0) > 0
     completed = [m for m in outputs.on(Topic.FULFILLMENTS_COMPLETED) if m.key == b"d"]
@@ -258,6 +260,39 @@ async def test_an_unreadable_stored_output_parks_its_order_and_the_relay_sends_t
     assert completed_orders(outputs) == ["canary"]
     assert relay.parked == {"bad": "an output could not be read (JSONDecodeError)"}
     assert [key.split("@")[0] for key in store.markers] == ["bad"]
+
+
+async def test_parked_orders_go_to_the_back_of_the_relays_queue_and_never_crowd_out_the_others() -> (
+    None
+):
+    class Crash(BaseException):
+        """The process dies between save and publish."""
+
+    def die(message: Any) -> Exception | None:
+        raise Crash
+
+    store, crashing = FakeStore(), FakeOutputs()
+    crashing.refuse = die
+    # Two orders the broker refuses, saved first (their markers are the oldest), then one it takes.
+    for order_id in ("big-1", "big-2", "ok"):
+        with pytest.raises(Crash):
+            await make(store, crashing).handle(order_records(order_id))
+    outputs = FakeOutputs()
+    outputs.refuse = lambda m: (
+        MessageSizeTooLargeError() if (m.key or b"").startswith(b"big") else None
+    )
+    relay = make(store, outputs)
+    # Passes of two: the first parks both refused orders and dates their markers again.
+    await relay_once_of(relay, 2)
+    assert set(relay.parked) == {"big-1", "big-2"} and completed_orders(outputs) == []
+    await relay_once_of(relay, 2)
+    assert completed_orders(outputs) == ["ok"]
+
+
+async def relay_once_of(pipeline: Pipeline, limit: int) -> None:
+    """One relay pass that reads at most `limit` markers."""
+    orders = await pipeline.store.unsent(utc_now(), limit)
+    await pipeline.publish(orders)
 
 
 async def test_an_output_the_broker_refuses_parks_its_order_and_the_others_go_out() -> None:
@@ -310,7 +345,9 @@ async def test_a_record_whose_key_alone_is_too_large_for_the_broker_is_dead_lett
     assert headers[DeadLetterHeader.ORIGINAL_OFFSET] == str(odd.offset).encode()
 
 
-async def test_a_record_whose_own_headers_are_too_large_keeps_only_the_dead_letter_headers() -> None:
+async def test_a_record_whose_own_headers_are_too_large_keeps_only_the_dead_letter_headers() -> (
+    None
+):
     store, outputs = FakeStore(), FakeOutputs()
     outputs.refuse = small_broker(900_000)
     value = json.dumps(envelope(EventType.ORDER_PLACED, "odd", {"order_number": 1})).encode()
