@@ -223,7 +223,9 @@ def submitted(order: OrderDocument, form: Mapping[str, Any]) -> FulfillForm:
         for index, line in enumerate(order.lines)
     ]
     address = {name: text(form, f"ship-{name}") for name in ADDRESS_FIELDS}
-    address["country"] = address["country"].upper()
+    # "de" is Germany; "ß" is not "SS" (South Sudan): only ASCII letters are upper-cased.
+    country = address["country"]
+    address["country"] = country.upper() if country.isascii() else country
     return FulfillForm(
         lines,
         address,

@@ -403,3 +403,20 @@ def test_a_page_number_that_is_not_one_shows_the_first_page(client: TestClient, 
     response = client.get("/orders", params={"page": page})
     assert response.status_code == 200
     assert "ord-paid" in response.text
+
+
+def test_a_country_typed_in_lower_case_is_taken_but_a_non_ascii_lookalike_is_refused(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    address = {f"ship-{k}": v for k, v in ADDRESS.items()}
+    fields = {"qty-0": "1", "carrier": "DHL", "tracking_number": "AWB-3", **address}
+    path = "/orders/ord-paid/fulfill"
+    _, response = _post_form(client, path, path, **(fields | {"ship-country": "\u00df"}))
+    assert response.status_code == 422
+    assert "Country: a two-letter ISO 3166-1 code" in response.text
+    assert backend.published == []
+    _, response = _post_form(client, path, path, **(fields | {"ship-country": "de"}))
+    assert response.status_code == 303
+    [sent] = backend.published
+    assert isinstance(sent.data, FulfillmentRequested)
+    assert sent.data.shipping_address is not None and sent.data.shipping_address.country == "DE"
