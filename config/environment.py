@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BeforeValidator, SecretStr, ValidationError, ValidationInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pymongo.errors import ConfigurationError
+from pymongo.uri_parser import parse_uri
 
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_MONGODB_PORT = 27017
@@ -95,7 +97,20 @@ def _mongodb_uri(value: str, info: ValidationInfo) -> str:
             raise ValueError(f"{_variable(info)} has a port that is not a number from 1 to 65535")
         if not host:
             raise ValueError(f"{_variable(info)} names no host")
+    if value.startswith("mongodb://"):  # a mongodb+srv:// one would be looked up in DNS here
+        _check_options(value, info)
     return value
+
+
+def _check_options(uri: str, info: ValidationInfo) -> None:
+    """Refuse an option pymongo would only warn about (a typo) or cannot read."""
+    try:
+        parse_uri(uri, warn=False)
+    except (ConfigurationError, ValueError) as problem:
+        said = str(problem).split(". ")[0]
+        secret = uri.split("://", 1)[1].rpartition("@")[0]
+        detail = "" if secret and secret in said else f": {said}"
+        raise ValueError(f"{_variable(info)} is not usable{detail}") from None
 
 
 # What MongoDB refuses in a database name.

@@ -211,6 +211,8 @@ def test_secrets_stay_out_of_the_environment_repr(monkeypatch: pytest.MonkeyPatc
         ("MONGODB_URI", "http://x", "MONGODB_URI must start with mongodb:// or mongodb"),
         ("MONGODB_URI", "mongodb://h:notaport", "MONGODB_URI has a port that is not a number"),
         ("MONGODB_URI", "mongodb:///db", "MONGODB_URI names no host"),
+        ("MONGODB_URI", "mongodb://h/?badoption=1", "MONGODB_URI is not usable: Unknown option"),
+        ("MONGODB_URI", "mongodb://h/?tls=maybe", "MONGODB_URI is not usable: The value of tls"),
         ("MONGODB_DATABASE", "a/b", "MONGODB_DATABASE must be 1 to 63 characters"),
         ("MONGODB_DATABASE", "x" * 64, "MONGODB_DATABASE must be 1 to 63 characters"),
         ("KAFKA_BOOTSTRAP_SERVERS", "h:notaport", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
@@ -226,10 +228,18 @@ def test_every_typed_variable_fails_in_one_line_naming_it(
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "mongodb://user:s3cret@h:notaport",
+        "mongodb://user:s3cret@h/?badoption=1",
+        "mongodb://user:s3cret@h/?authMechanism=s3cret",
+    ],
+)
 def test_a_malformed_store_address_is_never_echoed_since_it_may_hold_a_password(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, uri: str
 ) -> None:
-    monkeypatch.setenv("MONGODB_URI", "mongodb://user:s3cret@h:notaport")
+    monkeypatch.setenv("MONGODB_URI", uri)
     with pytest.raises(ConfigError) as raised:
         environment()
     assert "s3cret" not in str(raised.value)
