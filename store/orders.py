@@ -160,6 +160,24 @@ def measured(raw: Mapping[str, Any], size: int) -> Stored:
     return Stored(raw.get("version", 0), lengths, positions, size)
 
 
+def sort_markers(
+    markers: Sequence[PendingOutbox], orders: Mapping[str, OrderDocument], saved_before: datetime
+) -> tuple[list[OrderDocument], list[str]]:
+    """The stored orders whose marker names their version (their outbox may be unsent), and
+    the ids of the markers that are stale; any other marker's save may still be in flight."""
+    unsent, stale = [], []
+    for marker in markers:
+        order = orders.get(marker.order_id)
+        stored = order.version if order is not None else 0
+        if order is not None and stored == marker.version:
+            unsent.append(order)
+        elif stored > marker.version or marker.at < saved_before - ABANDONED_AFTER:
+            # A newer save carried these outputs forward (its own marker stands for them), or
+            # the save behind the marker never landed: it lost its race or failed.
+            stale.append(marker.id)
+    return unsent, stale
+
+
 class SavedOrders:
     """The documents this store saved last, by id, each handed out once and then forgotten.
 
@@ -333,17 +351,7 @@ class OrderStore:
         if not markers:
             return []
         orders = await self.load_many({marker.order_id for marker in markers})
-        unsent, stale = [], []
-        for marker in markers:
-            order = orders.get(marker.order_id)
-            stored = order.version if order is not None else 0
-            if order is not None and stored == marker.version:
-                unsent.append(order)
-            elif stored > marker.version or marker.at < saved_before - ABANDONED_AFTER:
-                # A newer save carried these outputs forward (its own marker stands for them),
-                # or the save behind the marker never landed: it lost its race or failed.
-                stale.append(marker.id)
-            # Else the save behind the marker may still be in flight: left for a later pass.
+        unsent, stale = sort_markers(markers, orders, saved_before)
         if stale:
             await self.pending.delete_many({"_id": {"$in": stale}})
         return unsent

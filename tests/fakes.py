@@ -15,7 +15,7 @@ from pymongo.errors import AutoReconnect
 
 from consumers.outputs import Message
 from schemas.document import OrderDocument, PendingOutbox
-from store.orders import ABANDONED_AFTER, Change, EncodedOrder, EncodedUpdate, measured
+from store.orders import Change, EncodedOrder, EncodedUpdate, measured, sort_markers
 
 
 class FakeStore:
@@ -89,16 +89,13 @@ class FakeStore:
 
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
         self._maybe_away()
-        found = []
         due = sorted((m for m in self.markers.values() if m.at < saved_before), key=lambda m: m.at)
-        for marker in due[:limit]:
-            order = self.stored(marker.order_id)
-            stored = order.version if order is not None else 0
-            if order is not None and stored == marker.version:
-                found.append(order)
-            elif stored > marker.version or marker.at < saved_before - ABANDONED_AFTER:
-                del self.markers[marker.id]
-        return found
+        markers = due[:limit]
+        orders = {m.order_id: o for m in markers if (o := self.stored(m.order_id)) is not None}
+        unsent, stale = sort_markers(markers, orders, saved_before)
+        for key in stale:
+            del self.markers[key]
+        return unsent
 
 
 def updated(raw: bytes, update: EncodedUpdate) -> bytes:
