@@ -71,7 +71,7 @@ class _TolerantBatch:
             for record in self._batch:
                 read_up_to = record.offset
                 yield record
-        except (UnicodeDecodeError, ValueError) as problem:
+        except Exception as problem:
             if not _is_name_problem(problem):
                 raise
             for record in _reread(self._data, self._batch.base_offset):

@@ -7,9 +7,12 @@ import struct
 from typing import Any
 
 import pytest
-from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record import memory_records
+from aiokafka.record.default_records import _DefaultRecordBatchPy
+from aiokafka.record.memory_records import MemoryRecords, _MemoryRecordsPy
 from aiokafka.record.util import calc_crc32c
 
+from consumers import kafka_records
 from consumers.kafka_records import TolerantRecords, printable_name
 from schemas.names import Topic
 from tests.e2e.harness import Raw, batch_with_header_name
@@ -63,3 +66,14 @@ def test_a_valid_batch_is_read_by_aiokafka_as_before() -> None:
 def test_a_name_that_is_not_utf8_is_printed_with_its_odd_bytes_escaped() -> None:
     assert printable_name(NAME.decode("utf-8", "surrogateescape")) == "\\xff\\xfe-trace"
     assert printable_name("é-ok") == "é-ok"
+
+
+def test_with_aiokafkas_pure_python_reader_too_the_batch_is_read_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # AIOKAFKA_NO_EXTENSIONS=1: that reader wraps the name's decode error in its own exception.
+    monkeypatch.setattr(kafka_records, "MemoryRecords", _MemoryRecordsPy)
+    monkeypatch.setattr(memory_records, "DefaultRecordBatch", _DefaultRecordBatchPy)
+    records = read(TolerantRecords(batch_with_header_name(RECORDS, NAME)))
+    assert [r.offset for r in records] == [0, 1, 2]
+    assert all(r.headers == [(NAME.decode("utf-8", "surrogateescape"), b"v")] for r in records)
