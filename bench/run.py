@@ -27,8 +27,6 @@ from bench.data import Workload, workload
 from config import Settings, stack_dir
 from consumers.processes import Process, spawn_worker, stop_processes
 from consumers.topics import delete_prefixed_topics, ensure_topics
-from lifecycle import apply
-from schemas.document import OrderDocument, OutboxMessage
 from schemas.names import INPUT_TOPICS, Topic
 from store.orders import OrderStore, connect
 from store.server import probe
@@ -283,10 +281,11 @@ async def kafka_ceiling(base: Settings, work: Workload, say: Say) -> Result:
     )
 
 
-async def store_ceiling(base: Settings, work: Workload, say: Say) -> Result:
-    """The store alone: the same documents, 3 compare-and-set writes per order, bulk-written."""
+async def store_ceiling(base: Settings, work: Workload, steps: floor.Plan, say: Say) -> Result:
+    """The store alone: the pipeline's documents (`steps`, from `floor.plan`), 3 compare-and-set
+    writes per order, bulk-written."""
     lab = Lab(base, "store-ceiling")
-    states = _document_states(work)
+    states = [[step.document for step in order_steps] for order_steps in steps.values()]
     client = connect(base.mongodb_uri)
     orders = client[lab.settings.database]["orders"]
     server = await probe(client)
@@ -313,36 +312,20 @@ async def store_ceiling(base: Settings, work: Workload, say: Say) -> Result:
     return measured("store ceiling", work, seconds, note, say)
 
 
-async def libraries_floor(base: Settings, work: Workload, say: Say, timeout: float) -> Result:
-    """aiokafka and pymongo doing our pipeline's writes and sends, made beforehand (bench.floor)."""
+async def libraries_floor(
+    base: Settings, work: Workload, steps: floor.Plan, say: Say, timeout: float
+) -> Result:
+    """aiokafka and pymongo doing our pipeline's writes and sends, made beforehand (`steps`,
+    from `floor.plan`; bench.floor)."""
     path = stack_dir() / "bench-logs" / f"floor-plan-{uuid.uuid4().hex[:6]}.pickle"
     path.parent.mkdir(parents=True, exist_ok=True)
-    floor.save_plan(floor.plan(work), path)
+    floor.save_plan(steps, path)
     try:
         return await run_workers(
             base, "libraries floor", "bench.floor", 1, work, say, timeout, [str(path)]
         )
     finally:
         path.unlink(missing_ok=True)
-
-
-def _document_states(work: Workload) -> list[list[dict[str, Any]]]:
-    """Each order's document after each of its three events, exactly as the pipeline saves them."""
-    from consumers.decode import Rejection, decode
-
-    now = datetime.now(UTC)
-    states = []
-    for index in range(work.orders):
-        order = OrderDocument(_id=work.placed[index][0].decode())
-        steps = []
-        for step, (topic, records) in enumerate(work.by_topic().items()):
-            event = decode(topic, *records[index])
-            assert not isinstance(event, Rejection)
-            order.outbox = [OutboxMessage.of(e) for e in apply(order, event, now).outputs]
-            order.version = step + 1
-            steps.append(order.to_mongo())
-        states.append(steps)
-    return states
 
 
 async def paced(
@@ -411,11 +394,14 @@ async def bench(base: Settings, orders: int, paced_orders: int, say: Say, timeou
     )
     work = workload(orders, uuid.uuid4().hex[:6])
     say(f"workload: {orders:,} orders, {work.messages:,} input events")
+    # Each order's documents and outputs as the pipeline makes them: for the store ceiling
+    # and the libraries floor alike.
+    planned = floor.plan(work)
     steps: list[Callable[[], Awaitable[Result]]] = [
         lambda: kafka_ceiling(base, work, say),
-        lambda: store_ceiling(base, work, say),
+        lambda: store_ceiling(base, work, planned, say),
         lambda: run_workers(base, "relay floor", "bench.relay", 1, work, say, timeout),
-        lambda: libraries_floor(base, work, say, timeout),
+        lambda: libraries_floor(base, work, planned, say, timeout),
         lambda: run_workers(base, "naive peer", "bench.naive", 1, work, say, timeout),
         lambda: run_workers(base, "pipeline x1", "consumers.worker", 1, work, say, timeout),
         lambda: run_workers(base, "pipeline x2", "consumers.worker", 2, work, say, timeout),
