@@ -72,6 +72,11 @@ def _port_or_off(value: Any, info: ValidationInfo) -> Any:
     return int(raw)
 
 
+def _is_port(text: str) -> bool:
+    # ASCII digits only: "²".isdigit() is true, and int() refuses it.
+    return text.isascii() and text.isdigit() and range_problem("", int(text), 1, 65535) is None
+
+
 def _bootstrap_servers(value: str, info: ValidationInfo) -> str:
     """host[:port] entries, comma-separated, each port 1 to 65535: a typo is a configuration
     error at start, not an outage waited out forever."""
@@ -79,7 +84,7 @@ def _bootstrap_servers(value: str, info: ValidationInfo) -> str:
         host, colon, port = server.strip().rpartition(":")
         if not colon:
             host, port = port, "9092"
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not host or not _is_port(port):
             raise ValueError(
                 f"{_variable(info)} must be host:port entries separated by commas, got {value!r}"
             )
@@ -90,26 +95,26 @@ def _mongodb_uri(value: str, info: ValidationInfo) -> str:
     """A MongoDB connection string (never echoed: it may hold a password)."""
     if not value.startswith(("mongodb://", "mongodb+srv://")):
         raise ValueError(f"{_variable(info)} must start with mongodb:// or mongodb+srv://")
-    hosts = value.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    credentials, _, hosts = value.split("://", 1)[1].split("/", 1)[0].rpartition("@")
     for host in hosts.split(","):
         name, colon, port = host.rpartition(":")
-        if colon and not name.endswith("]") and not (port.isdigit() and 1 <= int(port) <= 65535):
+        if colon and not name.endswith("]") and not _is_port(port):
             raise ValueError(f"{_variable(info)} has a port that is not a number from 1 to 65535")
         if not host:
             raise ValueError(f"{_variable(info)} names no host")
     if value.startswith("mongodb://"):  # a mongodb+srv:// one would be looked up in DNS here
-        _check_options(value, info)
+        _check_options(value, credentials, info)
     return value
 
 
-def _check_options(uri: str, info: ValidationInfo) -> None:
-    """Refuse an option pymongo would only warn about (a typo) or cannot read."""
+def _check_options(uri: str, credentials: str, info: ValidationInfo) -> None:
+    """Refuse an option pymongo would only warn about (a typo) or cannot read; pymongo's
+    reason is given unless it quotes the `credentials`."""
     try:
         parse_uri(uri, warn=False)
     except (ConfigurationError, ValueError) as problem:
         said = str(problem).split(". ")[0]
-        secret = uri.split("://", 1)[1].rpartition("@")[0]
-        detail = "" if secret and secret in said else f": {said}"
+        detail = "" if credentials and credentials in said else f": {said}"
         raise ValueError(f"{_variable(info)} is not usable{detail}") from None
 
 

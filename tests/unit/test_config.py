@@ -216,6 +216,7 @@ def test_secrets_stay_out_of_the_environment_repr(monkeypatch: pytest.MonkeyPatc
         ("MONGODB_DATABASE", "a/b", "MONGODB_DATABASE must be 1 to 63 characters"),
         ("MONGODB_DATABASE", "x" * 64, "MONGODB_DATABASE must be 1 to 63 characters"),
         ("KAFKA_BOOTSTRAP_SERVERS", "h:notaport", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "h:\u00b2", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
         ("KAFKA_BOOTSTRAP_SERVERS", "a:9092,:9093", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
     ],
 )
