@@ -32,7 +32,7 @@ from consumers.decode import Rejection, decode
 from consumers.outputs import KafkaOutputs, Message, event_message
 from consumers.sealing import Sealer
 from lifecycle import apply
-from schemas.document import OrderDocument, OutboxMessage
+from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
 from schemas.names import INPUT_TOPICS
 from store.orders import connect
 from store.server import probe
@@ -109,7 +109,12 @@ class Floor:
     def markers(self, ids: list[str], now: datetime) -> list[dict[str, Any]]:
         """The worker's `outbox_pending` marker of each order written, dated `now`."""
         return [
-            {"_id": f"{order_id}@{version}", "order_id": order_id, "version": version, "at": now}
+            {
+                "_id": PendingOutbox.key(order_id, version),
+                "order_id": order_id,
+                "version": version,
+                "at": now,
+            }
             for order_id in ids
             if (version := self.applied.get(order_id, 0))
         ]
@@ -148,7 +153,7 @@ async def run(settings: Settings, steps: Plan) -> None:
                 continue
             ids = list(dict.fromkeys(keys))
             stored = orders.find({"_id": {"$in": ids}}, {"version": 1})
-            looked_up = [f"{raw['_id']}@{raw['version']}" async for raw in stored]
+            looked_up = [PendingOutbox.key(raw["_id"], raw["version"]) async for raw in stored]
             if looked_up:
                 [_ async for _ in pending.find({"_id": {"$in": looked_up}})]
             operations, taken = floor.writes(keys)
