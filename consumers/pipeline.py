@@ -571,18 +571,22 @@ def without_value(letter: Message, omit_headers: bool = False) -> Message:
         headers = [*headers, omitted]
     smaller = Message(letter.topic, letter.key, None, headers)
     if omit_headers or smaller.size > MAX_RECORD_BYTES:
-        ours = [(name, value) for name, value in headers if name in _DEAD_LETTER_HEADERS]
-        smaller = Message(letter.topic, letter.key, None, ours)
+        smaller = Message(letter.topic, letter.key, None, _ours(headers))
     return without_key(smaller) if smaller.size > MAX_RECORD_BYTES else smaller
 
 
 def without_key(letter: Message) -> Message:
     """The last resort for a dead letter: no value, no key (`x-dlq-key-omitted` says how long
     it was), only the dead-letter headers; it still says what happened and where the record was."""
-    ours = [(name, value) for name, value in letter.headers if name in _DEAD_LETTER_HEADERS]
+    ours = _ours(letter.headers)
     if letter.key is not None:
         ours.append((DeadLetterHeader.KEY_OMITTED.value, str(len(letter.key)).encode()))
     return Message(letter.topic, None, None, ours)
+
+
+def _ours(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
+    """The dead-letter headers among `headers`, without the record's own."""
+    return [(name, value) for name, value in headers if name in _DEAD_LETTER_HEADERS]
 
 
 _DEAD_LETTER_HEADERS = frozenset(header.value for header in DeadLetterHeader)
