@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import uuid
@@ -330,14 +331,12 @@ def _replays(letter: Any) -> int:
 
 
 def _original_topic(letter: Any) -> str:
-    original = dict(letter.headers).get(DeadLetterHeader.ORIGINAL_TOPIC)
-    try:
-        return bytes(original).decode() if original else _dlq_source(letter)
-    except UnicodeDecodeError:
-        return _dlq_source(letter)
-
-
-def _dlq_source(letter: Any) -> str:
+    """Where the letter came from: its header, else its topic without `.dlq` (the header may
+    have no value, or not be text, when the record carried its own)."""
+    original: bytes | None = dict(letter.headers).get(DeadLetterHeader.ORIGINAL_TOPIC)
+    with contextlib.suppress(UnicodeDecodeError):
+        if original:
+            return original.decode()
     topic: str = letter.topic
     return topic.removesuffix(DLQ_SUFFIX)
 
