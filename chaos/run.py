@@ -256,6 +256,10 @@ class Workers:
         stop_processes(self.processes)
 
 
+# Seconds one lag measurement (or closing its clients) may take before the clients are replaced.
+MEASURE_TIMEOUT = 10.0
+
+
 class LagMonitor:
     """Consumer lag of the workers' group over the input topics, polled; None while unreachable."""
 
@@ -275,14 +279,18 @@ class LagMonitor:
                 await admin.start()
                 await consumer.start()
                 while True:  # one pair of clients until the broker goes away
-                    self.lag = await self._measure(admin, consumer)
+                    # Bounded: a client can hang on a node that was killed; new ones are made.
+                    async with asyncio.timeout(MEASURE_TIMEOUT):
+                        self.lag = await self._measure(admin, consumer)
                     await asyncio.sleep(0.5)
             except Exception:
                 self.lag = None
                 await asyncio.sleep(0.5)
             finally:
-                await consumer.stop()
-                await admin.close()
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(MEASURE_TIMEOUT):
+                        await consumer.stop()
+                        await admin.close()
 
     async def _measure(self, admin: AIOKafkaAdminClient, consumer: AIOKafkaConsumer) -> int:
         committed = await admin.list_consumer_group_offsets(self.settings.group_id)
