@@ -1,0 +1,61 @@
+"""The worker's poll for a batch: it waits in aiokafka for records, never sleeps after an empty one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+from cryptography.fernet import Fernet
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+from config import Settings
+from consumers.app import IDLE_POLL_MS, build_app
+from consumers.sealing import Sealer
+
+
+class Consumer:
+    """aiokafka's consumer as the poll uses it: `getmany` answers from a script."""
+
+    def __init__(self, *answers: dict[TopicPartition, list[Any]]) -> None:
+        self.answers = list(answers)
+        self.polls: list[tuple[int, int | None]] = []
+
+    async def getmany(
+        self, timeout_ms: int, max_records: int | None
+    ) -> dict[TopicPartition, list[Any]]:
+        self.polls.append((timeout_ms, max_records))
+        return self.answers.pop(0)
+
+
+def subscriber_of_worker() -> BatchSubscriber:
+    settings = Settings(kafka_bootstrap="127.0.0.1:9", mongodb_uri="mongodb://127.0.0.1:9")
+    app = build_app(settings, sealer=Sealer(Fernet.generate_key().decode()))
+    assert app.broker is not None
+    (subscriber,) = app.broker.subscribers
+    assert isinstance(subscriber, BatchSubscriber)
+    return subscriber
+
+
+def record(topic: str, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic, 0, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+
+
+async def test_an_empty_poll_returns_without_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_sleep(seconds: float) -> None:
+        raise AssertionError(f"slept {seconds}s after an empty poll")
+
+    monkeypatch.setattr("anyio.sleep", no_sleep)
+    subscriber = subscriber_of_worker()
+    consumer = Consumer({})
+    assert await subscriber.get_msg(consumer) == ()
+    assert consumer.polls == [(IDLE_POLL_MS, subscriber.max_records)]
+
+
+async def test_a_poll_waits_in_aiokafka_and_returns_every_partitions_records() -> None:
+    subscriber = subscriber_of_worker()
+    first, second = record("a", 0), record("b", 5)
+    consumer = Consumer({TopicPartition("a", 0): [first], TopicPartition("b", 0): [second]})
+    assert await subscriber.get_msg(consumer) == (first, second)
+    # aiokafka returns as soon as any record is there; the timeout only spaces an idle worker's wakes.
+    assert consumer.polls[0][0] >= 500
