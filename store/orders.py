@@ -178,6 +178,16 @@ def sort_markers(
     return unsent, stale
 
 
+def _only_duplicates(failure: BulkWriteError) -> None:
+    """Return when the bulk write's only errors are inserts of ids that exist; re-raise any
+    other write error, and a write the store applied without confirming it as an outage."""
+    details = failure.details
+    if any(error.get("code") != DUPLICATE_KEY for error in details.get("writeErrors", [])):
+        raise failure
+    if details.get("writeConcernErrors"):
+        raise WriteNotConfirmed(str(details["writeConcernErrors"][0])) from None
+
+
 class SavedOrders:
     """The documents this store saved last, by id, each handed out once and then forgotten.
 
@@ -289,14 +299,10 @@ class OrderStore:
             result = await self.orders.bulk_write(list(operations), ordered=False)
             return result.inserted_count + result.matched_count
         except BulkWriteError as failure:
-            details = failure.details
-            if any(error.get("code") != DUPLICATE_KEY for error in details.get("writeErrors", [])):
-                raise
-            if details.get("writeConcernErrors"):
-                # Applied but not confirmed as the write concern asks: waited out and written
-                # again; the write token then tells which of these writes landed.
-                raise WriteNotConfirmed(str(details["writeConcernErrors"][0])) from None
+            # A write not confirmed is written again; the write token then tells which landed.
+            _only_duplicates(failure)
             # What the server counted: an update that matched nothing lost a race too.
+            details = failure.details
             return int(details.get("nInserted", 0)) + int(details.get("nMatched", 0))
 
     async def _lost_races(self, changes: Sequence[Change], token: str) -> set[str]:
@@ -316,11 +322,8 @@ class OrderStore:
         try:
             await self.pending.bulk_write(writes, ordered=False)
         except BulkWriteError as failure:  # two tries inserting the same marker at once
-            if any(
-                error.get("code") != DUPLICATE_KEY
-                for error in failure.details.get("writeErrors", [])
-            ):
-                raise
+            # A marker not confirmed could be rolled back after the save lands: written again.
+            _only_duplicates(failure)
 
     async def mark_sent(self, keys: Sequence[str]) -> None:
         """The broker has these outboxes (`order@version` keys): forget their markers, in one statement."""

@@ -9,6 +9,7 @@ from pymongo import InsertOne, ReplaceOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from consumers.retry import is_outage
+from schemas.document import OrderDocument, OutboxMessage
 from store.orders import DUPLICATE_KEY, OrderStore, WriteNotConfirmed, connect
 
 
@@ -61,6 +62,18 @@ async def test_a_write_concern_error_is_an_outage_not_a_save_that_went_through()
     store = store_answering(details(writeConcernErrors=[unconfirmed], nInserted=1, nMatched=1))
     with pytest.raises(WriteNotConfirmed) as raised:
         await store._write_counting_conflicts(OPERATIONS)
+    assert is_outage(raised.value)
+
+
+async def test_a_pending_marker_the_store_did_not_confirm_is_an_outage() -> None:
+    # Taken as written, a failover could roll it back after the save lands: an outbox never relayed.
+    unconfirmed = {"code": 64, "errmsg": "waiting for replication timed out"}
+    store = store_answering(details(writeConcernErrors=[unconfirmed], nUpserted=1))
+    store.pending = store.orders
+    order = OrderDocument(_id="order-1", version=1)
+    order.outbox = [OutboxMessage(id="evt-1", topic="orders.status", key="order-1", value="{}")]
+    with pytest.raises(WriteNotConfirmed) as raised:
+        await store._mark_pending([order])
     assert is_outage(raised.value)
 
 
