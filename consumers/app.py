@@ -119,6 +119,7 @@ def build_app(
                 failures.delay,
             )
             await failures.wait()
+            rewind(message.consumer, records)
             raise
         failures.reset()
         metrics.BATCH_RECORDS.observe(len(records))
@@ -212,6 +213,22 @@ def _readable(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, by
 
 async def no_body(message: KafkaMessage) -> None:
     """FastStream would parse bodies by their content-type; the pipeline decodes them itself."""
+
+
+def rewind(consumer: Any, records: Sequence[Any]) -> None:
+    """Back to the batch's first record on each of its partitions still assigned here.
+
+    FastStream's nack seeks the same, but stops at the first partition a rebalance took away,
+    and the next batch's commit would then take the rest past records never applied.
+    """
+    first: dict[TopicPartition, int] = {}
+    for record in records:
+        position = TopicPartition(record.topic, record.partition)
+        first[position] = min(first.get(position, record.offset), record.offset)
+    assigned = consumer.assignment()
+    for position, offset in first.items():
+        if position in assigned:
+            consumer.seek(position, offset)
 
 
 def _record_lag(consumer: Any, records: tuple[Any, ...]) -> None:

@@ -1,4 +1,4 @@
-"""The worker's poll for a batch: it waits in aiokafka for records, never sleeps after an empty one."""
+"""The worker's poll for a batch and its rewind after a failed one."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from config import Settings
-from consumers.app import IDLE_POLL_MS, build_app
+from consumers.app import IDLE_POLL_MS, build_app, rewind
 from consumers.sealing import Sealer
 
 
@@ -37,8 +37,8 @@ def subscriber_of_worker() -> BatchSubscriber:
     return subscriber
 
 
-def record(topic: str, offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(topic, 0, offset, 0, 0, b"k", b"v", None, 1, 1, [])
+def record(topic: str, offset: int, partition: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic, partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
 
 
 async def test_an_empty_poll_returns_without_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,3 +59,32 @@ async def test_a_poll_waits_in_aiokafka_and_returns_every_partitions_records() -
     assert await subscriber.get_msg(consumer) == (first, second)
     # aiokafka returns as soon as any record is there; the timeout only spaces an idle worker's wakes.
     assert consumer.polls[0][0] >= 500
+
+
+class Assigned:
+    """aiokafka's consumer as `rewind` uses it: its assignment, and the seeks made."""
+
+    def __init__(self, *assigned: TopicPartition) -> None:
+        self.assigned = set(assigned)
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def seek(self, position: TopicPartition, offset: int) -> None:
+        assert position in self.assigned, "aiokafka raises IllegalStateError here"
+        self.seeks.append((position, offset))
+
+
+def test_a_failed_batch_is_rewound_on_every_partition_still_assigned_after_a_rebalance() -> None:
+    kept, taken = TopicPartition("a", 1), TopicPartition("a", 0)
+    records = [
+        record("a", 7, partition=0),
+        record("a", 5, partition=1),
+        record("a", 9, partition=1),
+    ]
+    consumer = Assigned(kept)
+    rewind(consumer, records)
+    # Partition 0 went to another worker (it reads from the last commit); 1 goes back to 5.
+    assert consumer.seeks == [(kept, 5)]
+    assert taken not in consumer.assigned
