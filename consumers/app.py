@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -167,12 +168,28 @@ def build_app(
 
 def wait_for_records(subscriber: BatchSubscriber) -> None:
     """Poll without FastStream's sleep after an empty poll, which held up the first record after
-    a quiet spell by up to one poll; aiokafka's `getmany` already waits for records."""
+    a quiet spell by up to one poll (aiokafka's `getmany` already waits for records), and with
+    a pause after a failure FastStream does not expect."""
+
+    failures = Backoff(first=0.5, cap=30.0)
 
     async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
-        batches = await consumer.getmany(
-            timeout_ms=IDLE_POLL_MS, max_records=subscriber.max_records
-        )
+        try:
+            batches = await consumer.getmany(
+                timeout_ms=IDLE_POLL_MS, max_records=subscriber.max_records
+            )
+        except (KafkaError, ConsumerStoppedError):
+            raise  # FastStream pauses 5 s after a Kafka error, and stops on the other
+        except Exception as problem:
+            # FastStream would restart its consume task at once, again and again: a hot loop.
+            log.error(
+                "reading a batch failed (%s); trying again in %.1fs",
+                type(problem).__name__,
+                failures.delay,
+            )
+            await failures.wait()
+            return ()
+        failures.reset()
         return tuple(chain.from_iterable(batches.values()))
 
     # One method of one object; FastStream has no setting for it (faststream 0.7).

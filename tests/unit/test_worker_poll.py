@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from cryptography.fernet import Fernet
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
@@ -59,6 +60,39 @@ async def test_a_poll_waits_in_aiokafka_and_returns_every_partitions_records() -
     assert await subscriber.get_msg(consumer) == (first, second)
     # aiokafka returns as soon as any record is there; the timeout only spaces an idle worker's wakes.
     assert consumer.polls[0][0] >= 500
+
+
+class Failing:
+    """A consumer whose poll fails the way FastStream does not expect (not a Kafka error)."""
+
+    async def getmany(
+        self, timeout_ms: int, max_records: int | None
+    ) -> dict[TopicPartition, list[Any]]:
+        raise ValueError("a batch no reader can parse")
+
+
+async def test_a_poll_that_fails_unexpectedly_waits_longer_each_time_before_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr("asyncio.sleep", sleep)
+    subscriber = subscriber_of_worker()
+    for _ in range(3):
+        assert await subscriber.get_msg(Failing()) == ()
+    assert waited == [0.5, 1.0, 2.0]
+
+
+async def test_a_kafka_error_in_a_poll_is_left_to_faststream_which_pauses_on_it() -> None:
+    class Unreachable:
+        async def getmany(self, timeout_ms: int, max_records: int | None) -> None:
+            raise KafkaConnectionError()
+
+    with pytest.raises(KafkaConnectionError):
+        await subscriber_of_worker().get_msg(Unreachable())
 
 
 class Assigned:
