@@ -9,6 +9,7 @@ reads only the markers, never the whole orders collection.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -32,6 +33,8 @@ from schemas.document import (
 from schemas.limits import MAX_DOCUMENT_BYTES
 from schemas.names import DeliveryStatus
 from store.server import FERRETDB_WRITE_CHUNK
+
+log = logging.getLogger("fulfillment.store")
 
 DUPLICATE_KEY = 11000
 Raw = dict[str, Any]
@@ -160,6 +163,17 @@ def measured(raw: Mapping[str, Any], size: int) -> Stored:
     return Stored(raw.get("version", 0), lengths, positions, size)
 
 
+def _readable_markers(raws: Sequence[Raw]) -> tuple[list[PendingOutbox], list[Any]]:
+    """The markers among `raws` this version can read, and the ids of the others."""
+    markers, unreadable = [], []
+    for raw in raws:
+        try:
+            markers.append(PendingOutbox.model_validate(raw))
+        except ValueError:
+            unreadable.append(raw["_id"])
+    return markers, unreadable
+
+
 def sort_markers(
     markers: Sequence[PendingOutbox], orders: Mapping[str, OrderDocument], saved_before: datetime
 ) -> tuple[list[OrderDocument], list[str]]:
@@ -228,6 +242,8 @@ class OrderStore:
         self.pending: AsyncCollection[Raw] = client[database]["outbox_pending"]
         self.write_chunk = write_chunk
         self._saved = SavedOrders()
+        # Where the relay's last pass over the markers stopped (`unsent`): (at, _id).
+        self._relay_after: tuple[datetime, Any] | None = None
         self._undecoded = self.orders.codec_options.with_options(document_class=RawBSONDocument)
 
     async def ensure_indexes(self) -> None:
@@ -242,24 +258,40 @@ class OrderStore:
         return OrderDocument.model_validate(raw) if raw else None
 
     async def load_many(self, order_ids: Iterable[str]) -> dict[str, OrderDocument]:
-        """The stored orders among `order_ids`: those this store saved last come from memory.
+        """The stored orders among `order_ids`; one this version cannot read raises."""
+        loaded, unreadable = await self._load(order_ids)
+        for problem in unreadable.values():
+            raise problem
+        return loaded
 
-        One query reads the stored versions; only orders someone else saved since (or never
-        seen here) are fetched whole and validated, which is most of a load's CPU.
+    async def _load(
+        self, order_ids: Iterable[str]
+    ) -> tuple[dict[str, OrderDocument], dict[str, Exception]]:
+        """The stored orders among `order_ids`, and why each unreadable one could not be read.
+
+        Those this store saved last come from memory: one query reads the stored versions,
+        and only orders someone else saved since (or never seen here) are fetched whole and
+        validated, which is most of a load's CPU.
         """
         ids = list(order_ids)
         versions = self.orders.find({"_id": {"$in": ids}}, {"version": 1})
         stored = {raw["_id"]: raw.get("version", 0) async for raw in versions}
         loaded = self._saved.take(stored)
+        unreadable: dict[str, Exception] = {}
         missing = [order_id for order_id in stored if order_id not in loaded]
         if missing:
             # As the server sent them, so that their size is known without encoding them again.
             undecoded = self.orders.with_options(codec_options=self._undecoded)
             async for found in undecoded.find({"_id": {"$in": missing}}):
                 raw = bson.decode(found.raw, codec_options=self.orders.codec_options)
-                loaded[raw["_id"]] = order = OrderDocument.model_validate(raw)
+                try:
+                    order = OrderDocument.model_validate(raw)
+                except ValueError as problem:  # pydantic's ValidationError among them
+                    unreadable[raw["_id"]] = problem
+                    continue
                 order.remember_stored(measured(raw, len(found.raw)))
-        return loaded
+                loaded[raw["_id"]] = order
+        return loaded, unreadable
 
     async def save_many(self, changes: Sequence[Change], token: str) -> set[str]:
         """Save all changes (encoded with `token`) in one unordered bulk write; return the ids that lost a race."""
@@ -347,13 +379,30 @@ class OrderStore:
 
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
         """Orders whose outbox a crash left behind: their marker is older than `saved_before`
-        and names the stored version."""
-        # Oldest first: a pass reads at most `limit`, and parked outboxes are dated again.
-        cursor = self.pending.find({"at": {"$lt": saved_before}}, limit=limit).sort("at", ASCENDING)
-        markers = [PendingOutbox.model_validate(raw) async for raw in cursor]
-        if not markers:
-            return []
-        orders = await self.load_many({marker.order_id for marker in markers})
+        and names the stored version.
+
+        A pass reads `limit` markers, oldest first, from where the last pass stopped: markers
+        of saves still in flight, kept for a while, never hold up the ones behind them. A
+        marker or order this version cannot read goes to the back of the queue (`postpone`).
+        """
+        due: dict[str, Any] = {"at": {"$lt": saved_before}}
+        if self._relay_after is not None:
+            at, last = self._relay_after
+            due = {"$and": [due, {"$or": [{"at": {"$gt": at}}, {"at": at, "_id": {"$gt": last}}]}]}
+        cursor = self.pending.find(due, limit=limit).sort([("at", ASCENDING), ("_id", ASCENDING)])
+        raws = [raw async for raw in cursor]
+        # A page not full reached the end: the next pass starts from the oldest again.
+        self._relay_after = (raws[-1]["at"], raws[-1]["_id"]) if len(raws) == limit else None
+        markers, unreadable = _readable_markers(raws)
+        orders, unreadable_orders = await self._load({marker.order_id for marker in markers})
+        unreadable += [m.id for m in markers if m.order_id in unreadable_orders]
+        if unreadable:
+            log.warning(
+                "%d pending outboxes could not be read (%s); tried again later",
+                len(unreadable),
+                ", ".join(str(marker_id) for marker_id in unreadable[:5]),
+            )
+            await self.postpone(unreadable)
         unsent, stale = sort_markers(markers, orders, saved_before)
         if stale:
             await self.pending.delete_many({"_id": {"$in": stale}})
