@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 import stack
@@ -340,6 +341,14 @@ def _debugging() -> bool:
         return False
 
 
+def _message(problem: Exception) -> str:
+    """What the error says; pydantic's messages quote the values, which may be secrets: not those."""
+    if isinstance(problem, ValidationError):
+        fields = [".".join(map(str, error["loc"])) or "the document" for error in problem.errors()]
+        return f"{len(fields)} invalid fields ({', '.join(fields[:5])}), values withheld"
+    return str(problem)
+
+
 def main() -> None:
     """Run the CLI; unexpected failures are one line unless FULFILLMENT_DEBUG is set."""
     # `worker` configures its own JSON logs; every other command prints its failures once.
@@ -357,7 +366,7 @@ def main() -> None:
         if _debugging():
             raise
         # One line whatever the exception says: servers' messages may span several.
-        said = " ".join(str(problem).split())
+        said = " ".join(_message(problem).split())
         errors.print(
             f"[red]error:[/red] {type(problem).__name__}: {said} (FULFILLMENT_DEBUG=1 shows the traceback)",
             highlight=False,

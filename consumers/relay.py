@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from datetime import timedelta
 
 from consumers.metrics import OUTBOX_BACKLOG
@@ -19,8 +20,13 @@ async def relay_forever(pipeline: Pipeline, interval: float = 5.0, grace: float 
         await asyncio.sleep(interval)
         try:
             await relay_once(pipeline, grace)
-        except Exception:
-            log.exception("outbox relay pass failed; will try again")
+        except Exception as problem:
+            # Type and frames only: a message may quote stored values (pydantic's do).
+            log.error(
+                "outbox relay pass failed (%s, message withheld); will try again\n%s",
+                type(problem).__name__,
+                "".join(traceback.format_tb(problem.__traceback__)),
+            )
 
 
 async def relay_once(pipeline: Pipeline, grace: float = 30.0) -> int:
