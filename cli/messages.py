@@ -186,12 +186,16 @@ async def _letters(
     if after_snapshot is not None:
         await after_snapshot()
     consumer.assign(partitions)
+    from_start = []
     for partition in partitions:
         committed = await consumer.committed(partition) if from_committed else None
         if committed is None:
-            await consumer.seek_to_beginning(partition)
+            from_start.append(partition)
         else:
             consumer.seek(partition, committed)
+    if from_start:
+        # One call for all: each call waits for its reset, half a second on an empty partition.
+        await consumer.seek_to_beginning(*from_start)
     letters: list[Any] = []
     while [p for p in partitions if await consumer.position(p) < ends[p]]:
         for records in (await consumer.getmany(timeout_ms=500)).values():
