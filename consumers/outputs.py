@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from schemas.cloudevents import CONTENT_TYPE
 from schemas.limits import MAX_RECORD_BYTES
 
 CLOUDEVENTS_JSON = CONTENT_TYPE.encode()
+log = logging.getLogger("fulfillment.outputs")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,11 @@ def _key_hash(key: bytes) -> int:
     return int(murmur2(key)) & 0x7FFFFFFF
 
 
+class ProducerStopped(ConnectionError):
+    """The producer's sender stopped for good (aiokafka fails every later send): an outage;
+    the next `send` starts a new producer."""
+
+
 class KafkaOutputs:
     """An idempotent producer whose `send` returns only once the broker has every record."""
 
@@ -82,6 +90,33 @@ class KafkaOutputs:
         if self._producer is not None:
             await self._producer.stop()
 
+    def _sender_stopped(self) -> bool:
+        """Whether the producer's sender task ended: on a fatal error (a sequence number out of
+        order after a broker failover, aio-libs/aiokafka#1017), after which aiokafka fails every
+        send with a copy of that error, forever. aiokafka has no public flag for it."""
+        task = self._producer._sender.sender_task if self._producer is not None else None
+        return task is not None and task.done()
+
+    async def _replace_stopped(self) -> None:
+        """A new producer for one whose sender stopped (or that a failed replacement left
+        none); the old one is closed as far as it can be."""
+        old, self._producer = self._producer, None
+        if old is not None:
+            log.warning("the Kafka producer stopped sending; starting a new one")
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(10):
+                    await old.stop()
+        await self.start()
+
+    def _raise_outage(self, problem: BaseException) -> None:
+        """Raise `problem` if it is an outage, or `ProducerStopped` if the sender stopped (no
+        record is then at fault); return when it is a record's own refusal."""
+        if self._sender_stopped():
+            stopped = f"the producer's sender stopped ({type(problem).__name__})"
+            raise ProducerStopped(stopped) from problem
+        if not isinstance(problem, Exception) or is_outage(problem):
+            raise problem
+
     async def ping(self) -> None:
         """Raise unless the broker answers a metadata request."""
         assert self._producer is not None, "KafkaOutputs.start() was not awaited"
@@ -97,7 +132,9 @@ class KafkaOutputs:
         """
         if not messages:
             return []
-        assert self._producer is not None, "KafkaOutputs.start() was not awaited"
+        if self._producer is None or self._sender_stopped():
+            await self._replace_stopped()
+        assert self._producer is not None
         results: list[BaseException | None] = [None] * len(messages)
         pending: list[tuple[list[int], asyncio.Future[Any]]] = []
         for (topic, partition), indexes in (await self._by_partition(messages)).items():
@@ -106,13 +143,16 @@ class KafkaOutputs:
                     refused = await self._send_each([messages[index] for index in members])
                     results[members[0]] = refused[0]
                     continue
-                future = await self._producer.send_batch(batch, topic, partition=partition)
+                try:
+                    future = await self._producer.send_batch(batch, topic, partition=partition)
+                except KafkaError as failure:  # never a record's fault: the batch is made
+                    self._raise_outage(failure)
+                    raise
                 pending.append((members, future))
         outcomes = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
         for (members, _), outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                if not isinstance(outcome, Exception) or is_outage(outcome):
-                    raise outcome
+                self._raise_outage(outcome)
                 refused = await self._send_each([messages[index] for index in members])
                 for index, problem in zip(members, refused, strict=True):
                     results[index] = problem
@@ -170,7 +210,6 @@ class KafkaOutputs:
                 await (await self._producer.send(m.topic, m.value, key=m.key, headers=m.headers))
                 results.append(None)
             except KafkaError as problem:
-                if is_outage(problem):
-                    raise
+                self._raise_outage(problem)
                 results.append(problem)
         return results

@@ -1,0 +1,83 @@
+"""A producer whose sender stopped for good is replaced: an outage, never records refused."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import OutOfOrderSequenceNumber
+
+from config import Settings
+from consumers.outputs import KafkaOutputs, event_message
+from consumers.retry import is_outage, retrying
+from consumers.topics import ensure_topics
+from schemas.names import Topic
+from tests.conftest import Infra, Names
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def outputs(infra: Infra, names: Names) -> AsyncIterator[KafkaOutputs]:
+    settings = Settings(infra.kafka_bootstrap, infra.mongodb_uri, names.database, names.prefix)
+    await ensure_topics(settings)
+    outputs = KafkaOutputs(settings)
+    await outputs.start()
+    yield outputs
+    await outputs.stop()
+
+
+async def stop_sender_as_aiokafka_does(outputs: KafkaOutputs) -> None:
+    """What aiokafka does when its sender routine ends on a fatal error (aio-libs/aiokafka#1017):
+    the task is done and every later send fails with a copy of the error."""
+    sender = outputs._producer._sender  # type: ignore[union-attr]
+    sender.sender_task.cancel()
+
+    async def fatal() -> None:
+        raise OutOfOrderSequenceNumber()
+
+    failed = asyncio.create_task(fatal())
+    failed.add_done_callback(sender._fail_all)
+    sender._sender_task = failed
+    await asyncio.gather(failed, return_exceptions=True)
+
+
+async def published_ids(infra: Infra, topic: str) -> list[str]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=5000)
+        return [json.loads(r.value)["id"] for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_send_after_the_sender_stopped_for_good_goes_out_through_a_new_producer(
+    outputs: KafkaOutputs, infra: Infra, names: Names
+) -> None:
+    topic = names.topic(Topic.ORDERS_STATUS_CHANGED.value)
+    first = event_message(topic, "ord-1", json.dumps({"id": "evt-1"}))
+    assert await outputs.send([first]) == [None]
+    await stop_sender_as_aiokafka_does(outputs)
+
+    second = event_message(topic, "ord-1", json.dumps({"id": "evt-2"}))
+    assert await retrying("publishing outputs", outputs.send, [second]) == [None]
+    assert await published_ids(infra, topic) == ["evt-1", "evt-2"]
+
+
+async def test_records_failing_because_the_sender_stopped_are_an_outage_not_refusals(
+    outputs: KafkaOutputs, names: Names
+) -> None:
+    topic = names.topic(Topic.ORDERS_STATUS_CHANGED.value)
+    message = event_message(topic, "ord-2", json.dumps({"id": "evt-3"}))
+    assert await outputs.send([message]) == [None]
+    await stop_sender_as_aiokafka_does(outputs)
+    # One by one, as after a refused batch: each failure would have been taken as the record's.
+    with pytest.raises(Exception) as raised:
+        await outputs._send_each([message])
+    assert is_outage(raised.value)
