@@ -80,6 +80,7 @@ def build_app(
 
     health = HealthServer(metrics_port, not_ready_or_stalled) if metrics_port else None
     failures = Backoff(first=0.5, cap=30.0)
+    lag = LagGauge({settings.topic(topic): topic.value for topic in INPUT_TOPICS})
 
     # NACK_ON_ERROR: an offset is committed only after the whole batch is saved and published;
     # on an error the batch's partitions are rewound and the records are read again.
@@ -124,7 +125,7 @@ def build_app(
             raise
         failures.reset()
         metrics.BATCH_RECORDS.observe(len(records))
-        _record_lag(message.consumer, records)
+        lag.record(message.consumer, records)
 
     wait_for_records(subscriber)
     app = FastStream(broker, logger=log)
@@ -248,18 +249,30 @@ def rewind(consumer: Any, records: Sequence[Any]) -> None:
             consumer.seek(position, offset)
 
 
-def _record_lag(consumer: Any, records: tuple[Any, ...]) -> None:
-    """Consumer lag of the partitions in this batch: the broker's end minus what was read."""
-    last: dict[tuple[str, int], int] = {}
-    for record in records:
-        last[(record.topic, record.partition)] = max(
-            last.get((record.topic, record.partition), -1), record.offset
-        )
-    assigned = consumer.assignment()
-    for (topic, partition), offset in last.items():
-        position = TopicPartition(topic, partition)
-        if position not in assigned:
-            continue  # revoked by a rebalance during the batch: no longer ours to measure
-        end = consumer.highwater(position)
-        if end is not None:
-            metrics.LAG.labels(topic, str(partition)).set(max(end - offset - 1, 0))
+class LagGauge:
+    """Consumer lag of each partition assigned here that this worker has read from, by topic
+    as the other metrics name it (without the prefix); one a rebalance took away is dropped."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names  # prefixed topic -> contract name
+        self._next: dict[TopicPartition, int] = {}  # the next offset to read, after a batch
+        self._reported: set[tuple[str, str]] = set()
+
+    def record(self, consumer: Any, records: Sequence[Any]) -> None:
+        """After a batch: the broker's end, as of the last fetch, minus the next offset."""
+        for record in records:
+            position = TopicPartition(record.topic, record.partition)
+            self._next[position] = max(self._next.get(position, 0), record.offset + 1)
+        assigned = consumer.assignment()
+        self._next = {p: offset for p, offset in self._next.items() if p in assigned}
+        reported = set()
+        for position, offset in self._next.items():
+            end = consumer.highwater(position)
+            if end is None or position.topic not in self.names:
+                continue
+            labels = (self.names[position.topic], str(position.partition))
+            metrics.LAG.labels(*labels).set(max(end - offset, 0))
+            reported.add(labels)
+        for labels in self._reported - reported:
+            metrics.LAG.remove(*labels)
+        self._reported = reported
