@@ -8,6 +8,7 @@ pipeline's answer is on its timeline.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from pymongo.errors import ConnectionFailure, ExecutionTimeout
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -37,6 +39,8 @@ from console.security import (
     transient,
 )
 from console.views import REFUSALS, distributions, label, money, when
+
+log = logging.getLogger("console")
 
 HERE = Path(__file__).parent
 PUBLIC_PREFIXES = ("/static/",)
@@ -228,6 +232,18 @@ async def _http_error(request: Request, problem: Exception) -> Response:
     return error_page(request, problem.status_code, "Request refused", str(problem.detail))
 
 
+async def _store_unavailable(request: Request, problem: Exception) -> Response:
+    # One line, not a traceback per request while the store is away.
+    log.warning("the order store did not answer (%s)", type(problem).__name__)
+    return error_page(
+        request,
+        503,
+        "The order store is not answering",
+        "The console cannot reach the order store (MongoDB) right now. Nothing was sent. "
+        "Try again in a moment; if it persists, check that the store is running.",
+    )
+
+
 def create_app(backend: Backend, password: str, secure_cookies: bool | None = None) -> FastAPI:
     """The console for `backend`, with one operator password."""
     from console import letters, pages
@@ -240,6 +256,9 @@ def create_app(backend: Backend, password: str, secure_cookies: bool | None = No
     app.add_exception_handler(CsrfRefused, _csrf_refused)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Unreachable, or not answering in time: an outage of the store, not a defect of ours.
+    for outage in (ConnectionFailure, ExecutionTimeout):
+        app.add_exception_handler(outage, _store_unavailable)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.auth)
     app.include_router(letters.router)
