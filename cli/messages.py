@@ -224,9 +224,18 @@ def dlq_list(
         finally:
             await consumer.stop()
 
-    letters = run(read())
-    table = Table("partition@offset", "key", "reason", "error", "original")
-    for letter in letters[-limit:]:
+    # In the order they were dead-lettered, whatever order the partitions were read in.
+    letters = sorted(run(read()), key=lambda r: (r.timestamp, r.partition, r.offset))
+    shown = letters[-limit:]
+    console.print(_table(shown))
+    more = f", the last {len(shown)} shown (--limit)" if len(shown) < len(letters) else ""
+    console.print(f"{len(letters)} dead letters{more}", style="dim")
+
+
+def _table(letters: list[Any]) -> Table:
+    """Dead letters, one row each: where, key, why, where from, and how often replayed."""
+    table = Table("partition@offset", "key", "reason", "error", "original", "replays")
+    for letter in letters:
         table.add_row(
             f"{letter.partition}@{letter.offset}",
             (letter.key or b"").decode(errors="replace"),
@@ -234,9 +243,9 @@ def dlq_list(
             _header(letter, DeadLetterHeader.ERROR),
             f"{_header(letter, DeadLetterHeader.ORIGINAL_TOPIC)}[{_header(letter, DeadLetterHeader.ORIGINAL_PARTITION)}]"
             f"@{_header(letter, DeadLetterHeader.ORIGINAL_OFFSET)}",
+            str(_replays(letter)),
         )
-    console.print(table)
-    console.print(f"{len(letters)} dead letters", style="dim")
+    return table
 
 
 def replayed_positions(letters: list[Any]) -> dict[TopicPartition, int]:
@@ -260,6 +269,8 @@ class Replay:
     failed_again: int
     # Dead-lettered without their value (too large for the broker): nothing to send back.
     value_omitted: int
+    # The letters replayed (or, on a dry run, that would be).
+    chosen: tuple[Any, ...] = ()
 
     def summary(self, verb: str, dlq: str) -> str:
         """One line for the operator: what was (or would be) replayed, and what was skipped why."""
@@ -283,7 +294,7 @@ def _choose(letters: list[Any], again: bool) -> tuple[list[Any], Replay]:
             failed_again += 1
         else:
             chosen.append(letter)
-    return chosen, Replay(len(chosen), failed_again, omitted)
+    return chosen, Replay(len(chosen), failed_again, omitted, tuple(chosen))
 
 
 async def replay_letters(
@@ -325,6 +336,8 @@ def dlq_replay(
     dlq = _dlq_topic(settings, topic)
     outcome = run(replay_letters(settings, dlq, again, dry_run))
     verb = "would replay" if dry_run else "replayed"
+    if dry_run and outcome.chosen:
+        console.print(_table(list(outcome.chosen)))
     console.print(outcome.summary(verb, dlq), highlight=False)
 
 

@@ -153,7 +153,9 @@ async def test_dead_letters_are_listed_and_replayed_once_after_a_fix(harness: Ha
         and "key_mismatch" in listed.stdout
         and "2 dead letters" in listed.stdout
     )
-    assert "would replay 2" in cli(harness, "dlq", "replay", "orders.placed", "--dry-run").stdout
+    preview = cli(harness, "dlq", "replay", "orders.placed", "--dry-run").stdout
+    # What would go back, letter by letter, before anything does.
+    assert "would replay 2" in preview and "ord-replay" in preview and "wrong-key" in preview
     first = cli(harness, "dlq", "replay", "orders.placed")
     assert first.returncode == 0 and "replayed 2" in first.stdout
 
@@ -166,6 +168,9 @@ async def test_dead_letters_are_listed_and_replayed_once_after_a_fix(harness: Ha
         and again["headers"][DeadLetterHeader.REPLAYS] == b"1"
     )
 
+    last = cli(harness, "dlq", "list", "orders.placed", "--limit", "1").stdout
+    assert "3 dead letters, the last 1 shown" in last
+    assert last.index("wrong-key") < last.index("3 dead letters")  # the replayed copy
     second = cli(harness, "dlq", "replay", "orders.placed")
     assert "replayed 0" in second.stdout and "skipped 1" in second.stdout
     assert "replayed 0" in cli(harness, "dlq", "replay", "orders.placed").stdout
