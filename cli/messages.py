@@ -62,6 +62,9 @@ def _as_event(event_type: EventType, document: Any, order_id: str | None) -> dic
     if not isinstance(document, dict):
         fail("the file must hold one JSON object: a CloudEvent, or its `data` with --order")
     if "specversion" in document:
+        subject = document.get("subject")
+        if order_id and order_id != subject:
+            fail(f"--order {order_id} is not the CloudEvent's subject {subject!r}: drop one")
         return document
     if not order_id:
         fail("the file holds only `data`: give the order id with --order")
@@ -84,9 +87,15 @@ def validate(event_type: EventType, event: dict[str, Any]) -> list[str]:
     return result.error.split("; ") if isinstance(result, Rejection) else []
 
 
+_INPUT_TYPES = ", ".join(event_type.value for event_type in INPUT_DATA)
+
+
 def publish(
     event_type: EventType = typer.Argument(
-        ..., help="One of the input event types, e.g. order.placed."
+        ...,
+        metavar="TYPE",
+        show_choices=False,  # the choices would list the output types too
+        help=f"An input event type: {_INPUT_TYPES}.",
     ),
     file: str = typer.Option(
         ..., "--file", "-f", help="JSON file with a CloudEvent or its data; - for stdin."
@@ -98,9 +107,7 @@ def publish(
 ) -> None:
     """Validate an input event, then publish it to its topic keyed by its subject."""
     if event_type not in INPUT_DATA:
-        fail(
-            f"{event_type.value} is an output event; publish one of: {', '.join(t.value for t in INPUT_DATA)}"
-        )
+        fail(f"{event_type.value} is an output event; publish one of: {_INPUT_TYPES}")
     try:
         document = json.loads(_read_source(file))
     except json.JSONDecodeError as problem:

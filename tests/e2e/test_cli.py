@@ -104,12 +104,17 @@ def test_publish_shows_every_validation_error_on_its_own_line_without_a_tracebac
         (["publish", "order.placed", "--file", "/no/such/file"], 1, "cannot read"),
         (["dlq", "list", "not-a-topic"], 1, "not an input topic"),
         (["publish", "fulfillment.completed", "--file", "-"], 1, "output event"),
+        (
+            ["publish", "order.placed", "--file", "-", "--order", "ord-other"],
+            1,
+            "not the CloudEvent's subject",
+        ),
     ],
 )
 def test_errors_are_one_line_with_conventional_exit_codes(
     harness: Harness, args: list[str], code: int, message: str
 ) -> None:
-    result = cli(harness, *args, stdin="{}")
+    result = cli(harness, *args, stdin='{"specversion": "1.0", "subject": "ord-1"}')
     assert result.returncode == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr
