@@ -421,3 +421,24 @@ async def test_worker_command_runs_several_processes_in_one_group_and_stops_on_s
         await store.client.drop_database(database)
         await store.client.close()
     assert all(not Path(f"/proc/{pid}").exists() for pid in children)
+
+
+async def test_the_readmes_integrator_snippet_publishes_a_request_the_worker_applies(
+    harness: Harness,
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme[readme.index("## For integrators") :]
+    start = section.index("```python") + len("```python")
+    snippet = section[start : section.index("```", start)]
+    ran = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", snippet],
+        env=harness.worker_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    # Not placed yet: the request waits for its order, and says so.
+    held = await harness.outputs_of(Topic.FULFILLMENTS_HELD, 1)
+    assert held[0]["subject"] == "ord-1001" and held[0]["data"]["reason"] == "awaiting_order"
