@@ -15,10 +15,15 @@ ReadyCheck = Callable[[], Awaitable[str | None]]
 class HealthServer:
     """Serves the three paths; `ready` returns None when ready, else why not."""
 
-    def __init__(self, port: int, ready: ReadyCheck, host: str = "0.0.0.0") -> None:
+    def __init__(
+        self, port: int, ready: ReadyCheck, host: str = "0.0.0.0", announce: bool = True
+    ) -> None:
+        """`announce`: log where it serves (once per process: the start-up wait's server
+        hands the port over to the app's, which says it)."""
         self.port = port
         self.host = host
         self.ready = ready
+        self.announce = announce
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -27,9 +32,10 @@ class HealthServer:
         except OSError as problem:
             log.warning("metrics endpoint not started on port %d: %s", self.port, problem.strerror)
             return
-        log.info(
-            "metrics and health on http://%s:%d/metrics /healthz /readyz", self.host, self.port
-        )
+        if self.announce:
+            log.info(
+                "metrics and health on http://%s:%d/metrics /healthz /readyz", self.host, self.port
+            )
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -106,7 +106,7 @@ async def _wait_interruptibly(settings: Settings, health_port: int | None) -> bo
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     # /healthz answers while we wait, so an orchestrator does not kill a worker that is fine.
-    health = HealthServer(health_port, _not_ready) if health_port else None
+    health = HealthServer(health_port, _not_ready, announce=False) if health_port else None
     if health is not None:
         await health.start()
     try:
