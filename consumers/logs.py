@@ -79,6 +79,8 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            # Which process: `worker --processes N` writes N workers' lines to one stream.
+            "pid": record.process,
             "msg": record.getMessage(),
         }
         entry |= {name: getattr(record, name) for name in _CONTEXT_FIELDS if hasattr(record, name)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import sys
 
 import pytest
@@ -100,3 +101,9 @@ def test_configured_worker_logs_let_one_aiokafka_line_through_per_interval(
         logging.getLogger("aiokafka").setLevel(kafka_level)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 1 and lines[0]["logger"] == "aiokafka.conn"
+
+
+def test_each_line_names_the_process_that_wrote_it() -> None:
+    # `worker --processes N` writes every worker's lines to one stream.
+    line = json.loads(JsonFormatter().format(record("fulfillment.pipeline", "batch")))
+    assert line["pid"] == os.getpid()
