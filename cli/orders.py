@@ -70,7 +70,10 @@ def show(
 def _print_order(order: OrderDocument) -> None:
     customer = f"{order.customer.name} <{order.customer.email}>" if order.customer else "-"
     status = order.status.value if order.status else "-"
-    paid = f"({order.captured_amount}/{order.total or '?'} {order.currency or ''})"
+    if order.total is not None:
+        paid = f"({order.captured_amount}/{order.total} {order.currency or ''})"
+    else:  # captures that came before the order count once it is placed
+        paid = f"({len(order.captures)} captures recorded, counted once the order is placed)"
     console.print(
         f"[bold]{escape(order.id)}[/bold]  {escape(order.order_number or '(not placed yet)')}"
         f"  customer {escape(customer)}\n"

@@ -442,3 +442,18 @@ async def test_the_readmes_integrator_snippet_publishes_a_request_the_worker_app
     # Not placed yet: the request waits for its order, and says so.
     held = await harness.outputs_of(Topic.FULFILLMENTS_HELD, 1)
     assert held[0]["subject"] == "ord-1001" and held[0]["data"]["reason"] == "awaiting_order"
+
+
+async def test_an_order_not_placed_yet_shows_its_captures_waiting_not_a_made_up_total(
+    harness: Harness,
+) -> None:
+    payment = {"payment_id": "p1", "amount": "20.00", "currency": "USD"}
+    await harness.send(
+        Topic.PAYMENTS_CAPTURED, envelope(EventType.PAYMENT_CAPTURED, "ord-early", payment)
+    )
+    await harness.settled("ord-early", lambda o: len(o.captures) == 1)
+    shown = cli(harness, "order", "show", "ord-early")
+    assert shown.returncode == 0, shown.stderr
+    assert "(not placed yet)" in shown.stdout
+    assert "1 captures recorded, counted once the order is placed" in shown.stdout
+    assert "?" not in shown.stdout.splitlines()[2]
