@@ -25,7 +25,7 @@ from consumers.health import HealthServer
 from consumers.outputs import KafkaOutputs
 from consumers.pipeline import Pipeline
 from consumers.relay import relay_forever
-from consumers.retry import Backoff
+from consumers.retry import Backoff, retrying
 from consumers.sealing import Sealer
 from consumers.topics import ensure_topics
 from consumers.tracing import tracing_middlewares
@@ -134,13 +134,15 @@ def build_app(
     async def prepare() -> None:
         if health is not None:
             await health.start()
-        created = await ensure_topics(settings)
+        # The start-up wait saw both answer; an outage starting since is waited out too.
+        created = await retrying("creating topics", ensure_topics, settings)
         if created:
             log.info("created %d topics with %d partitions", len(created), settings.partitions)
-        server = await probe(store.client)
+        server = await retrying("probing the store", probe, store.client)
         store.write_chunk = server.write_chunk
-        await store.ensure_indexes()
-        await outputs.start()
+        # Building an index over a large collection may take long: no deadline.
+        await retrying("creating indexes", store.ensure_indexes, deadline=None)
+        await retrying("starting the producer", outputs.start)
         log.info(
             "store: %s, database %s; kafka: %s",
             server.name,

@@ -73,7 +73,7 @@ class KafkaOutputs:
 
     async def start(self) -> None:
         """Connect; aiokafka needs a running event loop to create its producer."""
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             acks="all",
             enable_idempotence=True,
@@ -84,7 +84,13 @@ class KafkaOutputs:
             # The settings may shorten the request timeout; they win over our default.
             **({"request_timeout_ms": 15000} | self._settings.kafka_options()),
         )
-        await self._producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            # Tried again after an outage: a producer that did not start holds no connections.
+            await producer.stop()
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:

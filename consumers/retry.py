@@ -129,12 +129,12 @@ async def retrying(
     operation: Callable[..., Awaitable[T]],
     *args: Any,
     max_delay: float = 5.0,
-    deadline: float = STORE_DEADLINE_S,
+    deadline: float | None = STORE_DEADLINE_S,
 ) -> T:
     """Run `operation(*args)`, waiting out outages; any other failure is raised at once.
 
-    Each try's store commands share `deadline` seconds; past it pymongo raises a timeout,
-    an outage like any other."""
+    Each try's store commands share `deadline` seconds (None: no limit); past it pymongo
+    raises a timeout, an outage like any other."""
     backoff = Backoff(cap=max_delay)
     quiet = QuietLog()
     while True:
