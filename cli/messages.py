@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -178,6 +179,10 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicParti
     return [TopicPartition(topic, p) for p in found]
 
 
+# How long reading dead letters may go without receiving any, while some are still due.
+READ_STALL_S = 30.0
+
+
 async def _letters(
     consumer: AIOKafkaConsumer,
     topic: str,
@@ -204,9 +209,16 @@ async def _letters(
         # One call for all: each call waits for its reset, half a second on an empty partition.
         await consumer.seek_to_beginning(*from_start)
     letters: list[Any] = []
+    progress = time.monotonic()
     while [p for p in partitions if await consumer.position(p) < ends[p]]:
-        for records in (await consumer.getmany(timeout_ms=500)).values():
+        batches = await consumer.getmany(timeout_ms=500)
+        for records in batches.values():
             letters += [r for r in records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
+        if batches:
+            progress = time.monotonic()
+        elif time.monotonic() - progress > READ_STALL_S:
+            # Letters known to be there and none coming: the broker went away mid-read.
+            raise TimeoutError(f"no dead letters arrived for {READ_STALL_S:.0f} s")
     return letters
 
 
