@@ -115,7 +115,12 @@ def up(say: Say) -> str:
         wait_until(is_ready, svc, "FerretDB", timeout=60)
         return uri()
     program = binary(say)
-    require_free_port(HOST, port(), "FerretDB")
+    require_free_port(
+        HOST,
+        port(),
+        "FerretDB",
+        "set FULFILLMENT_MONGODB_PORT to start one elsewhere, or MONGODB_URI to use that store",
+    )
     data = stack_dir() / "ferretdb" / "data"
     data.mkdir(parents=True, exist_ok=True)
     say(f"starting FerretDB on {uri()} ...")

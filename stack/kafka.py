@@ -422,8 +422,11 @@ def start_node(node: Node, libs: Path | None = None) -> None:
     if svc.pid() is not None:
         return
     libs = libs or jars_dir(lambda _: None)
-    require_free_port(HOST, node.port, "Kafka")
-    require_free_port(HOST, node.controller_port, "the Kafka controller")
+    elsewhere = "set FULFILLMENT_KAFKA_PORT to start one elsewhere"
+    require_free_port(
+        HOST, node.port, "Kafka", f"{elsewhere}, or KAFKA_BOOTSTRAP_SERVERS to use that broker"
+    )
+    require_free_port(HOST, node.controller_port, "the Kafka controller", elsewhere)
     secrets = tls.ensure() if node.layout.secure else None
     properties = _write_config(node, secrets)
     _format(libs, node, properties, secrets)

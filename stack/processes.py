@@ -139,9 +139,13 @@ def free_port_run(count: int, start: int = 20000) -> int:
     raise StackError(f"no {count} free ports in a row below {ephemeral}")
 
 
-def require_free_port(host: str, port: int, what: str) -> None:
+def require_free_port(host: str, port: int, what: str, instead: str) -> None:
+    """Refuse to start on a taken port, saying how to go on (`instead`)."""
     if not port_is_free(host, port):
-        raise StackError(f"port {host}:{port} for {what} is taken by another process")
+        raise StackError(
+            f"port {host}:{port} for {what} is taken by another process"
+            f" (another checkout's stack?); {instead}"
+        )
 
 
 def wait_until(check: Check, service: Service, what: str, timeout: float) -> None:

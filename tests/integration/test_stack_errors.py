@@ -33,7 +33,7 @@ def test_missing_java_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
+def test_taken_port_is_a_one_line_error_saying_how_to_go_on(tmp_path: Path) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
@@ -41,7 +41,8 @@ def test_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
         result = stack_up(tmp_path, FULFILLMENT_KAFKA_PORT=str(port))
     assert result.returncode == 1
     assert f"port 127.0.0.1:{port} for Kafka is taken" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert "FULFILLMENT_KAFKA_PORT" in result.stderr and "KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_external_servers_are_used_and_nothing_is_started(tmp_path: Path) -> None:
