@@ -232,16 +232,17 @@ def build(run: str, scale: int = 1, start: datetime | None = None) -> Plan:
             order_id, f"ful-{order_id}-1", shipment=make.shipment(), requested_by="warehouse"
         )
         placed_send = Send(EventType.ORDER_PLACED, order_id, placed)
-        late = index % 4 == 0
-        first.sends += (
-            [placed_send, request, _paid(order_id, placed)]
-            if late
-            else [placed_send, _paid(order_id, placed), request]
-        )
         orders.append(order_id)
-        first.completes += 1
-        if late:
+        if index % 4 == 0:
+            # Paid only once the request is seen held for payment: the example shows a hold.
+            first.sends += [placed_send, request]
+            first.wait_held.append(order_id)
+            second.sends.append(_paid(order_id, placed))
+            second.completes += 1
             examples.setdefault("payment after the request", order_id)
+        else:
+            first.sends += [placed_send, _paid(order_id, placed), request]
+            first.completes += 1
 
     for _ in range(15 * scale):  # digital goods: credentials delivered once paid
         order_id, placed = make.order(digital=True)

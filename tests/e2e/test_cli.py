@@ -369,6 +369,9 @@ def test_demo_runs_every_workflow_end_to_end_and_summarises(harness: Harness) ->
     assert summary_count(result.stdout, "delivered") == 21
     # Bank transfers and never-paid orders are held for payment whatever the arrival order.
     assert summary_count(result.stdout, "awaiting_payment") >= 7
+    # The example of a late payment shows its request held until the money came.
+    example = result.stdout.split("payment after the request: ", 1)[1].split("\n\n", 1)[0]
+    assert "pending: waiting for payment" in " ".join(example.split())
 
 
 def summary_count(output: str, label: str) -> int:
