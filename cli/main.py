@@ -302,7 +302,10 @@ def demo(
     with_console: bool = typer.Option(
         False,
         "--console",
-        help="Then keep the stack and workers running and serve the console on 127.0.0.1:8000.",
+        help="Then keep the stack and workers running and serve the console on 127.0.0.1:PORT.",
+    ),
+    port: int = typer.Option(
+        8000, "--port", min=1, max=65535, help="The console's port, with --console."
     ),
 ) -> None:
     """The main job end to end: stack, workers, realistic traffic, live progress, summary."""
@@ -310,7 +313,7 @@ def demo(
     from tools.demo import demo as run_demo
 
     try:
-        run_demo(workers, keep_stack, console, with_console=with_console)
+        run_demo(workers, keep_stack, console, with_console=with_console, console_port=port)
     except (ConfigError, stack.StackError, ConsoleError) as problem:
         fail(str(problem), EXIT_USAGE)
     except TimeoutError:

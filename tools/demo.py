@@ -341,7 +341,7 @@ def stop_services(names: list[str], say: Callable[[str], None]) -> None:
             say(f"{label}: {'stopped' if service.stop() else 'was not running'}")
 
 
-def serve_console(console: Console) -> None:
+def serve_console(console: Console, port: int = 8000) -> None:
     """Serve the operator console on the demo's orders until Ctrl-C (`demo --console`)."""
     from console.server import serve
 
@@ -350,7 +350,7 @@ def serve_console(console: Console) -> None:
         " (the stack stays up: `fulfillment stack down` stops it)",
         highlight=False,
     )
-    serve(say=lambda line: console.print(line, highlight=False))
+    serve(port=port, say=lambda line: console.print(line, highlight=False))
 
 
 def demo(
@@ -358,10 +358,12 @@ def demo(
     keep_stack: bool = False,
     console: Console | None = None,
     with_console: bool = False,
+    console_port: int = 8000,
 ) -> None:
     """Start (or reuse) the stack, run workers, send the traffic, summarise, stop what was started.
 
-    With `with_console`, the workers keep running afterwards and the console serves the orders.
+    With `with_console`, the workers keep running afterwards and the console serves the orders
+    on 127.0.0.1:`console_port`.
     """
     console = console or Console()
 
@@ -371,7 +373,7 @@ def demo(
     if with_console:
         from console.server import check_port
 
-        check_port("127.0.0.1", 8000)  # before the demo runs, not after
+        check_port("127.0.0.1", console_port)  # before the demo runs, not after
         keep_stack = True
     started = stopped_services(stack.status())
     stack.up(say=say)
@@ -382,7 +384,7 @@ def demo(
     try:
         asyncio.run(run_demo(settings, workers, console))
         if with_console:
-            serve_console(console)
+            serve_console(console, console_port)
     finally:
         stop_processes(processes)
         console.print(f"stopped {workers} workers")

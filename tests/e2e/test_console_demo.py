@@ -18,16 +18,13 @@ from tests.e2e.harness import Harness, bounded
 
 pytestmark = pytest.mark.e2e
 FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
-URL = "http://127.0.0.1:8000"
 
 
-def _port_free(port: int) -> bool:
+def _free_port() -> int:
     with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 async def _line_with(stream: asyncio.StreamReader, text: str, seen: list[str]) -> str:
@@ -45,12 +42,12 @@ async def _line_with(stream: asyncio.StreamReader, text: str, seen: list[str]) -
 async def test_demo_with_console_serves_the_demo_orders_and_says_how_to_log_in(
     harness: Harness,
 ) -> None:
-    if not _port_free(8000):
-        pytest.skip("port 8000 is taken; `demo --console` serves there")
+    port = _free_port()  # --port: 8000 may be taken on this machine
+    url = f"http://127.0.0.1:{port}"
     env = harness.worker_env() | {"COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     env.pop("FULFILLMENT_CONSOLE_PASSWORD", None)
     demo = await asyncio.create_subprocess_exec(
-        FULFILLMENT, "demo", "--workers", "1", "--console",
+        FULFILLMENT, "demo", "--workers", "1", "--console", "--port", str(port),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -58,10 +55,10 @@ async def test_demo_with_console_serves_the_demo_orders_and_says_how_to_log_in(
     seen: list[str] = []
     try:
         await _line_with(demo.stdout, "Summary", seen)
-        await _line_with(demo.stdout, f"console: {URL}/", seen)
+        await _line_with(demo.stdout, f"console: {url}/", seen)
         login = await _line_with(demo.stdout, "log in with this password", seen)
         password = login.rsplit(": ", 1)[1].strip()
-        async with httpx2.AsyncClient(base_url=URL) as browser:
+        async with httpx2.AsyncClient(base_url=url) as browser:
             async with asyncio.timeout(30):
                 while True:
                     try:
