@@ -140,8 +140,7 @@ def build_app(
             log.info("created %d topics with %d partitions", len(created), settings.partitions)
         server = await retrying("probing the store", probe, store.client)
         store.write_chunk = server.write_chunk
-        # Building an index over a large collection may take long: no deadline.
-        await retrying("creating indexes", store.ensure_indexes, deadline=None)
+        await retrying("creating indexes", store.ensure_indexes)
         await retrying("starting the producer", outputs.start)
         log.info(
             "store: %s, database %s; kafka: %s",

@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
-import pymongo
 from aiokafka import errors as kafka
 from pymongo import errors as mongo
 
@@ -119,28 +118,15 @@ class QuietLog:
         return count
 
 
-# The longest one try of an operation may wait for the store: a server that takes connections
-# and answers pings but no command would otherwise hold a batch for ever, past every check.
-STORE_DEADLINE_S = 30.0
-
-
 async def retrying(
-    what: str,
-    operation: Callable[..., Awaitable[T]],
-    *args: Any,
-    max_delay: float = 5.0,
-    deadline: float | None = STORE_DEADLINE_S,
+    what: str, operation: Callable[..., Awaitable[T]], *args: Any, max_delay: float = 5.0
 ) -> T:
-    """Run `operation(*args)`, waiting out outages; any other failure is raised at once.
-
-    Each try's store commands share `deadline` seconds (None: no limit); past it pymongo
-    raises a timeout, an outage like any other."""
+    """Run `operation(*args)`, waiting out outages; any other failure is raised at once."""
     backoff = Backoff(cap=max_delay)
     quiet = QuietLog()
     while True:
         try:
-            with pymongo.timeout(deadline):
-                return await operation(*args)
+            return await operation(*args)
         except Exception as problem:
             if not is_outage(problem):
                 raise

@@ -13,11 +13,13 @@ import logging
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import bson
+import pymongo
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -47,6 +49,19 @@ Raw = dict[str, Any]
 WHOLE_BELOW = 8 * 1024
 # Bytes a pushed item's array index may add over its index in `$each` (up to 7 more digits).
 INDEX_DIGITS = 7
+
+
+# The longest one store command may take, its cursor's reads included: a server that takes
+# connections and answers pings but no command would otherwise hold a batch for ever. Past
+# it pymongo raises a timeout, an outage waited out like any other; writes go in chunks of
+# `write_chunk`, far below it.
+COMMAND_DEADLINE_S = 30.0
+# Building an index over a large collection takes long, once.
+INDEX_DEADLINE_S = 600.0
+
+
+def _deadline() -> AbstractContextManager[None]:
+    return pymongo.timeout(COMMAND_DEADLINE_S)
 
 
 # How long a marker whose save has not landed (the stored version is below it) is kept after
@@ -247,11 +262,14 @@ class OrderStore:
         self._undecoded = self.orders.codec_options.with_options(document_class=RawBSONDocument)
 
     async def ensure_indexes(self) -> None:
-        await self.pending.create_index([("at", ASCENDING)])
-        await self.orders.create_index([("order_number", ASCENDING)])
-        await self.orders.create_index([("customer.email", ASCENDING)])
-        await self.orders.create_index([("status", ASCENDING), ("placed_at", DESCENDING)])
-        await self.orders.create_index([("delivery_status", ASCENDING), ("placed_at", DESCENDING)])
+        with pymongo.timeout(INDEX_DEADLINE_S):
+            await self.pending.create_index([("at", ASCENDING)])
+            await self.orders.create_index([("order_number", ASCENDING)])
+            await self.orders.create_index([("customer.email", ASCENDING)])
+            await self.orders.create_index([("status", ASCENDING), ("placed_at", DESCENDING)])
+            await self.orders.create_index(
+                [("delivery_status", ASCENDING), ("placed_at", DESCENDING)]
+            )
 
     async def load(self, order_id: str) -> OrderDocument | None:
         raw = await self.orders.find_one({"_id": order_id})
@@ -274,15 +292,18 @@ class OrderStore:
         validated, which is most of a load's CPU.
         """
         ids = list(order_ids)
-        versions = self.orders.find({"_id": {"$in": ids}}, {"version": 1})
-        stored = {raw["_id"]: raw.get("version", 0) async for raw in versions}
+        with _deadline():
+            versions = self.orders.find({"_id": {"$in": ids}}, {"version": 1})
+            stored = {raw["_id"]: raw.get("version", 0) async for raw in versions}
         loaded = self._saved.take(stored)
         unreadable: dict[str, Exception] = {}
         missing = [order_id for order_id in stored if order_id not in loaded]
         if missing:
             # As the server sent them, so that their size is known without encoding them again.
             undecoded = self.orders.with_options(codec_options=self._undecoded)
-            async for found in undecoded.find({"_id": {"$in": missing}}):
+            with _deadline():  # the reads only: validating takes what it takes
+                fetched = [found async for found in undecoded.find({"_id": {"$in": missing}})]
+            for found in fetched:
                 raw = bson.decode(found.raw, codec_options=self.orders.codec_options)
                 try:
                     order = OrderDocument.model_validate(raw)
@@ -328,7 +349,8 @@ class OrderStore:
     ) -> int:
         """Documents written; an insert that meets an existing `_id` lost a race."""
         try:
-            result = await self.orders.bulk_write(list(operations), ordered=False)
+            with _deadline():
+                result = await self.orders.bulk_write(list(operations), ordered=False)
             return result.inserted_count + result.matched_count
         except BulkWriteError as failure:
             # A write not confirmed is written again; the write token then tells which landed.
@@ -339,8 +361,9 @@ class OrderStore:
 
     async def _lost_races(self, changes: Sequence[Change], token: str) -> set[str]:
         ids = [change.order.id for change in changes]
-        cursor = self.orders.find({"_id": {"$in": ids}}, {"write_token": 1})
-        ours = {raw["_id"] async for raw in cursor if raw.get("write_token") == token}
+        with _deadline():
+            cursor = self.orders.find({"_id": {"$in": ids}}, {"write_token": 1})
+            ours = {raw["_id"] async for raw in cursor if raw.get("write_token") == token}
         return set(ids) - ours
 
     async def _mark_pending(self, orders: Sequence[OrderDocument]) -> None:
@@ -351,31 +374,35 @@ class OrderStore:
         now = datetime.now(UTC)
         markers = [PendingOutbox.of(order, now).to_mongo() for order in orders]
         writes = [ReplaceOne({"_id": marker["_id"]}, marker, upsert=True) for marker in markers]
-        try:
-            await self.pending.bulk_write(writes, ordered=False)
-        except BulkWriteError as failure:  # two tries inserting the same marker at once
-            # A marker not confirmed could be rolled back after the save lands: written again.
-            _only_duplicates(failure)
+        for chunk in self._chunks(writes):
+            try:
+                with _deadline():
+                    await self.pending.bulk_write(list(chunk), ordered=False)
+            except BulkWriteError as failure:  # two tries inserting the same marker at once
+                # A marker not confirmed could be rolled back after the save lands: written again.
+                _only_duplicates(failure)
 
     async def mark_sent(self, keys: Sequence[str]) -> None:
         """The broker has these outboxes (`order@version` keys): forget their markers, in one statement."""
-        if keys:
-            await self.pending.delete_many({"_id": {"$in": list(keys)}})
+        for chunk in self._chunks(keys):
+            with _deadline():
+                await self.pending.delete_many({"_id": {"$in": list(chunk)}})
 
     async def postpone(self, keys: Sequence[str]) -> None:
         """These outboxes cannot go out now: their markers, dated now, go to the back of the
         relay's queue."""
-        if keys:
-            await self.pending.update_many(
-                {"_id": {"$in": list(keys)}}, {"$set": {"at": datetime.now(UTC)}}
-            )
+        now = datetime.now(UTC)
+        for chunk in self._chunks(keys):
+            with _deadline():
+                await self.pending.update_many({"_id": {"$in": list(chunk)}}, {"$set": {"at": now}})
 
     async def unsent_among(self, orders: Sequence[OrderDocument]) -> set[str]:
         """Ids of the orders whose saved outbox may not have been sent yet."""
         keys = [PendingOutbox.key(order.id, order.version) for order in orders if order.outbox]
         if not keys:
             return set()
-        return {raw["order_id"] async for raw in self.pending.find({"_id": {"$in": keys}})}
+        with _deadline():
+            return {raw["order_id"] async for raw in self.pending.find({"_id": {"$in": keys}})}
 
     async def unsent(self, saved_before: datetime, limit: int = 500) -> list[OrderDocument]:
         """Orders whose outbox a crash left behind: their marker is older than `saved_before`
@@ -390,12 +417,15 @@ class OrderStore:
             at, last = self._relay_after
             due = {"$and": [due, {"$or": [{"at": {"$gt": at}}, {"at": at, "_id": {"$gt": last}}]}]}
         cursor = self.pending.find(due, limit=limit).sort([("at", ASCENDING), ("_id", ASCENDING)])
-        raws = [raw async for raw in cursor]
+        with _deadline():
+            raws = [raw async for raw in cursor]
         # A page not full reached the end: the next pass starts from the oldest again.
         self._relay_after = (raws[-1]["at"], raws[-1]["_id"]) if len(raws) == limit else None
         markers, unreadable = _readable_markers(raws)
         orders, unreadable_orders = await self._load({marker.order_id for marker in markers})
         unreadable += [m.id for m in markers if m.order_id in unreadable_orders]
+        # Never taken for stale: an order not read is not an order missing.
+        markers = [m for m in markers if m.order_id not in unreadable_orders]
         if unreadable:
             log.warning(
                 "%d pending outboxes could not be read (%s); tried again later",
@@ -404,8 +434,7 @@ class OrderStore:
             )
             await self.postpone(unreadable)
         unsent, stale = sort_markers(markers, orders, saved_before)
-        if stale:
-            await self.pending.delete_many({"_id": {"$in": stale}})
+        await self.mark_sent(stale)  # their outputs went out, or never will: forgotten alike
         return unsent
 
     async def is_settled(self, order: OrderDocument) -> bool:

@@ -247,7 +247,9 @@ async def test_a_relay_pass_reads_the_oldest_markers_first_and_postponed_ones_la
         due = utc_now() + timedelta(seconds=1)
         assert [o.id for o in await store.unsent(saved_before=due, limit=1)] == ["ord-old"]
         await store.postpone(["ord-old@1"])
-        assert [o.id for o in await store.unsent(saved_before=due, limit=1)] == ["ord-new"]
+        # Another worker's relay, from the oldest marker on: postponed, ord-old is now last.
+        other = OrderStore(store.client, settings.database)
+        assert [o.id for o in await other.unsent(saved_before=due, limit=1)] == ["ord-new"]
     finally:
         await store.client.close()
 
@@ -286,7 +288,8 @@ async def test_an_outbox_of_an_unreadable_order_or_marker_waits_and_the_others_a
         # Written by a newer version (a status this one does not know), and a marker without
         # its order id: neither may stop the relay for everyone.
         await store.orders.insert_one({"_id": "ord-newer", "version": 1, "status": "on_hold"})
-        await add_marker(store, "ord-newer", 1, minutes_ago=2)
+        # Left by a crash long ago (past ABANDONED_AFTER): unread, it is still not stale.
+        await add_marker(store, "ord-newer", 1, minutes_ago=20)
         await store.pending.insert_one({"_id": "junk", "at": utc_now() - timedelta(minutes=2)})
         due = utc_now()
         assert [o.id for o in await store.unsent(saved_before=due)] == ["ord-good"]

@@ -12,6 +12,7 @@ import pytest
 
 from consumers.metrics import RETRIES
 from consumers.retry import retrying
+from store import orders
 from store.orders import OrderStore, connect
 from tests.conftest import Infra
 
@@ -71,16 +72,15 @@ async def silent_store(infra: Infra) -> AsyncIterator[str]:
 
 
 async def test_a_store_that_answers_pings_but_no_command_is_waited_out_as_an_outage(
-    silent_store: str,
+    silent_store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(orders, "COMMAND_DEADLINE_S", 0.5)
     client = connect(silent_store)
     store = OrderStore(client, "silent")
     before = RETRIES.labels("loading orders")._value.get()
     try:
         assert (await client.admin.command("ping"))["ok"]
-        loading = asyncio.create_task(
-            retrying("loading orders", store.load_many, ["ord-1"], deadline=0.5)
-        )
+        loading = asyncio.create_task(retrying("loading orders", store.load_many, ["ord-1"]))
         async with asyncio.timeout(20):
             while RETRIES.labels("loading orders")._value.get() < before + 2:
                 await asyncio.sleep(0.1)
