@@ -70,6 +70,8 @@ class KafkaOutputs:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._producer: AIOKafkaProducer | None = None
+        # The batch handler and the relay send through one producer: one replaces it at a time.
+        self._replacing = asyncio.Lock()
 
     async def start(self) -> None:
         """Connect; aiokafka needs a running event loop to create its producer."""
@@ -96,28 +98,35 @@ class KafkaOutputs:
         if self._producer is not None:
             await self._producer.stop()
 
-    def _sender_stopped(self) -> bool:
+    @staticmethod
+    def _sender_stopped(producer: AIOKafkaProducer) -> bool:
         """Whether the producer's sender task ended: on a fatal error (a sequence number out of
         order after a broker failover, aio-libs/aiokafka#1017), after which aiokafka fails every
         send with a copy of that error, forever. aiokafka has no public flag for it."""
-        task = self._producer._sender.sender_task if self._producer is not None else None
+        task = producer._sender.sender_task
         return task is not None and task.done()
 
-    async def _replace_stopped(self) -> None:
-        """A new producer for one whose sender stopped (or that a failed replacement left
-        none); the old one is closed as far as it can be."""
-        old, self._producer = self._producer, None
-        if old is not None:
-            log.warning("the Kafka producer stopped sending; starting a new one")
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(10):
-                    await old.stop()
-        await self.start()
+    async def _current(self) -> AIOKafkaProducer:
+        """The producer to send with: a new one for one whose sender stopped (or when a failed
+        replacement left none), the old one closed as far as it can be."""
+        async with self._replacing:
+            old = self._producer
+            if old is not None and not self._sender_stopped(old):
+                return old
+            self._producer = None
+            if old is not None:
+                log.warning("the Kafka producer stopped sending; starting a new one")
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(10):
+                        await old.stop()
+            await self.start()
+            assert self._producer is not None
+            return self._producer
 
-    def _raise_outage(self, problem: BaseException) -> None:
+    def _raise_outage(self, producer: AIOKafkaProducer, problem: BaseException) -> None:
         """Raise `problem` if it is an outage, or `ProducerStopped` if the sender stopped (no
         record is then at fault); return when it is a record's own refusal."""
-        if self._sender_stopped():
+        if self._sender_stopped(producer):
             stopped = f"the producer's sender stopped ({type(problem).__name__})"
             raise ProducerStopped(stopped) from problem
         if not isinstance(problem, Exception) or is_outage(problem):
@@ -125,8 +134,10 @@ class KafkaOutputs:
 
     async def ping(self) -> None:
         """Raise unless the broker answers a metadata request."""
-        assert self._producer is not None, "KafkaOutputs.start() was not awaited"
-        if not await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 3):
+        producer = self._producer
+        if producer is None:
+            raise ConnectionError("no Kafka producer (being started)")
+        if not await asyncio.wait_for(producer.client.fetch_all_metadata(), 3):
             raise ConnectionError("no metadata from Kafka")
 
     async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
@@ -138,53 +149,51 @@ class KafkaOutputs:
         """
         if not messages:
             return []
-        if self._producer is None or self._sender_stopped():
-            await self._replace_stopped()
-        assert self._producer is not None
+        # One producer for the whole send, even if another task replaces it meanwhile.
+        producer = await self._current()
         results: list[BaseException | None] = [None] * len(messages)
         pending: list[tuple[list[int], asyncio.Future[Any]]] = []
-        for (topic, partition), indexes in (await self._by_partition(messages)).items():
-            for batch, members in self._batches(messages, indexes):
+        for (topic, partition), indexes in (await self._by_partition(producer, messages)).items():
+            for batch, members in self._batches(producer, messages, indexes):
                 if batch is None:
-                    refused = await self._send_each([messages[index] for index in members])
+                    refused = await self._send_each(producer, [messages[i] for i in members])
                     results[members[0]] = refused[0]
                     continue
                 try:
-                    future = await self._producer.send_batch(batch, topic, partition=partition)
+                    future = await producer.send_batch(batch, topic, partition=partition)
                 except KafkaError as failure:  # never a record's fault: the batch is made
-                    self._raise_outage(failure)
+                    self._raise_outage(producer, failure)
                     raise
                 pending.append((members, future))
         outcomes = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
         for (members, _), outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, BaseException):
-                self._raise_outage(outcome)
-                refused = await self._send_each([messages[index] for index in members])
+                self._raise_outage(producer, outcome)
+                refused = await self._send_each(producer, [messages[i] for i in members])
                 for index, problem in zip(members, refused, strict=True):
                     results[index] = problem
         return results
 
-    async def _by_partition(self, messages: Sequence[Message]) -> dict[tuple[str, int], list[int]]:
+    @staticmethod
+    async def _by_partition(
+        producer: AIOKafkaProducer, messages: Sequence[Message]
+    ) -> dict[tuple[str, int], list[int]]:
         """Message positions by (topic, partition), chosen by key as Kafka's default partitioner does."""
-        assert self._producer is not None
         partitions: dict[str, list[int]] = {}
         groups: dict[tuple[str, int], list[int]] = {}
         for index, message in enumerate(messages):
             if message.topic not in partitions:
-                partitions[message.topic] = sorted(
-                    await self._producer.partitions_for(message.topic)
-                )
+                partitions[message.topic] = sorted(await producer.partitions_for(message.topic))
             every = partitions[message.topic]
             partition = partition_for(message.key, every)
             groups.setdefault((message.topic, partition), []).append(index)
         return groups
 
     def _batches(
-        self, messages: Sequence[Message], indexes: list[int]
+        self, producer: AIOKafkaProducer, messages: Sequence[Message], indexes: list[int]
     ) -> Iterator[tuple[Any | None, list[int]]]:
         """The messages at `indexes`, in order, in as few producer batches as they fit."""
-        assert self._producer is not None
-        batch, members = self._producer.create_batch(), list[int]()
+        batch, members = producer.create_batch(), list[int]()
         for index in indexes:
             message = messages[index]
             if self._append(batch, message):
@@ -192,7 +201,7 @@ class KafkaOutputs:
                 continue
             if members:  # full: this one starts the next batch
                 yield batch, members
-                batch, members = self._producer.create_batch(), []
+                batch, members = producer.create_batch(), []
                 if self._append(batch, message):
                     members.append(index)
                     continue
@@ -207,15 +216,16 @@ class KafkaOutputs:
         )
         return added is not None
 
-    async def _send_each(self, messages: Sequence[Message]) -> list[BaseException | None]:
+    async def _send_each(
+        self, producer: AIOKafkaProducer, messages: Sequence[Message]
+    ) -> list[BaseException | None]:
         """One `send` per record, to tell which record of a refused batch is at fault."""
-        assert self._producer is not None
         results: list[BaseException | None] = []
         for m in messages:
             try:
-                await (await self._producer.send(m.topic, m.value, key=m.key, headers=m.headers))
+                await (await producer.send(m.topic, m.value, key=m.key, headers=m.headers))
                 results.append(None)
             except KafkaError as problem:
-                self._raise_outage(problem)
+                self._raise_outage(producer, problem)
                 results.append(problem)
         return results

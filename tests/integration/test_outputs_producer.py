@@ -71,6 +71,26 @@ async def test_a_send_after_the_sender_stopped_for_good_goes_out_through_a_new_p
     assert await published_ids(infra, topic) == ["evt-1", "evt-2"]
 
 
+async def test_senders_meeting_a_stopped_producer_at_once_start_one_new_producer_between_them(
+    outputs: KafkaOutputs, infra: Infra, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch handler and the relay share the producer: a second one would leak.
+    topic = names.topic(Topic.ORDERS_STATUS_CHANGED.value)
+    await stop_sender_as_aiokafka_does(outputs)
+    start, starts = outputs.start, []
+
+    async def counted() -> None:
+        starts.append(1)
+        await start()
+
+    monkeypatch.setattr(outputs, "start", counted)
+    messages = [event_message(topic, f"ord-{i}", json.dumps({"id": f"evt-{i}"})) for i in range(4)]
+    sends = (retrying("publishing outputs", outputs.send, [m]) for m in messages)
+    assert await asyncio.gather(*sends) == [[None]] * 4
+    assert len(starts) == 1
+    assert sorted(await published_ids(infra, topic)) == [f"evt-{i}" for i in range(4)]
+
+
 async def test_records_failing_because_the_sender_stopped_are_an_outage_not_refusals(
     outputs: KafkaOutputs, names: Names
 ) -> None:
@@ -80,7 +100,7 @@ async def test_records_failing_because_the_sender_stopped_are_an_outage_not_refu
     await stop_sender_as_aiokafka_does(outputs)
     # One by one, as after a refused batch: each failure would have been taken as the record's.
     with pytest.raises(Exception) as raised:
-        await outputs._send_each([message])
+        await outputs._send_each(outputs._producer, [message])
     assert is_outage(raised.value)
 
 
