@@ -305,6 +305,15 @@ def _java(libs: Path, folder: Path, main: str, *args: str, heap: str = "1g") -> 
     ]
 
 
+def _random_cluster_id() -> str:
+    """A cluster id as Kafka makes one: 16 random bytes, URL-safe base64, never starting with
+    "-", which the storage tool would read as an option (one id in 64 did: the format failed)."""
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not made.startswith("-"):
+            return made
+
+
 def _cluster_id(layout: Layout) -> str:
     """One id for every node of a layout, made at its first format.
 
@@ -314,7 +323,7 @@ def _cluster_id(layout: Layout) -> str:
     """
     path = layout.folder / "cluster.id"
     layout.folder.mkdir(parents=True, exist_ok=True)
-    made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    made = _random_cluster_id()
     draft = path.with_name(f"cluster.id.{made}")
     draft.write_text(made + "\n")
     try:

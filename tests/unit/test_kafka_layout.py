@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,13 @@ def test_nodes_formatted_side_by_side_share_one_cluster_id(
             formatter.join()
         assert len(set(seen)) == 1 and seen[0], seen
         assert [p.name for p in layout.folder.iterdir()] == ["cluster.id"]
+
+
+def test_a_cluster_id_never_starts_with_a_dash_which_the_storage_tool_reads_as_an_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first two of these random ids encode to "-..." (0xf8... and 0xfb...).
+    ids = iter([uuid.UUID(bytes=b"\xf8" * 16), uuid.UUID(bytes=b"\xfb" * 16), uuid.UUID(int=1)])
+    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(ids))
+    made = kafka._random_cluster_id()
+    assert not made.startswith("-") and made == "AAAAAAAAAAAAAAAAAAAAAQ"
