@@ -36,6 +36,6 @@ def test_a_cluster_id_never_starts_with_a_dash_which_the_storage_tool_reads_as_a
 ) -> None:
     # The first two of these random ids encode to "-..." (0xf8... and 0xfb...).
     ids = iter([uuid.UUID(bytes=b"\xf8" * 16), uuid.UUID(bytes=b"\xfb" * 16), uuid.UUID(int=1)])
-    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(ids))
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(ids))
     made = kafka._random_cluster_id()
     assert not made.startswith("-") and made == "AAAAAAAAAAAAAAAAAAAAAQ"
