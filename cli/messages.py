@@ -254,6 +254,10 @@ def dlq_list(
 def _table(letters: list[Any]) -> Table:
     """Dead letters, one row each: where, key, why, where from, and how often replayed."""
     table = Table("partition@offset", "key", "reason", "error", "original", "replays")
+    # Ids, reasons and positions are what an operator copies or greps for: wrapped whole on
+    # a narrow terminal, never cut to "ord-7328…".
+    for column in table.columns:
+        column.overflow = "fold"
     for letter in letters:
         table.add_row(
             f"{letter.partition}@{letter.offset}",

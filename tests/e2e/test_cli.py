@@ -460,3 +460,22 @@ async def test_an_order_not_placed_yet_shows_its_captures_waiting_not_a_made_up_
     assert "(not placed yet)" in shown.stdout
     assert "1 captures recorded, counted once the order is placed" in shown.stdout
     assert "?" not in shown.stdout.splitlines()[2]
+
+
+async def test_dlq_list_on_an_80_column_terminal_wraps_keys_and_positions_whole(
+    harness: Harness,
+) -> None:
+    key = "ord-with-a-rather-long-key-0001"
+    await harness.send_raw(Topic.ORDERS_PLACED, key.encode(), b"not json")
+    await harness.until(lambda: len(harness.seen("orders.placed.dlq")) >= 1)
+    listed = subprocess.run(
+        [FULFILLMENT, "dlq", "list", "orders.placed"],
+        env=harness.worker_env() | {"COLUMNS": "80"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert "…" not in listed
+    # The key column's pieces, row line by row line, make the whole key again.
+    keys = [line.split("│")[2].strip() for line in listed.splitlines() if line.startswith("│")]
+    assert key in "".join(keys)
