@@ -115,12 +115,7 @@ def build_app(
         except Exception as problem:
             # Only a defect of ours gets here (outages wait inside, bad records are isolated).
             # The batch is rewound and read again, after a pause, so it is never a hot loop.
-            log.error(
-                "batch failed (%s); reading it again in %.1fs",
-                type(problem).__name__,
-                failures.delay,
-            )
-            await failures.wait()
+            await pause(failures, "a batch", problem)
             rewind(message.consumer, records)
             raise
         failures.reset()
@@ -168,6 +163,12 @@ def build_app(
     return app
 
 
+async def pause(failures: Backoff, what: str, problem: Exception) -> None:
+    """Say that `what` failed and wait the backoff's next delay before it is tried again."""
+    log.error("%s failed (%s); trying again in %.1fs", what, type(problem).__name__, failures.delay)
+    await failures.wait()
+
+
 def wait_for_records(subscriber: BatchSubscriber) -> None:
     """Poll without FastStream's sleep after an empty poll, which held up the first record after
     a quiet spell by up to one poll (aiokafka's `getmany` already waits for records), and with
@@ -184,12 +185,7 @@ def wait_for_records(subscriber: BatchSubscriber) -> None:
             raise  # FastStream pauses 5 s after a Kafka error, and stops on the other
         except Exception as problem:
             # FastStream would restart its consume task at once, again and again: a hot loop.
-            log.error(
-                "reading a batch failed (%s); trying again in %.1fs",
-                type(problem).__name__,
-                failures.delay,
-            )
-            await failures.wait()
+            await pause(failures, "reading a batch", problem)
             return ()
         failures.reset()
         return tuple(chain.from_iterable(batches.values()))
