@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +18,11 @@ from cryptography.fernet import Fernet
 
 from config import project_root
 from consumers.worker import RestartBackoff
-from stack.processes import free_port_run
 from store.orders import connect
 from tests.conftest import Infra, Names
+from tests.proxies import free_port, tcp_proxy
 
 FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
-
-
-def free_port() -> int:
-    """A port nothing listens on, below the ephemeral range: the tests open a proxy on it
-    seconds later, and an outgoing connection could take an ephemeral one meanwhile."""
-    return free_port_run(1, start=26000)
 
 
 def worker_env(infra: Infra, names: Names, **overrides: str) -> dict[str, str]:
@@ -79,29 +72,6 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         raise
-
-
-@contextlib.asynccontextmanager
-async def tcp_proxy(port: int, target: str) -> AsyncIterator[None]:
-    """Forward 127.0.0.1:`port` to `target` (host:port): Kafka "comes up" on a new address."""
-    host, target_port = target.split(",")[0].rsplit(":", 1)
-
-    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(target_port))
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
-
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
-    try:
-        yield
-    finally:
-        server.close()
 
 
 @pytest.mark.e2e

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -17,6 +16,7 @@ from consumers.retry import is_outage, retrying
 from consumers.topics import ensure_topics
 from schemas.names import Topic
 from tests.conftest import Infra, Names
+from tests.proxies import free_port, tcp_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -107,39 +107,17 @@ async def test_records_failing_because_the_sender_stopped_are_an_outage_not_refu
 async def test_a_producer_started_during_a_broker_outage_starts_once_the_broker_answers(
     infra: Infra, names: Names
 ) -> None:
-    address = infra.kafka_bootstrap.split(",")[0]
-    host, port = address.rsplit(":", 1)
-    relays: list[asyncio.Task[None]] = []
-
-    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
-        relays.append(asyncio.create_task(forward(reader, upstream_writer)))
-        relays.append(asyncio.create_task(forward(upstream_reader, writer)))
-
     # A port nobody listens on yet: the broker, as the worker sees it, is down.
-    probe = await asyncio.start_server(relay, "127.0.0.1", 0)
-    free = probe.sockets[0].getsockname()[1]
-    probe.close()
-    await probe.wait_closed()
+    free = free_port()
     settings = Settings(f"127.0.0.1:{free}", infra.mongodb_uri, names.database, names.prefix)
     outputs = KafkaOutputs(settings)
     starting = asyncio.create_task(retrying("starting the producer", outputs.start))
     await asyncio.sleep(3)
     assert not starting.done()
-    server = await asyncio.start_server(relay, "127.0.0.1", free)
-    try:
-        async with asyncio.timeout(60):
-            await starting
-        await outputs.ping()
-    finally:
-        await outputs.stop()
-        server.close()
-        for task in relays:
-            task.cancel()
+    async with tcp_proxy(free, infra.kafka_bootstrap):
+        try:
+            async with asyncio.timeout(60):
+                await starting
+            await outputs.ping()
+        finally:
+            await outputs.stop()

@@ -15,6 +15,7 @@ from consumers.retry import retrying
 from store import orders
 from store.orders import OrderStore, connect
 from tests.conftest import Infra
+from tests.proxies import pipe
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +30,6 @@ HANDSHAKE = {
     b"endSessions",
 }
 OP_MSG = 2013
-
-
-async def _forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(Exception):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.close()
 
 
 async def _forward_handshakes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -60,7 +53,7 @@ async def silent_store(infra: Infra) -> AsyncIterator[str]:
 
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream = await asyncio.open_connection(address.hostname, address.port)
-        tasks.append(asyncio.create_task(_forward(upstream[0], writer)))
+        tasks.append(asyncio.create_task(pipe(upstream[0], writer)))
         tasks.append(asyncio.create_task(_forward_handshakes(reader, upstream[1])))
 
     server = await asyncio.start_server(relay, "127.0.0.1", 0)
