@@ -28,11 +28,11 @@ FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
 
 
 def cli(
-    harness: Harness, *args: str, stdin: str | None = None, timeout: float = 120
+    harness: Harness, *args: str, stdin: str | None = None, timeout: float = 120, columns: int = 200
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [FULFILLMENT, *args],
-        env=harness.worker_env() | {"COLUMNS": "200"},
+        env=harness.worker_env() | {"COLUMNS": str(columns)},
         input=stdin,
         capture_output=True,
         text=True,
@@ -468,13 +468,7 @@ async def test_dlq_list_on_an_80_column_terminal_wraps_keys_and_positions_whole(
     key = "ord-with-a-rather-long-key-0001"
     await harness.send_raw(Topic.ORDERS_PLACED, key.encode(), b"not json")
     await harness.until(lambda: len(harness.seen("orders.placed.dlq")) >= 1)
-    listed = subprocess.run(
-        [FULFILLMENT, "dlq", "list", "orders.placed"],
-        env=harness.worker_env() | {"COLUMNS": "80"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    listed = cli(harness, "dlq", "list", "orders.placed", columns=80).stdout
     assert "…" not in listed
     # The key column's pieces, row line by row line, make the whole key again.
     keys = [line.split("│")[2].strip() for line in listed.splitlines() if line.startswith("│")]
