@@ -47,6 +47,13 @@ class CrashingOutputs:
 
 
 @pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[OrderStore]:
+    store = OrderStore(connect(settings.mongodb_uri), settings.database)
+    yield store
+    await store.client.close()
+
+
+@pytest.fixture
 async def settings(infra: Infra, names: Names) -> AsyncIterator[Settings]:
     settings = Settings(
         infra.kafka_bootstrap,
@@ -166,136 +173,105 @@ async def saved_order(store: OrderStore, order_id: str) -> OrderDocument:
     return order
 
 
-async def marker_ids(store: OrderStore) -> set[str]:
-    return {raw["_id"] async for raw in store.pending.find({})}
-
-
-async def test_a_marker_whose_save_has_not_landed_is_kept_until_abandoned_and_never_sent(
-    settings: Settings,
-) -> None:
-    store = OrderStore(connect(settings.mongodb_uri), settings.database)
-    try:
-        order = await saved_order(store, "ord-flight")
-        # Another worker's save of version 2 has its marker in but its write not landed yet.
-        tried = utc_now() - timedelta(minutes=1)
-        in_flight = PendingOutbox(_id="ord-flight@2", order_id="ord-flight", version=2, at=tried)
-        await store.pending.insert_one(in_flight.to_mongo())
-        relay_now = utc_now() - timedelta(seconds=30)
-        assert await store.unsent(saved_before=relay_now) == []
-        assert await marker_ids(store) == {"ord-flight@2"}
-        # Long after that save's last try, its write is taken as failed.
-        later = relay_now + ABANDONED_AFTER + timedelta(minutes=2)
-        assert await store.unsent(saved_before=later) == []
-        assert await marker_ids(store) == set()
-        assert (await store.load("ord-flight")).version == order.version  # type: ignore[union-attr]
-    finally:
-        await store.client.close()
-
-
-async def test_a_marker_a_newer_save_carried_forward_is_dropped_at_once(settings: Settings) -> None:
-    store = OrderStore(connect(settings.mongodb_uri), settings.database)
-    try:
-        await saved_order(store, "ord-carried")
-        old = PendingOutbox(
-            _id="ord-carried@0",
-            order_id="ord-carried",
-            version=0,
-            at=utc_now() - timedelta(minutes=1),
-        )
-        await store.pending.insert_one(old.to_mongo())
-        assert await store.unsent(saved_before=utc_now()) == []
-        assert await marker_ids(store) == set()
-    finally:
-        await store.client.close()
-
-
-async def test_each_try_of_a_save_dates_its_marker_again(settings: Settings) -> None:
-    store = OrderStore(connect(settings.mongodb_uri), settings.database)
-    try:
-        order = OrderDocument(_id="ord-retry")
-        order.outbox = [
-            OutboxMessage.of(event)
-            for event in apply(order, placed("ord-retry"), utc_now()).outputs
-        ]
-        order.version = 1
-        token = uuid.uuid4().hex
-        change = encode(order, 0, token)
-        assert await store.save_many([change], token) == set()
-        first = (await store.pending.find_one({"_id": "ord-retry@1"}))["at"]  # type: ignore[index]
-        # The same save tried again (its first answer was lost in an outage): not a lost race.
-        assert await store.save_many([change], token) == set()
-        second = (await store.pending.find_one({"_id": "ord-retry@1"}))["at"]  # type: ignore[index]
-        assert second > first
-    finally:
-        await store.client.close()
-
-
-async def test_a_relay_pass_reads_the_oldest_markers_first_and_postponed_ones_last(
-    settings: Settings,
-) -> None:
-    store = OrderStore(connect(settings.mongodb_uri), settings.database)
-    try:
-        for order_id, minutes in (("ord-old", 3), ("ord-new", 2)):
-            await saved_order(store, order_id)
-            marker = PendingOutbox(
-                _id=f"{order_id}@1",
-                order_id=order_id,
-                version=1,
-                at=utc_now() - timedelta(minutes=minutes),
-            )
-            await store.pending.insert_one(marker.to_mongo())
-        due = utc_now() + timedelta(seconds=1)
-        assert [o.id for o in await store.unsent(saved_before=due, limit=1)] == ["ord-old"]
-        await store.postpone(["ord-old@1"])
-        # Another worker's relay, from the oldest marker on: postponed, ord-old is now last.
-        other = OrderStore(store.client, settings.database)
-        assert [o.id for o in await other.unsent(saved_before=due, limit=1)] == ["ord-new"]
-    finally:
-        await store.client.close()
-
-
 async def add_marker(store: OrderStore, order_id: str, version: int, minutes_ago: float) -> None:
     at = utc_now() - timedelta(minutes=minutes_ago)
     marker = PendingOutbox(_id=f"{order_id}@{version}", order_id=order_id, version=version, at=at)
     await store.pending.insert_one(marker.to_mongo())
 
 
-async def test_markers_of_saves_in_flight_never_hold_up_a_leftover_behind_them(
-    settings: Settings,
+async def marker_ids(store: OrderStore) -> set[str]:
+    return {raw["_id"] async for raw in store.pending.find({})}
+
+
+async def test_a_marker_whose_save_has_not_landed_is_kept_until_abandoned_and_never_sent(
+    store: OrderStore,
 ) -> None:
-    store = OrderStore(connect(settings.mongodb_uri), settings.database)
-    try:
-        await saved_order(store, "ord-left")
-        await add_marker(store, "ord-left", 1, minutes_ago=1)
-        # Older saves whose writes have not landed (kept until abandoned): a full pass of them.
-        for index in range(3):
-            await add_marker(store, f"ord-flight-{index}", 1, minutes_ago=3)
-        due = utc_now()
-        passes = [[o.id for o in await store.unsent(saved_before=due, limit=2)] for _ in range(3)]
-        assert passes == [[], ["ord-left"], []]
-        assert {f"ord-flight-{index}@1" for index in range(3)} <= await marker_ids(store)
-    finally:
-        await store.client.close()
+    order = await saved_order(store, "ord-flight")
+    # Another worker's save of version 2 has its marker in but its write not landed yet.
+    tried = utc_now() - timedelta(minutes=1)
+    in_flight = PendingOutbox(_id="ord-flight@2", order_id="ord-flight", version=2, at=tried)
+    await store.pending.insert_one(in_flight.to_mongo())
+    relay_now = utc_now() - timedelta(seconds=30)
+    assert await store.unsent(saved_before=relay_now) == []
+    assert await marker_ids(store) == {"ord-flight@2"}
+    # Long after that save's last try, its write is taken as failed.
+    later = relay_now + ABANDONED_AFTER + timedelta(minutes=2)
+    assert await store.unsent(saved_before=later) == []
+    assert await marker_ids(store) == set()
+    assert (await store.load("ord-flight")).version == order.version  # type: ignore[union-attr]
+
+
+async def test_a_marker_a_newer_save_carried_forward_is_dropped_at_once(store: OrderStore) -> None:
+    await saved_order(store, "ord-carried")
+    old = PendingOutbox(
+        _id="ord-carried@0",
+        order_id="ord-carried",
+        version=0,
+        at=utc_now() - timedelta(minutes=1),
+    )
+    await store.pending.insert_one(old.to_mongo())
+    assert await store.unsent(saved_before=utc_now()) == []
+    assert await marker_ids(store) == set()
+
+
+async def test_each_try_of_a_save_dates_its_marker_again(store: OrderStore) -> None:
+    order = OrderDocument(_id="ord-retry")
+    order.outbox = [
+        OutboxMessage.of(event) for event in apply(order, placed("ord-retry"), utc_now()).outputs
+    ]
+    order.version = 1
+    token = uuid.uuid4().hex
+    change = encode(order, 0, token)
+    assert await store.save_many([change], token) == set()
+    first = (await store.pending.find_one({"_id": "ord-retry@1"}))["at"]  # type: ignore[index]
+    # The same save tried again (its first answer was lost in an outage): not a lost race.
+    assert await store.save_many([change], token) == set()
+    second = (await store.pending.find_one({"_id": "ord-retry@1"}))["at"]  # type: ignore[index]
+    assert second > first
+
+
+async def test_a_relay_pass_reads_the_oldest_markers_first_and_postponed_ones_last(
+    settings: Settings, store: OrderStore
+) -> None:
+    for order_id, minutes in (("ord-old", 3), ("ord-new", 2)):
+        await saved_order(store, order_id)
+        await add_marker(store, order_id, 1, minutes_ago=minutes)
+    due = utc_now() + timedelta(seconds=1)
+    assert [o.id for o in await store.unsent(saved_before=due, limit=1)] == ["ord-old"]
+    await store.postpone(["ord-old@1"])
+    # Another worker's relay, from the oldest marker on: postponed, ord-old is now last.
+    other = OrderStore(store.client, settings.database)
+    assert [o.id for o in await other.unsent(saved_before=due, limit=1)] == ["ord-new"]
+
+
+async def test_markers_of_saves_in_flight_never_hold_up_a_leftover_behind_them(
+    store: OrderStore,
+) -> None:
+    await saved_order(store, "ord-left")
+    await add_marker(store, "ord-left", 1, minutes_ago=1)
+    # Older saves whose writes have not landed (kept until abandoned): a full pass of them.
+    for index in range(3):
+        await add_marker(store, f"ord-flight-{index}", 1, minutes_ago=3)
+    due = utc_now()
+    passes = [[o.id for o in await store.unsent(saved_before=due, limit=2)] for _ in range(3)]
+    assert passes == [[], ["ord-left"], []]
+    assert {f"ord-flight-{index}@1" for index in range(3)} <= await marker_ids(store)
 
 
 async def test_an_outbox_of_an_unreadable_order_or_marker_waits_and_the_others_are_relayed(
-    settings: Settings,
+    store: OrderStore,
 ) -> None:
-    store = OrderStore(connect(settings.mongodb_uri), settings.database)
-    try:
-        await saved_order(store, "ord-good")
-        await add_marker(store, "ord-good", 1, minutes_ago=1)
-        # Written by a newer version (a status this one does not know), and a marker without
-        # its order id: neither may stop the relay for everyone.
-        await store.orders.insert_one({"_id": "ord-newer", "version": 1, "status": "on_hold"})
-        # Left by a crash long ago (past ABANDONED_AFTER): unread, it is still not stale.
-        await add_marker(store, "ord-newer", 1, minutes_ago=20)
-        await store.pending.insert_one({"_id": "junk", "at": utc_now() - timedelta(minutes=2)})
-        due = utc_now()
-        assert [o.id for o in await store.unsent(saved_before=due)] == ["ord-good"]
-        # Both wait at the back of the queue, dated now.
-        waiting = {raw["_id"]: raw["at"] async for raw in store.pending.find({})}
-        assert {"ord-newer@1", "junk"} <= waiting.keys()
-        assert all(waiting[key] >= due - timedelta(seconds=1) for key in ("ord-newer@1", "junk"))
-    finally:
-        await store.client.close()
+    await saved_order(store, "ord-good")
+    await add_marker(store, "ord-good", 1, minutes_ago=1)
+    # Written by a newer version (a status this one does not know), and a marker without
+    # its order id: neither may stop the relay for everyone.
+    await store.orders.insert_one({"_id": "ord-newer", "version": 1, "status": "on_hold"})
+    # Left by a crash long ago (past ABANDONED_AFTER): unread, it is still not stale.
+    await add_marker(store, "ord-newer", 1, minutes_ago=20)
+    await store.pending.insert_one({"_id": "junk", "at": utc_now() - timedelta(minutes=2)})
+    due = utc_now()
+    assert [o.id for o in await store.unsent(saved_before=due)] == ["ord-good"]
+    # Both wait at the back of the queue, dated now.
+    waiting = {raw["_id"]: raw["at"] async for raw in store.pending.find({})}
+    assert {"ord-newer@1", "junk"} <= waiting.keys()
+    assert all(waiting[key] >= due - timedelta(seconds=1) for key in ("ord-newer@1", "junk"))
