@@ -383,7 +383,8 @@ class OrderStore:
                 _only_duplicates(failure)
 
     async def mark_sent(self, keys: Sequence[str]) -> None:
-        """The broker has these outboxes (`order@version` keys): forget their markers, in one statement."""
+        """The broker has these outboxes (`order@version` keys): forget their markers, one
+        statement per `write_chunk` keys."""
         for chunk in self._chunks(keys):
             with _deadline():
                 await self.pending.delete_many({"_id": {"$in": list(chunk)}})
