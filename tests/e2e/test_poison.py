@@ -627,3 +627,29 @@ async def test_a_lone_surrogate_the_store_cannot_encode_is_dead_lettered_without
         assert EXCEPTION_NAME.search(error), error
     stored = await harness.store.load(order_id)
     assert stored is None or not stored.placed
+
+
+# ---- 9. sizes that only compression lets through ------------------------------------------
+
+
+@pytest.mark.parametrize("size", [8 * MiB, 256 * MiB], ids=["8MiB", "256MiB"])
+@bounded(120)
+async def test_an_input_over_the_limit_that_compression_let_through_is_dead_lettered_too_large(
+    harness: Harness, size: int
+) -> None:
+    # A valid order padded past the input limit: a 1 MiB broker limit on the compressed
+    # batch lets it through, the 256 MiB one as a decompression bomb of about 250 KiB.
+    event = envelope(EventType.ORDER_PLACED, "ord-squeezed", placed_data())
+    text = json.dumps(event).encode()
+    value = text[:-1] + b', "padding": "' + b"0" * (size - len(text)) + b'"}'
+    odd = Raw(Topic.ORDERS_PLACED, b"ord-squeezed", value, [("trace", b"t-squeezed")])
+    async with harness.extra_producer(
+        compression_type="gzip", max_request_size=size + MiB
+    ) as squeezed:
+        burst = await harness.burst([odd], via=squeezed)
+    await harness.completes(burst.orders)
+    letter = await harness.dead_letter(Topic.ORDERS_PLACED, odd.key)
+    assert_dead_letter(harness, letter, odd, DeadLetterReason.TOO_LARGE, value_kept=False)
+    assert letter["headers"].get(DeadLetterHeader.VALUE_OMITTED) == str(len(value)).encode()
+    assert str(len(value)) in letter["headers"][DeadLetterHeader.ERROR].decode()
+    harness.check_workers()
