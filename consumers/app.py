@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import chain
 from typing import Any
 
@@ -39,13 +39,28 @@ log = logging.getLogger("fulfillment.worker")
 IDLE_POLL_MS = 1000
 # /readyz turns 503 when one batch has waited this long (an outage being waited out).
 STALL_SECONDS = 60.0
+# The exit status of a worker that stopped itself on a fault it cannot mend in-process
+# (EX_SOFTWARE): its supervisor (`worker --processes`, or a deployment's) starts it again.
+FAULT_EXIT = 70
+
+
+@dataclass
+class Fault:
+    """Why the worker stopped itself, if it did."""
+
+    reason: str | None = None
 
 
 def build_app(
-    settings: Settings, sealer: Sealer | None = None, metrics_port: int | None = None
+    settings: Settings,
+    sealer: Sealer | None = None,
+    metrics_port: int | None = None,
+    fault: Fault | None = None,
 ) -> FastStream:
-    """Wire the pipeline to Kafka and MongoDB; nothing connects until the app starts."""
+    """Wire the pipeline to Kafka and MongoDB; nothing connects until the app starts. If the
+    app stops itself, `fault` says why."""
     sealer = sealer or Sealer.from_env()
+    fault = fault or Fault()
     kafka_records.install()
     broker = KafkaBroker(
         # A list: FastStream would take "a:9092,b:9092" as one address.
@@ -122,7 +137,13 @@ def build_app(
         metrics.BATCH_RECORDS.observe(len(records))
         lag.record(message.consumer, records)
 
-    wait_for_records(subscriber)
+    def stop_for_restart(reason: str) -> None:
+        if fault.reason is None:
+            fault.reason = reason
+            log.error("%s: stopping, to be started again", reason)
+            app.exit()
+
+    wait_for_records(subscriber, stop_for_restart)
     app = FastStream(broker, logger=log)
 
     @app.on_startup
@@ -169,10 +190,11 @@ async def pause(failures: Backoff, what: str, problem: Exception) -> None:
     await failures.wait()
 
 
-def wait_for_records(subscriber: BatchSubscriber) -> None:
+def wait_for_records(subscriber: BatchSubscriber, on_fault: Callable[[str], None]) -> None:
     """Poll without FastStream's sleep after an empty poll, which held up the first record after
-    a quiet spell by up to one poll (aiokafka's `getmany` already waits for records), and with
-    a pause after a failure FastStream does not expect."""
+    a quiet spell by up to one poll (aiokafka's `getmany` already waits for records), with
+    a pause after a failure FastStream does not expect, and `on_fault` when the consumer
+    can no longer fetch."""
 
     failures = Backoff(first=0.5, cap=30.0)
 
@@ -188,10 +210,43 @@ def wait_for_records(subscriber: BatchSubscriber) -> None:
             await pause(failures, "reading a batch", problem)
             return ()
         failures.reset()
+        if not batches and (ended := fetch_ended(consumer)):
+            settle_fetch(consumer)
+            on_fault(f"the Kafka consumer's fetch task ended ({ended})")
         return tuple(chain.from_iterable(batches.values()))
 
     # One method of one object; FastStream has no setting for it (faststream 0.7).
     setattr(subscriber, "get_msg", get_msg)  # noqa: B010
+
+
+def fetch_ended(consumer: AIOKafkaConsumer) -> str | None:
+    """What ended the consumer's background fetch task, if it ended: `getmany` then returns
+    nothing for ever, without an error (aiokafka 0.14), and its partitions would stall unseen."""
+    task = getattr(getattr(consumer, "_fetcher", None), "error_future", None)
+    # Cancelled: the consumer is stopping, as the worker asked.
+    if not isinstance(task, asyncio.Future) or not task.done() or task.cancelled():
+        return None
+    problem = task.exception()
+    if problem is None:
+        return "returned"
+    # Types only: a message may quote a record.
+    cause = problem.__cause__
+    return type(problem).__name__ + (f" from {type(cause).__name__}" if cause else "")
+
+
+def settle_fetch(consumer: AIOKafkaConsumer) -> None:
+    """Let the consumer stop cleanly after its fetch task ended: stopping awaits that task
+    and its fetch requests, which would raise their errors again, and the worker's own
+    shutdown would not run."""
+    fetcher = consumer._fetcher
+    settled = asyncio.get_running_loop().create_future()
+    settled.set_result(None)
+    fetcher._fetch_task = settled
+    ended = {task for task in fetcher._pending_tasks if task.done()}
+    for task in ended:
+        if not task.cancelled():
+            task.exception()  # seen: asyncio would log it as never retrieved
+    fetcher._pending_tasks -= ended
 
 
 async def untouched_batch(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from config import ConfigError, Settings, check_range, environment
 from config.kafka_security import KafkaRefused
 from consumers import logs
-from consumers.app import build_app
+from consumers.app import FAULT_EXIT, Fault, build_app
 from consumers.processes import Process, spawn_worker
 from consumers.retry import delays
 from consumers.sealing import Sealer
@@ -54,9 +54,12 @@ def run_one(settings: Settings) -> None:
     port = metrics_port()
     if not wait_until_reachable(settings, port):
         return  # stopped while waiting
-    app = build_app(settings, sealer, port)
+    fault = Fault()
+    app = build_app(settings, sealer, port, fault)
     tune_garbage_collection()
     asyncio.run(app.run())
+    if fault.reason is not None:
+        sys.exit(FAULT_EXIT)
 
 
 def tune_garbage_collection() -> None:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from cryptography.fernet import Fernet
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from config import Settings
-from consumers.app import IDLE_POLL_MS, build_app, rewind
+from consumers.app import IDLE_POLL_MS, Fault, build_app, rewind
 from consumers.sealing import Sealer
 
 
@@ -20,6 +21,7 @@ class Consumer:
 
     def __init__(self, *answers: dict[TopicPartition, list[Any]]) -> None:
         self.answers = list(answers)
+        self._fetcher: Fetcher | None = None
         self.polls: list[tuple[int, int | None]] = []
 
     async def getmany(
@@ -29,9 +31,9 @@ class Consumer:
         return self.answers.pop(0)
 
 
-def subscriber_of_worker() -> BatchSubscriber:
+def subscriber_of_worker(fault: Fault | None = None) -> BatchSubscriber:
     settings = Settings(kafka_bootstrap="127.0.0.1:9", mongodb_uri="mongodb://127.0.0.1:9")
-    app = build_app(settings, sealer=Sealer(Fernet.generate_key().decode()))
+    app = build_app(settings, sealer=Sealer(Fernet.generate_key().decode()), fault=fault)
     assert app.broker is not None
     (subscriber,) = app.broker.subscribers
     assert isinstance(subscriber, BatchSubscriber)
@@ -60,6 +62,59 @@ async def test_a_poll_waits_in_aiokafka_and_returns_every_partitions_records() -
     assert await subscriber.get_msg(consumer) == (first, second)
     # aiokafka returns as soon as any record is there; the timeout only spaces an idle worker's wakes.
     assert consumer.polls[0][0] >= 500
+
+
+class Fetcher:
+    """aiokafka's fetcher as the poll looks at it: its background task and fetch requests."""
+
+    def __init__(self, task: asyncio.Future[None]) -> None:
+        self._fetch_task = task
+        self._pending_tasks: set[asyncio.Future[None]] = set()
+
+    @property
+    def error_future(self) -> asyncio.Future[None]:
+        return self._fetch_task
+
+
+async def ended_task(problem: BaseException | None) -> asyncio.Future[None]:
+    async def fetch() -> None:
+        if problem is not None:
+            raise problem
+
+    task = asyncio.ensure_future(fetch())
+    await asyncio.gather(task, return_exceptions=True)
+    return task
+
+
+async def test_a_poll_after_the_fetch_task_ended_stops_the_worker_saying_why() -> None:
+    # aiokafka wraps what ended its fetch routine in a KafkaError; getmany then returns nothing.
+    ended = KafkaError("Unexpected error during data retrieval")
+    ended.__cause__ = ValueError("a response no reader can parse")
+    consumer = Consumer({}, {})
+    consumer._fetcher = Fetcher(await ended_task(ended))
+    fault = Fault()
+    subscriber = subscriber_of_worker(fault)
+    assert await subscriber.get_msg(consumer) == ()
+    assert fault.reason == "the Kafka consumer's fetch task ended (KafkaError from ValueError)"
+    # Settled, so that stopping the consumer does not raise the error again.
+    assert consumer._fetcher is not None and consumer._fetcher.error_future.result() is None
+
+
+async def test_a_fetch_task_cancelled_by_the_consumer_stopping_is_not_a_fault() -> None:
+    task = await ended_task(None)
+    cancelled = asyncio.ensure_future(asyncio.sleep(60))
+    cancelled.cancel()
+    await asyncio.gather(cancelled, return_exceptions=True)
+    fault = Fault()
+    subscriber = subscriber_of_worker(fault)
+    for fetch in (cancelled, task):
+        consumer = Consumer({})
+        consumer._fetcher = Fetcher(fetch)
+        assert await subscriber.get_msg(consumer) == ()
+        if fetch is cancelled:
+            assert fault.reason is None
+    # A fetch task that returned is not stopping: it ended.
+    assert fault.reason == "the Kafka consumer's fetch task ended (returned)"
 
 
 class Failing:
