@@ -375,3 +375,7 @@ def main() -> None:
             highlight=False,
         )
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
