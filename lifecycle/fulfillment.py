@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from lifecycle.record import emit, note, output, set_status
+from lifecycle.record import emit, listing, note, output, set_status
 from lifecycle.shipment import on_cancellation, on_completion
 from schemas.cloudevents import CloudEvent, to_json
 from schemas.document import Fulfillment, OrderDocument
 from schemas.events import (
     CancelledLine,
+    Distribution,
     FulfilledLine,
     FulfillmentCancelled,
     FulfillmentCompleted,
@@ -109,6 +110,7 @@ def carry_out(
     status = progress_status(order, {line.line_id: line.quantity for line in lines})
     # The slip's address: a corrected one in the request becomes the order's as it completes.
     address = fulfillment.shipping_address or order.shipping_address
+    handed, withheld = _handed_out(order, fulfillment, lines)
     completed = output(
         order,
         EventType.FULFILLMENT_COMPLETED,
@@ -118,7 +120,7 @@ def carry_out(
             fulfillment_id=fulfillment.fulfillment_id,
             lines=lines,
             shipment=fulfillment.shipment,
-            distributions=fulfillment.distributions,
+            distributions=handed,
             order_status=status,
             customer=order.customer,
             delivery_address=address if order.ships(lines) else None,
@@ -138,12 +140,19 @@ def carry_out(
         order.shipping_address = fulfillment.shipping_address
         note(order, TimelineType.SHIPPING_ADDRESS_CHANGED, event, "shipping address corrected", now)
     fulfillment.lines = lines
+    if withheld:
+        # Their credentials are not kept either: nothing will hand them out.
+        fulfillment.distributions = handed
     order.set_fulfillment_status(fulfillment, FulfillmentStatus.COMPLETED)
     fulfillment.completed_at = now
     order.record(completed)
     summary = ", ".join(f"{line.quantity} x {line.sku}" for line in lines)
     if fulfillment.shipment:
         summary += f" via {fulfillment.shipment.carrier} {fulfillment.shipment.tracking_number}"
+    if withheld:
+        summary += "; distributions not handed out, for no digital line it fulfills: " + listing(
+            dict.fromkeys(withheld)
+        )
     note(
         order,
         EventType.FULFILLMENT_COMPLETED,
@@ -154,6 +163,26 @@ def carry_out(
     )
     set_status(order, status, event, now)
     on_completion(order, fulfillment, event, now)
+
+
+def _handed_out(
+    order: OrderDocument, fulfillment: Fulfillment, lines: list[FulfilledLine]
+) -> tuple[list[Distribution] | None, list[str]]:
+    """The request's distributions for digital lines this fulfillment carries out, and the
+    line ids of the others: access to another line (or a shipped one) is not this
+    fulfillment's to give, nor, once undone, to revoke."""
+    if not fulfillment.distributions:
+        return fulfillment.distributions, []
+    digital = {
+        fulfilled.line_id
+        for fulfilled in lines
+        if (line := order.line(fulfilled.line_id)) and line.delivery is Delivery.DIGITAL
+    }
+    handed = [given for given in fulfillment.distributions if given.line_id in digital]
+    withheld = [
+        given.line_id for given in fulfillment.distributions if given.line_id not in digital
+    ]
+    return handed or None, withheld
 
 
 def hold(

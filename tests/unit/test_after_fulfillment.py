@@ -580,6 +580,31 @@ def test_withdrawing_a_digital_request_that_never_completed_revokes_no_access() 
     assert of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]["revoke_access"] is None
 
 
+def test_a_distribution_for_a_line_the_fulfillment_does_not_deliver_is_neither_handed_out_nor_revoked() -> (
+    None
+):
+    access = {"line_id": "D2", "access_url": "https://dl.example/2", "credentials": {"token": "t0k"}}
+    order, outputs = run(
+        placed(lines=[line("L1", 1), line("D2", 1, "digital")]),
+        captured(amount="20.00"),
+        # Ships L1 only, but names D2's access; D2 is then delivered by its own fulfillment.
+        requested(lines=[("L1", 1)], shipment=SHIPMENT, distributions=[access]),
+        requested(fulfillment_id="ful-2", lines=[("D2", 1)], distributions=[access]),
+    )
+    first, second = of_type(outputs, EventType.FULFILLMENT_COMPLETED)
+    assert first["distributions"] is None
+    assert [given["line_id"] for given in second["distributions"]] == ["D2"]
+    shipped = order.fulfillment("ful-1")
+    assert shipped is not None and shipped.distributions is None
+    assert any(
+        "distributions not handed out" in entry.summary and "D2" in entry.summary
+        for entry in order.timeline
+    )
+    _, outputs = run(cancel_fulfillment(), order=order)
+    # Undoing the shipment does not withdraw the access ful-2 delivered.
+    assert of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]["revoke_access"] is None
+
+
 # ---- invalid new inputs are dead letters -----------------------------------------------------
 
 
