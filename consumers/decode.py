@@ -27,6 +27,9 @@ class Rejection:
     error: str
 
 
+NOT_AN_OBJECT = Rejection(DeadLetterReason.INVALID_DATA, "data: must be a JSON object")
+
+
 def decode(
     topic: Topic,
     key: bytes | None,
@@ -46,6 +49,9 @@ def decode(
     try:
         envelope = Envelope.model_validate(document)
     except ValidationError as problem:
+        if all(error["loc"][:1] == ("data",) for error in problem.errors()):
+            # A CloudEvent whose data is missing or not an object: as in binary mode.
+            return NOT_AN_OBJECT
         return Rejection(DeadLetterReason.NOT_CLOUDEVENT, _describe(problem))
     expected = TOPIC_TYPE[topic]
     if envelope.type != expected:
@@ -107,13 +113,12 @@ def _from_headers(
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return Rejection(DeadLetterReason.NOT_CLOUDEVENT, f"header {name} is not UTF-8")
-        # The media type without parameters: "application/json; charset=utf-8" is JSON.
-        document[attribute] = text.split(";")[0].strip() if attribute == "datacontenttype" else text
+        document[attribute] = text
     data = _json(value)
     if isinstance(data, Rejection):
         return data
     if not isinstance(data, dict):
-        return Rejection(DeadLetterReason.INVALID_DATA, "data: must be a JSON object")
+        return NOT_AN_OBJECT
     return document | {"data": data}
 
 

@@ -42,6 +42,11 @@ OptionalText = Annotated[str, StringConstraints(max_length=1000)]
 Money = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}(\.[0-9]{1,6})?$")]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
 Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
+# JSON, with or without media type parameters ("application/json; charset=utf-8"), in
+# either content mode.
+JsonMediaType = Annotated[
+    str, StringConstraints(pattern=r"^application/json[ \t]*(;.*)?$", max_length=1000)
+]
 
 
 def _currency(code: str) -> str:
@@ -100,7 +105,7 @@ class Envelope(WireModel):
     type: Text
     subject: Identifier
     time: Timestamp
-    datacontenttype: Literal["application/json"] | None = None
+    datacontenttype: JsonMediaType | None = None
     data: dict[str, Any]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The version of the event contract this code implements (docs/contract.md).
+CONTRACT_VERSION = "1.1"
 SERVICE_SOURCE = "urn:fulfillment-pipeline"
 DLQ_SUFFIX = ".dlq"
 

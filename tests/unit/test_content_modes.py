@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import pytest
 from cloudevents.http import CloudEvent
 from cloudevents.kafka import to_binary, to_structured
 
@@ -73,4 +75,37 @@ def test_binary_mode_media_type_parameters_are_ignored_but_other_media_types_ref
     assert not isinstance(decode(Topic.ORDERS_PLACED, key, value, with_charset), Rejection)
     as_text = [(n, b"text/plain" if n == "content-type" else raw) for n, raw in headers]
     result = decode(Topic.ORDERS_PLACED, key, value, as_text)
+    assert isinstance(result, Rejection) and result.reason is DeadLetterReason.NOT_CLOUDEVENT
+
+
+def test_media_type_parameters_are_ignored_in_structured_mode_too() -> None:
+    key, value, headers = as_record(
+        to_structured(
+            sdk_event(datacontenttype="application/json; charset=utf-8"),
+            key_mapper=lambda e: e["subject"],
+        )
+    )
+    assert not isinstance(decode(Topic.ORDERS_PLACED, key, value, headers), Rejection)
+    as_text = value.replace(b"application/json; charset=utf-8", b"text/plain")
+    result = decode(Topic.ORDERS_PLACED, key, as_text, headers)
+    assert isinstance(result, Rejection) and result.reason is DeadLetterReason.NOT_CLOUDEVENT
+
+
+@pytest.mark.parametrize("data", [[1, 2], "text", None], ids=["list", "string", "null"])
+def test_data_that_is_not_an_object_is_invalid_data_in_structured_mode_too(data: Any) -> None:
+    wire = envelope(EventType.ORDER_PLACED, "ord-9", placed_data()) | {"data": data}
+    result = decode(Topic.ORDERS_PLACED, b"ord-9", json.dumps(wire).encode())
+    assert isinstance(result, Rejection) and result.reason is DeadLetterReason.INVALID_DATA
+    assert result.error == "data: must be a JSON object"
+
+
+def test_a_cloudevent_without_data_is_invalid_data_but_a_broken_envelope_is_not_a_cloudevent() -> (
+    None
+):
+    wire = envelope(EventType.ORDER_CANCEL_REQUESTED, "ord-9", {})
+    del wire["data"]
+    result = decode(Topic.ORDERS_CANCEL_REQUESTED, b"ord-9", json.dumps(wire).encode())
+    assert isinstance(result, Rejection) and result.reason is DeadLetterReason.INVALID_DATA
+    del wire["id"]
+    result = decode(Topic.ORDERS_CANCEL_REQUESTED, b"ord-9", json.dumps(wire).encode())
     assert isinstance(result, Rejection) and result.reason is DeadLetterReason.NOT_CLOUDEVENT

@@ -8,6 +8,7 @@ import re
 from config import project_root
 from schemas.limits import MAX_DOCUMENT_BYTES, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_RECORD_BYTES
 from schemas.names import (
+    CONTRACT_VERSION,
     INPUT_TOPICS,
     OUTPUT_TOPICS,
     TOPIC_TYPE,
@@ -55,3 +56,15 @@ def test_the_size_limits_table_states_the_limits_the_code_enforces() -> None:
     assert MAX_OUTPUT_BYTES == 900 * 1024 and "| 900 KiB |" in DOCUMENT
     assert MAX_DOCUMENT_BYTES == 8 * 1024 * 1024 and "| 8 MiB |" in DOCUMENT
     assert MAX_RECORD_BYTES == 1_000_000 and "| 1,000,000 bytes |" in DOCUMENT
+
+
+def test_the_document_and_the_asyncapi_document_state_the_contract_version_the_code_implements() -> (
+    None
+):
+    asyncapi = json.loads((CONTRACTS_DIR / "asyncapi.json").read_text())
+    assert DOCUMENT.startswith(f"# The event contract (version {CONTRACT_VERSION})")
+    assert asyncapi["info"]["version"] == CONTRACT_VERSION
+    # Inputs come in either content mode, as the document's "Content modes" says.
+    assert "binary content mode" in asyncapi["servers"]["development"]["description"]
+    messages = asyncapi["components"]["messages"].values()
+    assert not any("correlationId" in message for message in messages)
