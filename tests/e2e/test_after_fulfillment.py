@@ -423,9 +423,13 @@ async def test_the_new_inputs_in_both_content_modes_of_the_official_sdk_are_appl
 ) -> None:
     order_id = "ord-sdk-modes"
     await shipped(harness, order_id)
+    # A media type with parameters, as the SDK's users may label JSON, in structured mode.
+    in_transit = report(order_id, "in_transit", 1)[1] | {
+        "datacontenttype": "application/json; charset=utf-8"
+    }
     sent: list[tuple[Topic, Callable[..., Any], dict[str, Any]]] = [
         (Topic.FULFILLMENTS_TRACKING_UPDATED, to_binary, tracking(order_id, carrier="UPS")[1]),
-        (Topic.SHIPMENTS_STATUS_REPORTED, to_structured, report(order_id, "in_transit", 1)[1]),
+        (Topic.SHIPMENTS_STATUS_REPORTED, to_structured, in_transit),
         (Topic.SHIPMENTS_STATUS_REPORTED, to_binary, report(order_id, "delivered", 2)[1]),
     ]
     for topic, convert, wire in sent:
