@@ -73,9 +73,16 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> lis
         return []
     brokers = len((await admin.describe_cluster())["brokers"])
     replicas = replication_for(settings.replication_factor, brokers)
+    inputs = [settings.topic(topic) for topic in INPUT_TOPICS]
+    partitions = await _partitions_of(admin, [name for name in inputs if name in existing])
     response = await admin.create_topics(
         [
-            NewTopic(name, settings.partitions, replicas, topic_configs=topic_configs(replicas))
+            NewTopic(
+                name,
+                partitions or settings.partitions,
+                replicas,
+                topic_configs=topic_configs(replicas),
+            )
             for name in missing
         ]
     )
@@ -83,6 +90,19 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> lis
         if code not in (0, TOPIC_ALREADY_EXISTS):
             raise RuntimeError(f"could not create topic {name}: error code {code}")
     return missing
+
+
+async def _partitions_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> int | None:
+    """How many partitions the existing input topics have (the most, should they differ).
+
+    A topic added later (contract 1.1's, say) gets as many, whatever FULFILLMENT_PARTITIONS
+    says now: the contract promises producers the same count on every input topic, and range
+    assignment keeps one order's events on one worker only then.
+    """
+    if not inputs:
+        return None
+    described = await admin.describe_topics(inputs)
+    return max((len(topic["partitions"]) for topic in described), default=None) or None
 
 
 async def delete_prefixed_topics(settings: Settings, prefixes: Collection[str]) -> int:
