@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from config import project_root
+from schemas.events import (
+    Email,
+    FulfillmentRequested,
+    Identifier,
+    Money,
+    OptionalText,
+    OrderPlaced,
+    Quantity,
+    Text,
+)
 from schemas.limits import MAX_DOCUMENT_BYTES, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_RECORD_BYTES
 from schemas.names import (
     CONTRACT_VERSION,
@@ -68,3 +81,27 @@ def test_the_document_and_the_asyncapi_document_state_the_contract_version_the_c
     assert "binary content mode" in asyncapi["servers"]["development"]["description"]
     messages = asyncapi["components"]["messages"].values()
     assert not any("correlationId" in message for message in messages)
+
+
+def test_the_field_limits_table_states_the_bounds_the_models_enforce() -> None:
+    def schema(annotation: Any) -> dict[str, Any]:
+        return TypeAdapter(annotation).json_schema()
+
+    assert schema(Identifier) == {"type": "string", "minLength": 1, "maxLength": 128}
+    assert "| 1 to 128 characters |" in DOCUMENT
+    assert schema(Text)["maxLength"] == schema(OptionalText)["maxLength"] == 1000
+    assert "at most 1,000 characters (1 to 1,000 when required)" in DOCUMENT
+    assert schema(Money)["pattern"] == r"^[0-9]{1,15}(\.[0-9]{1,6})?$"
+    assert "up to 15 digits (0-9), and up to 6 after the point" in DOCUMENT
+    assert schema(Quantity) == {"type": "integer", "minimum": 1, "maximum": 1_000_000}
+    assert "| a JSON integer from 1 to 1,000,000 |" in DOCUMENT
+    assert schema(Email)["maxLength"] == 320 and "at most 320 characters" in DOCUMENT
+    most = {
+        field.metadata[-1].max_length
+        for field in (
+            OrderPlaced.model_fields["lines"],
+            FulfillmentRequested.model_fields["lines"],
+            FulfillmentRequested.model_fields["distributions"],
+        )
+    }
+    assert most == {1000} and "| at most 1,000 items |" in DOCUMENT
