@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas.document import Line, OrderDocument
+from schemas.errors import problems
 from schemas.events import (
     Address,
     Credentials,
@@ -90,10 +91,9 @@ def text(form: Mapping[str, Any], name: str) -> str:
 def readable(problem: ValidationError, labels: Mapping[str, str] | None = None) -> list[str]:
     """Pydantic's errors as sentences naming the field, never quoting what was entered."""
     messages = []
-    for error in problem.errors(include_url=False, include_input=False, include_context=False):
-        where = ".".join(str(part) for part in error["loc"])
+    for location, message in problems(problem):
+        where = ".".join(str(part) for part in location)
         name = (labels or {}).get(where, where.replace("_", " "))
-        message = str(error["msg"]).removeprefix("Value error, ")
         messages.append(f"{name}: {message}" if name else message)
     return messages
 

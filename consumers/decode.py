@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from schemas.cloudevents import envelope_model
+from schemas.errors import problems
 from schemas.events import INPUT_DATA, Envelope, Inbound, InputData
 from schemas.limits import MAX_INPUT_BYTES
 from schemas.names import TOPIC_TYPE, DeadLetterReason, Topic
@@ -154,7 +155,7 @@ def _json(value: bytes | None) -> Any:
 def _describe(problem: ValidationError, prefix: str = "") -> str:
     """Validation errors without the offending values, which may hold secrets."""
     parts = []
-    for error in problem.errors(include_input=False, include_url=False, include_context=False):
-        location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
-        parts.append(f"{location or 'value'}: {error['msg']}")
+    for where, message in problems(problem):
+        location = ".".join(str(part) for part in (prefix, *where) if part != "")
+        parts.append(f"{location or 'value'}: {message}")
     return "; ".join(parts)[:MAX_ERROR_LENGTH]

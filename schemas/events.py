@@ -39,14 +39,21 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
 OptionalText = Annotated[str, StringConstraints(max_length=1000)]
 # Decimal strings, never floats: "19.99", "0", "1200.5". [0-9], not \d: in the validator's
 # regex (and Python's) \d also matches other scripts' digits, such as Arabic-Indic ones.
-Money = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,15}(\.[0-9]{1,6})?$")]
+MONEY_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,6})?$"
+Money = Annotated[str, StringConstraints(pattern=MONEY_PATTERN)]
 Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320)]
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320)]
 # JSON, with or without media type parameters ("application/json; charset=utf-8"), in
 # either content mode.
-JsonMediaType = Annotated[
-    str, StringConstraints(pattern=r"^application/json[ \t]*(;.*)?$", max_length=1000)
-]
+JSON_MEDIA_TYPE_PATTERN = r"^application/json[ \t]*(;.*)?$"
+JsonMediaType = Annotated[str, StringConstraints(pattern=JSON_MEDIA_TYPE_PATTERN, max_length=1000)]
+# What each pattern asks for, in words: a validation error says this, not the expression.
+PATTERN_MEANINGS = {
+    MONEY_PATTERN: "should be a decimal string of up to 15 digits (0-9), up to 6 after the point",
+    EMAIL_PATTERN: "should be an email address such as name@example.com",
+    JSON_MEDIA_TYPE_PATTERN: "should be application/json, parameters allowed",
+}
 
 
 def _currency(code: str) -> str:

@@ -221,3 +221,14 @@ def test_a_dead_letters_error_names_the_failure_but_never_a_value_from_the_recor
 ) -> None:
     result = rejected(topic, as_bytes(record))
     assert result.error and SECRET not in result.error
+
+
+def test_a_pattern_mismatch_says_what_the_field_should_be_never_the_expression() -> None:
+    record = placed_record()
+    record["data"]["total"] = "12,50"
+    record["data"]["customer"]["email"] = "ada at example"
+    result = rejected(Topic.ORDERS_PLACED, as_bytes(record))
+    assert result.reason is DeadLetterReason.INVALID_DATA
+    assert "data.total: should be a decimal string of up to 15 digits" in result.error
+    assert "data.customer.email: should be an email address" in result.error
+    assert "^" not in result.error and "12,50" not in result.error
