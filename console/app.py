@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console.backend import Backend
 from console.forms import new_nonce
+from console.paths import SegmentPaths
 from console.security import (
     COOKIE,
     CSRF_FIELD,
@@ -253,6 +254,8 @@ def create_app(backend: Backend, password: str, secure_cookies: bool | None = No
     app.middleware("http")(authenticate)
     app.add_middleware(ContainErrors)
     app.add_middleware(SecurityHeaders)
+    # Outermost: every other part sees the path the routes match.
+    app.add_middleware(SegmentPaths)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)

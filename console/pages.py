@@ -221,7 +221,7 @@ def _bad_form(request: Request, order_id: str) -> HTMLResponse:
     )
 
 
-@router.get("/orders/{order_id:path}/state.json")
+@router.get("/orders/{order_id:id}/state.json")
 async def order_state(request: Request, order_id: str) -> Response:
     """The order's version and, for each `event` asked about, the pipeline's answer so far."""
     orders = state(request).backend.orders
@@ -238,7 +238,7 @@ async def order_state(request: Request, order_id: str) -> Response:
     return JSONResponse({"version": version, "events": events})
 
 
-@router.get("/orders/{order_id:path}/live")
+@router.get("/orders/{order_id:id}/live")
 async def order_live(request: Request, order_id: str) -> Response:
     """The refreshable part of the order page."""
     view = await _view(request, order_id)
@@ -247,7 +247,7 @@ async def order_live(request: Request, order_id: str) -> Response:
     return render(request, "_order_live.html", order_id=order_id, notices=False, view=view)
 
 
-@router.post("/orders/{order_id:path}/capture")
+@router.post("/orders/{order_id:id}/capture")
 async def capture_payment(request: Request, order_id: str) -> Response:
     form = await checked_form(request)
     nonce = _nonce(form)
@@ -276,7 +276,7 @@ async def capture_payment(request: Request, order_id: str) -> Response:
     return redirect(_order_path(order_id))
 
 
-@router.get("/orders/{order_id:path}/fulfill")
+@router.get("/orders/{order_id:id}/fulfill")
 async def fulfill_page(request: Request, order_id: str) -> Response:
     view = await _view(request, order_id)
     if view is None:
@@ -313,7 +313,7 @@ def _fulfill_form(
     )
 
 
-@router.post("/orders/{order_id:path}/fulfill")
+@router.post("/orders/{order_id:id}/fulfill")
 async def fulfill(request: Request, order_id: str) -> Response:
     raw = await checked_form(request)
     nonce = _nonce(raw)
@@ -342,7 +342,7 @@ def _completed(view: OrderView, fulfillment: str) -> FulfillmentView | None:
     return found if found is not None and found.completed else None
 
 
-@router.get("/orders/{order_id:path}/fulfillments/{fulfillment:path}/cancel")
+@router.get("/orders/{order_id:id}/fulfillments/{fulfillment:id}/cancel")
 async def cancel_fulfillment_page(request: Request, order_id: str, fulfillment: str) -> Response:
     view = await _view(request, order_id)
     if view is None:
@@ -382,7 +382,7 @@ def _cancel_fulfillment_form(
     )
 
 
-@router.post("/orders/{order_id:path}/fulfillments/{fulfillment:path}/cancel")
+@router.post("/orders/{order_id:id}/fulfillments/{fulfillment:id}/cancel")
 async def cancel_fulfillment_action(request: Request, order_id: str, fulfillment: str) -> Response:
     form = await checked_form(request)
     nonce = _nonce(form)
@@ -472,7 +472,7 @@ def _shipment_page(
     )
 
 
-@router.get("/orders/{order_id:path}/fulfillments/{fulfillment:path}/tracking")
+@router.get("/orders/{order_id:id}/fulfillments/{fulfillment:id}/tracking")
 async def tracking_page(request: Request, order_id: str, fulfillment: str) -> Response:
     view = await _view(request, order_id)
     if view is None:
@@ -484,7 +484,7 @@ async def tracking_page(request: Request, order_id: str, fulfillment: str) -> Re
     return _shipment_page(request, "tracking.html", view, shipped, values)
 
 
-@router.post("/orders/{order_id:path}/fulfillments/{fulfillment:path}/tracking")
+@router.post("/orders/{order_id:id}/fulfillments/{fulfillment:id}/tracking")
 async def update_tracking(request: Request, order_id: str, fulfillment: str) -> Response:
     form = await checked_form(request)
     nonce = _nonce(form)
@@ -513,7 +513,7 @@ async def update_tracking(request: Request, order_id: str, fulfillment: str) -> 
     return _shipment_page(request, "tracking.html", view, shipped, values, 422, nonce)
 
 
-@router.get("/orders/{order_id:path}/fulfillments/{fulfillment:path}/status")
+@router.get("/orders/{order_id:id}/fulfillments/{fulfillment:id}/status")
 async def status_page(request: Request, order_id: str, fulfillment: str) -> Response:
     view = await _view(request, order_id)
     if view is None:
@@ -525,7 +525,7 @@ async def status_page(request: Request, order_id: str, fulfillment: str) -> Resp
     return _shipment_page(request, "shipment_status.html", view, shipped, values)
 
 
-@router.post("/orders/{order_id:path}/fulfillments/{fulfillment:path}/status")
+@router.post("/orders/{order_id:id}/fulfillments/{fulfillment:id}/status")
 async def report_status(request: Request, order_id: str, fulfillment: str) -> Response:
     form = await checked_form(request)
     nonce = _nonce(form)
@@ -581,7 +581,7 @@ def _cancel_order_form(request: Request, view: OrderView, **context: Any) -> HTM
     )
 
 
-@router.get("/orders/{order_id:path}/cancel")
+@router.get("/orders/{order_id:id}/cancel")
 async def cancel_order_page(request: Request, order_id: str) -> Response:
     view = await _view(request, order_id)
     if view is None:
@@ -595,7 +595,7 @@ async def cancel_order_page(request: Request, order_id: str) -> Response:
     return _cancel_order_form(request, view)
 
 
-@router.post("/orders/{order_id:path}/cancel")
+@router.post("/orders/{order_id:id}/cancel")
 async def cancel_order_action(request: Request, order_id: str) -> Response:
     form = await checked_form(request)
     nonce = _nonce(form)
@@ -623,7 +623,7 @@ async def cancel_order_action(request: Request, order_id: str) -> Response:
     return redirect(_order_path(order_id))
 
 
-@router.get("/orders/{order_id:path}")
+@router.get("/orders/{order_id:id}")
 async def order_page(request: Request, order_id: str) -> Response:
     view = await _view(request, order_id)
     if view is None:
