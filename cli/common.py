@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine
+import re
+from collections.abc import AsyncIterator, Coroutine, Iterable
 from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
@@ -13,18 +14,48 @@ import typer
 from aiokafka import errors as kafka
 from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure
 from rich.console import Console
+from rich.segment import Segment
+from rich.text import Text
 
 from config import ConfigError, Settings
 from config.kafka_security import refusal
 from consumers.startup import reason
 from producers.publisher import FulfillmentPublisher
 
+# Control characters but the newline and the tab: what could move the cursor, retitle the
+# window or recolour the terminal if a value (a customer's name, a dead letter's key) held it.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class Terminal(Console):
+    """A console for values from outside: never read as markup (an id may well be "[/]"),
+    and their control characters shown as U+FFFD, never sent to the terminal."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(markup=False, highlight=False, **options)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        # Segments marked `control` are rich's own cursor moves (live progress): kept.
+        return super()._render_buffer(
+            Segment(_CONTROL.sub("\ufffd", text), style, control)
+            if not control and _CONTROL.search(text)
+            else Segment(text, style, control)
+            for text, style, control in buffer
+        )
+
+
 # Pages for people fit the terminal; a message a script reads (an event's id, say) is printed
 # with soft_wrap=True, whole on one line.
-console = Console()
+console = Terminal()
 # An error is one line, whatever the terminal's width.
-errors = Console(stderr=True, soft_wrap=True)
+errors = Terminal(stderr=True, soft_wrap=True)
 T = TypeVar("T")
+
+
+def error_line(message: str) -> Text:
+    """`error: <message>`, the label in red."""
+    return Text.assemble(("error:", "red"), " ", message)
+
 
 # Conventional exit codes (sysexits.h): 1 failure, 2 usage or configuration, 69 unavailable.
 EXIT_FAILURE = 1
@@ -47,7 +78,7 @@ KAFKA_UNREACHABLE: tuple[type[Exception], ...] = (
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print one line on stderr and exit: operators get no tracebacks."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(error_line(message))
     raise typer.Exit(code)
 
 

@@ -8,9 +8,18 @@ import sys
 import typer
 from pydantic import ValidationError
 from rich.table import Table
+from rich.text import Text
 
 import stack
-from cli.common import EXIT_UNAVAILABLE, EXIT_USAGE, console, errors, fail, quiet_client_logs
+from cli.common import (
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    console,
+    error_line,
+    errors,
+    fail,
+    quiet_client_logs,
+)
 from cli.messages import dlq_app, publish, topics_app
 from cli.orders import order_app, orders_app
 from config import ConfigError, Settings, environment
@@ -34,7 +43,7 @@ def times(value: float | None) -> str:
 
 
 def say(message: str) -> None:
-    console.print(f"[dim]stack:[/dim] {message}", highlight=False)
+    console.print(Text.assemble(("stack:", "dim"), " ", message))
 
 
 @stack_app.command("up")
@@ -363,7 +372,7 @@ def main() -> None:
         sys.exit(130)
     except ConfigError as problem:
         # Whichever command read the bad variable: exit 2, "usage or configuration".
-        errors.print(f"[red]error:[/red] {problem}", highlight=False)
+        errors.print(error_line(str(problem)))
         sys.exit(EXIT_USAGE)
     except Exception as problem:
         if _debugging():
@@ -371,8 +380,9 @@ def main() -> None:
         # One line whatever the exception says: servers' messages may span several.
         said = " ".join(_message(problem).split())
         errors.print(
-            f"[red]error:[/red] {type(problem).__name__}: {said} (FULFILLMENT_DEBUG=1 shows the traceback)",
-            highlight=False,
+            error_line(
+                f"{type(problem).__name__}: {said} (FULFILLMENT_DEBUG=1 shows the traceback)"
+            )
         )
         sys.exit(1)
 

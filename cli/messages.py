@@ -17,7 +17,16 @@ import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.table import Table
 
-from cli.common import EXIT_FAILURE, cli_settings, console, errors, fail, open_publisher, run
+from cli.common import (
+    EXIT_FAILURE,
+    cli_settings,
+    console,
+    error_line,
+    errors,
+    fail,
+    open_publisher,
+    run,
+)
 from config import Settings
 from consumers.decode import Rejection, decode
 from consumers.topics import ensure_topics
@@ -116,7 +125,7 @@ def publish(
     event = _as_event(event_type, document, order_id)
     problems = validate(event_type, event)
     if problems:
-        errors.print(f"[red]error:[/red] {event_type.value} is not valid:", highlight=False)
+        errors.print(error_line(f"{event_type.value} is not valid:"))
         for line in problems:
             errors.print(f"  - {line}", highlight=False)
         raise typer.Exit(EXIT_FAILURE)

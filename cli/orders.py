@@ -7,7 +7,6 @@ from typing import Any
 
 import typer
 from rich import box
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -75,11 +74,14 @@ def _print_order(order: OrderDocument) -> None:
     else:  # captures that came before the order count once it is placed
         paid = f"({len(order.captures)} captures recorded, counted once the order is placed)"
     console.print(
-        f"[bold]{escape(order.id)}[/bold]  {escape(order.order_number or '(not placed yet)')}"
-        f"  customer {escape(customer)}\n"
-        f"status [bold]{status}[/bold]  delivery [bold]{order.delivery_status.value}[/bold]\n"
-        f"payment {order.payment_status.value} {paid}",
-        highlight=False,
+        Text.assemble(
+            (order.id, "bold"),
+            f"  {order.order_number or '(not placed yet)'}  customer {customer}\nstatus ",
+            (status, "bold"),
+            "  delivery ",
+            (order.delivery_status.value, "bold"),
+            f"\npayment {order.payment_status.value} {paid}",
+        )
     )
     console.print(_lines_table(order))
     console.print(fulfillments_table(order))
@@ -119,7 +121,7 @@ def _print_shipment(fulfillment: Fulfillment) -> None:
     link = fulfillment.shipment.tracking_url if fulfillment.shipment else None
     if link:
         # Soft-wrapped: the terminal may wrap the link, but it stays one link to copy or click.
-        console.print(f"tracking link {escape(link)}", highlight=False, soft_wrap=True)
+        console.print(f"tracking link {link}", highlight=False, soft_wrap=True)
     if fulfillment.shipment_events:
         console.print(history_table(fulfillment))
 
@@ -131,8 +133,7 @@ def _print_remembered(order: OrderDocument) -> None:
             updates = _count(len(news.tracking_updates), "tracking update")
             reports = _count(len(news.reports), "status report")
             console.print(
-                f"remembered for {escape(news.fulfillment_id)} until it completes:"
-                f" {updates}, {reports}",
+                f"remembered for {news.fulfillment_id} until it completes: {updates}, {reports}",
                 highlight=False,
             )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -99,14 +98,15 @@ def history_table(fulfillment: Fulfillment) -> Table:
     return table
 
 
-def shipment_heading(fulfillment: Fulfillment) -> str:
-    """`Shipment <id> (<status>): <carrier> <number>, <shipment status>`, as markup."""
+def shipment_heading(fulfillment: Fulfillment) -> Text:
+    """`Shipment <id> (<status>): <carrier> <number>, <shipment status>`."""
     shipped = fulfillment.shipment
     tracking = f"{shipped.carrier} {shipped.tracking_number}" if shipped else "no tracking data"
     where = fulfillment.shipment_status.value if fulfillment.shipment_status else "no status yet"
-    return (
-        f"[bold]Shipment {escape(fulfillment.fulfillment_id)}[/bold]"
-        f" ({fulfillment.status.value}): {escape(tracking)}, [bold]{where}[/bold]"
+    return Text.assemble(
+        (f"Shipment {fulfillment.fulfillment_id}", "bold"),
+        f" ({fulfillment.status.value}): {tracking}, ",
+        (where, "bold"),
     )
 
 

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 import stack
 from cli.tables import history_table, shipment_heading, timeline_table
@@ -368,7 +369,7 @@ def demo(
     console = console or Console()
 
     def say(message: str) -> None:
-        console.print(f"[dim]stack:[/dim] {message}", highlight=False)
+        console.print(Text.assemble(("stack:", "dim"), " ", message), highlight=False)
 
     if with_console:
         from console.server import check_port

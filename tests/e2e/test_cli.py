@@ -101,6 +101,10 @@ def test_publish_shows_every_validation_error_on_its_own_line_without_a_tracebac
     ("args", "code", "message"),
     [
         (["order", "show", "no-such-order"], 1, "not found"),
+        # Values are text, never markup: rich would fail on "[/]" and drop "[bold red]".
+        (["order", "show", "[/]"], 1, "order '[/]' not found"),
+        (["order", "show", "[bold red]x"], 1, "order '[bold red]x' not found"),
+        (["publish", "order.placed", "--file", "/no/[x].json"], 1, "/no/[x].json"),
         (["publish", "order.placed", "--file", "/no/such/file"], 1, "cannot read"),
         (["dlq", "list", "not-a-topic"], 1, "not an input topic"),
         (["publish", "fulfillment.completed", "--file", "-"], 1, "output event"),
@@ -473,3 +477,30 @@ async def test_dlq_list_on_an_80_column_terminal_wraps_keys_and_positions_whole(
     # The key column's pieces, row line by row line, make the whole key again.
     keys = [line.split("│")[2].strip() for line in listed.splitlines() if line.startswith("│")]
     assert key in "".join(keys)
+
+
+async def test_values_are_shown_as_text_their_markup_and_control_characters_inert(
+    harness: Harness,
+) -> None:
+    order_id = "ord-[/]m"
+    data = placed_data()
+    data["customer"]["name"] = "Eve\x1b]0;pwned\x07\x1b[31mRED"
+    published = cli(
+        harness,
+        "publish",
+        "order.placed",
+        "--file",
+        "-",
+        "--order",
+        order_id,
+        stdin=json.dumps(data),
+    )
+    # Published once, and said so: it used to fail after sending, inviting a second send.
+    assert published.returncode == 0, published.stderr
+    assert order_id in published.stdout
+    await harness.settled(order_id, lambda o: o.placed)
+    for shown in (cli(harness, "order", "show", order_id), cli(harness, "orders", "search", "Eve")):
+        assert shown.returncode == 0, shown.stderr
+        assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+        assert "Eve\ufffd]0;pwned" in shown.stdout and "[31mRED" in shown.stdout
+    assert order_id in cli(harness, "order", "show", order_id).stdout
