@@ -84,7 +84,8 @@ def _bootstrap_servers(value: str, info: ValidationInfo) -> str:
         host, colon, port = server.strip().rpartition(":")
         if not colon:
             host, port = port, "9092"
-        if not host or not _is_port(port):
+        # A scheme ("http://h:9092") or a path is no part of a Kafka address.
+        if not host or "/" in host or not _is_port(port):
             raise ValueError(
                 f"{_variable(info)} must be host:port entries separated by commas, got {value!r}"
             )
@@ -112,10 +113,26 @@ def _check_options(uri: str, credentials: str, info: ValidationInfo) -> None:
     reason is given unless it quotes the `credentials`."""
     try:
         parse_uri(uri, warn=False)
-    except (ConfigurationError, ValueError) as problem:
+    # OSError: a tlsCAFile or tlsCertificateKeyFile that is missing or a folder.
+    except (ConfigurationError, ValueError, OSError) as problem:
         said = str(problem).split(". ")[0]
         detail = "" if credentials and credentials in said else f": {said}"
         raise ValueError(f"{_variable(info)} is not usable{detail}") from None
+
+
+# Kafka's topic names: these characters, 249 at most. The prefix leaves room for the longest
+# contract topic name (a test checks it).
+TOPIC_PREFIX_MAX = 200
+_TOPIC_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+
+def _topic_prefix(value: str, info: ValidationInfo) -> str:
+    if len(value) > TOPIC_PREFIX_MAX or not set(value) <= _TOPIC_CHARACTERS:
+        raise ValueError(
+            f"{_variable(info)} must be at most {TOPIC_PREFIX_MAX} of a-z A-Z 0-9 . _ -"
+            f" (Kafka's topic name characters), got {value!r}"
+        )
+    return value
 
 
 # What MongoDB refuses in a database name.
@@ -125,7 +142,7 @@ _DATABASE_FORBIDDEN = '/\\. "$\x00'
 def _database(value: str, info: ValidationInfo) -> str:
     if not value or len(value) > 63 or any(c in _DATABASE_FORBIDDEN for c in value):
         raise ValueError(
-            f"{_variable(info)} must be 1 to 63 characters without / \\ . space \" or $,"
+            f'{_variable(info)} must be 1 to 63 characters without / \\ . space " or $,'
             f" got {value!r}"
         )
     return value
@@ -152,7 +169,7 @@ class Environment(BaseSettings):
     mongodb_database: Annotated[str, AfterValidator(_database)] = "fulfillment"
     # Fernet keys, comma-separated; unset means the key the local stack generated.
     fulfillment_secret_key: SecretStr | None = None
-    fulfillment_topic_prefix: str = ""
+    fulfillment_topic_prefix: Annotated[str, AfterValidator(_topic_prefix)] = ""
     fulfillment_group_id: str = "fulfillment-worker"
     # Ranges are checked by config.Settings, which code can also build without the environment.
     fulfillment_partitions: int = 6
@@ -217,7 +234,15 @@ def environment() -> Environment:
     # Keyed by the current values of our variables, so never stale: tests and the demo change
     # the environment between reads, and nothing has to clear the cache.
     names = Environment.model_fields.keys()
-    return _parsed(tuple(sorted(i for i in os.environ.items() if i[0].lower() in names)))
+    ours = tuple(sorted(i for i in os.environ.items() if i[0].lower() in names))
+    for name, value in ours:
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                # Bytes Python kept as surrogates: no client library could send them.
+                raise ConfigError(f"{name} is not valid UTF-8") from None
+    return _parsed(ours)
 
 
 @lru_cache(maxsize=16)

@@ -33,7 +33,7 @@ def broker_security(options: Mapping[str, str]) -> BaseSecurity | None:
             f"KAFKA_SECURITY_PROTOCOL must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, not {protocol!r}"
         )
     use_ssl = protocol in ("SSL", "SASL_SSL")
-    context = ssl.create_default_context(cafile=options.get("ssl_cafile")) if use_ssl else None
+    context = _tls_context(options.get("ssl_cafile")) if use_ssl else None
     if protocol == "SSL":
         return BaseSecurity(ssl_context=context, use_ssl=True)
     mechanism = options.get("sasl_mechanism", "SCRAM-SHA-512").upper()
@@ -45,6 +45,15 @@ def broker_security(options: Mapping[str, str]) -> BaseSecurity | None:
     if not username or not password:
         raise ConfigError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with SASL")
     return _MECHANISMS[mechanism](username, password, ssl_context=context, use_ssl=use_ssl)
+
+
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    """The client's TLS context, trusting `cafile` (else the system's CAs)."""
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except OSError as problem:  # ssl.SSLError too: a file that holds no certificate
+        reason = problem.strerror or type(problem).__name__
+        raise ConfigError(f"KAFKA_SSL_CAFILE {cafile!r} cannot be used: {reason}") from None
 
 
 def client_options(options: Mapping[str, str]) -> dict[str, Any]:

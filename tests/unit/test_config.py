@@ -67,6 +67,14 @@ def test_tls_only_and_plaintext() -> None:
             "KAFKA_SASL_MECHANISM",
         ),
         ({"security_protocol": "TLS"}, "KAFKA_SECURITY_PROTOCOL"),
+        (
+            {"security_protocol": "SSL", "ssl_cafile": "/no/such/ca.pem"},
+            "KAFKA_SSL_CAFILE '/no/such/ca.pem' cannot be used: No such file or directory",
+        ),
+        (
+            {"security_protocol": "SSL", "ssl_cafile": __file__},
+            "KAFKA_SSL_CAFILE '.*' cannot be used",
+        ),
     ],
 )
 def test_bad_security_settings_are_one_line_errors(options: dict[str, str], message: str) -> None:
@@ -218,6 +226,22 @@ def test_secrets_stay_out_of_the_environment_repr(monkeypatch: pytest.MonkeyPatc
         ("KAFKA_BOOTSTRAP_SERVERS", "h:notaport", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
         ("KAFKA_BOOTSTRAP_SERVERS", "h:\u00b2", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
         ("KAFKA_BOOTSTRAP_SERVERS", "a:9092,:9093", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "http://h:9092", "KAFKA_BOOTSTRAP_SERVERS must be host:port"),
+        # A certificate file pymongo cannot read is named, not a traceback.
+        (
+            "MONGODB_URI",
+            "mongodb://h/?tls=true&tlsCAFile=/no/such/ca.pem",
+            "MONGODB_URI is not usable: .*No such file or directory: '/no/such/ca.pem'",
+        ),
+        (
+            "MONGODB_URI",
+            "mongodb://h/?tls=true&tlsCAFile=/",
+            "MONGODB_URI is not usable: .*directory",
+        ),
+        ("FULFILLMENT_TOPIC_PREFIX", "a b/", "FULFILLMENT_TOPIC_PREFIX must be at most 200 of"),
+        ("FULFILLMENT_TOPIC_PREFIX", "p" * 201, "FULFILLMENT_TOPIC_PREFIX must be at most 200"),
+        ("MONGODB_DATABASE", "caf\udce9", "MONGODB_DATABASE is not valid UTF-8"),
+        ("KAFKA_BOOTSTRAP_SERVERS", "h\udcff:9092", "KAFKA_BOOTSTRAP_SERVERS is not valid UTF-8"),
     ],
 )
 def test_every_typed_variable_fails_in_one_line_naming_it(
@@ -318,3 +342,13 @@ def test_only_config_environment_reads_the_environment() -> None:
     ]
     assert len(packages) > 5
     assert readers == [], "read variables through config.environment()"
+
+
+def test_the_longest_topic_prefix_leaves_every_contract_topic_within_kafkas_249_characters() -> (
+    None
+):
+    from config.environment import TOPIC_PREFIX_MAX
+    from schemas.names import INPUT_TOPICS, OUTPUT_TOPICS
+
+    longest = max(len(name) for t in INPUT_TOPICS for name in (t.value, t.dlq))
+    assert TOPIC_PREFIX_MAX + max(longest, *(len(t.value) for t in OUTPUT_TOPICS)) <= 249
