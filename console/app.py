@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -154,9 +154,22 @@ def render(
 
 
 def error_page(
-    request: Request, status_code: int, heading: str, message: str, back: str = "/orders"
+    request: Request,
+    status_code: int,
+    heading: str,
+    message: str,
+    back: str = "/orders",
+    back_label: str | None = None,
 ) -> HTMLResponse:
-    return render(request, "error.html", status_code, heading=heading, message=message, back=back)
+    return render(
+        request,
+        "error.html",
+        status_code,
+        heading=heading,
+        message=message,
+        back=back,
+        back_label=back_label,
+    )
 
 
 async def checked_form(request: Request) -> FormData:
@@ -202,12 +215,35 @@ async def authenticate(
         wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response = redirect(f"/login?{urlencode({'next': wanted})}")
     else:
-        response = JSONResponse({"error": "log in first"}, status_code=401)
+        response = _logged_out(request)
     # The handler may have replaced the session (login, logout): the cookie follows it.
     current = session(request)
     if current.token and current.token != cookie:
         response.set_cookie(COOKIE, current.token, **cookie_options(_secure(request)))
     return response
+
+
+def _logged_out(request: Request) -> Response:
+    """A form sent (or a state polled) without a logged-in session: 401, and for a person a
+    page that says so and leads back, through the login, to the page the form was on."""
+    if request.url.path.endswith(".json"):  # the page's script polls these
+        return JSONResponse({"error": "log in first"}, status_code=401)
+    referer = urlsplit(request.headers.get("referer", ""))
+    same_site = referer.netloc == request.url.netloc and referer.scheme == request.url.scheme
+    page = (
+        local_path(referer.path + (f"?{referer.query}" if referer.query else ""))
+        if same_site
+        else "/orders"
+    )
+    return error_page(
+        request,
+        401,
+        "Your session has ended",
+        "You were logged out (the console restarted, or the session timed out), so nothing "
+        "was sent. Log in again, then send the form once more.",
+        back=f"/login?{urlencode({'next': page})}",
+        back_label="Log in again",
+    )
 
 
 async def _csrf_refused(request: Request, _: Exception) -> Response:

@@ -31,7 +31,10 @@ def is_loopback(host: str) -> bool:
 
 
 def check_port(host: str, port: int) -> None:
-    """Fail with one line, before anything starts, when the address is taken."""
+    """Fail with one line, before anything starts, when the address is empty, unusable or
+    taken. An empty one would listen on every interface: a `--host "$HOST"` with HOST unset."""
+    if not host.strip():
+        raise ConsoleError("--host is empty; give an address (0.0.0.0 for every interface)")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -39,6 +42,8 @@ def check_port(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as problem:
             raise ConsoleError(f"cannot listen on {host}:{port}: {problem.strerror}") from None
+        except (TypeError, UnicodeError):  # a name the resolver cannot encode
+            raise ConsoleError(f"--host {host!r} is not an address or host name") from None
 
 
 def login_lines(url: str, password: str, generated: bool) -> list[str]:

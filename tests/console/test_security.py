@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 import console.app
 from console import letters, pages
 from console.security import COOKIE, console_password
-from console.server import config, is_loopback, login_lines, serve
+from console.server import ConsoleError, check_port, config, is_loopback, login_lines, serve
 from schemas.names import Topic
 from tests.console.conftest import PASSWORD, hidden, log_in
 from tests.console.fakes import FakeBackend, letter, order_with
@@ -340,3 +340,30 @@ async def test_wrong_passwords_sent_in_parallel_are_still_refused_one_per_delay(
         took = time.monotonic() - started
     assert [answer.status_code for answer in answers] == [401] * 5
     assert took >= 5 * 0.2
+
+
+@pytest.mark.parametrize("host", ["", "  ", "bad\udcffhost"], ids=["empty", "blank", "not_utf8"])
+def test_an_empty_or_unusable_host_is_refused_never_every_interface(host: str) -> None:
+    # An empty host would bind 0.0.0.0 and [::]: a `--host "$HOST"` with HOST unset.
+    with pytest.raises(ConsoleError, match="--host"):
+        check_port(host, 8000)
+
+
+def test_a_form_sent_after_the_session_ended_gets_a_page_leading_back_through_the_login(
+    anonymous: TestClient, backend: FakeBackend
+) -> None:
+    response = anonymous.post(
+        "/orders/ord-unpaid/capture",
+        data={"nonce": "0" * 32},
+        headers={"referer": "http://testserver/orders/ord-unpaid"},
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Your session has ended" in response.text and "nothing was sent" in response.text
+    assert 'href="/login?next=%2Forders%2Ford-unpaid"' in response.text
+    assert backend.published == []
+    # A page of another site is no place to return to.
+    elsewhere = anonymous.post(
+        "/orders/ord-unpaid/capture", headers={"referer": "https://evil.example/orders/x"}
+    )
+    assert 'href="/login?next=%2Forders"' in elsewhere.text
