@@ -345,6 +345,15 @@ def console_command(
         fail(str(problem), EXIT_USAGE)
 
 
+def _is_text(argument: str) -> bool:
+    """Whether the argument is text: bytes that are not UTF-8 reach Python as surrogates."""
+    try:
+        argument.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _debugging() -> bool:
     """FULFILLMENT_DEBUG is on; False when the environment itself is what failed to read."""
     try:
@@ -365,6 +374,10 @@ def main() -> None:
     """Run the CLI; unexpected failures are one line unless FULFILLMENT_DEBUG is set."""
     # `worker` configures its own JSON logs; every other command prints its failures once.
     quiet_client_logs()
+    for position, argument in enumerate(sys.argv[1:], 1):
+        if not _is_text(argument):
+            errors.print(error_line(f"argument {position} is not valid UTF-8"))
+            sys.exit(EXIT_USAGE)
     try:
         app()
     except KeyboardInterrupt:

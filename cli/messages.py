@@ -55,6 +55,8 @@ Hook = Callable[[], Awaitable[None]]
 def _read_source(path: str) -> str:
     """The text of `path` (- for stdin); one-line failures for unreadable or non-UTF-8 input."""
     name = "stdin" if path == "-" else path
+    if not path:
+        fail("--file is empty: give a file's path, or - for stdin")
     try:
         raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as problem:
@@ -122,6 +124,10 @@ def publish(
         document = json.loads(_read_source(file))
     except json.JSONDecodeError as problem:
         fail(f"{file} is not JSON: {problem.msg} at line {problem.lineno} column {problem.colno}")
+    except RecursionError:
+        fail(f"{file} is nested too deeply to read")
+    except ValueError as problem:  # a number too long to convert, say
+        fail(f"{file} cannot be read as JSON: {problem}".split(";")[0])
     event = _as_event(event_type, document, order_id)
     problems = validate(event_type, event)
     if problems:

@@ -157,3 +157,38 @@ def test_errors_and_messages_stay_whole_lines_on_a_narrow_terminal(event_file: P
     )
     assert result.returncode == 0 and len(wide) > 40
     assert result.stdout == wide and len(result.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "is nested too deeply to read"),
+        (b'{"a": ' + b"7" * 5000 + b"}", "cannot be read as JSON: Exceeds the limit"),
+    ],
+    ids=["nested_100000_deep", "a_5000_digit_number"],
+)
+def test_json_python_cannot_read_is_one_line_naming_the_file(
+    tmp_path: Path, content: bytes, said: str
+) -> None:
+    path = tmp_path / "odd.json"
+    path.write_bytes(content)
+    result, _ = fulfillment("publish", "order.placed", "--file", str(path), "--order", "o")
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: {path} {said}")
+
+
+def test_an_argument_that_is_not_utf8_is_a_usage_error() -> None:
+    result = subprocess.run(
+        [FULFILLMENT.encode(), b"order", b"show", b"\xff"], capture_output=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == ["error: argument 3 is not valid UTF-8"]
+
+
+def test_an_empty_file_argument_is_named_as_such() -> None:
+    result, _ = fulfillment("publish", "order.placed", "--file", "", "--order", "o")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: --file is empty: give a file's path, or - for stdin"
+    ]
