@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Coroutine, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from dataclasses import replace
 from typing import Any, NoReturn, TypeVar
 
@@ -110,8 +110,15 @@ def _kafka_refusal() -> str | None:
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run an async command; configuration errors and outages become one-line failures."""
-    try:
+    with failing_in_one_line():
         return asyncio.run(coroutine)
+
+
+@contextlib.contextmanager
+def failing_in_one_line() -> Iterator[None]:
+    """Configuration errors and outages inside become one-line failures with their exit code."""
+    try:
+        yield
     except ConfigError as problem:
         fail(str(problem), EXIT_USAGE)
     except ConnectionFailure as problem:

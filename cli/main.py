@@ -18,6 +18,7 @@ from cli.common import (
     error_line,
     errors,
     fail,
+    failing_in_one_line,
     quiet_client_logs,
 )
 from cli.messages import dlq_app, publish, topics_app
@@ -319,12 +320,16 @@ def demo(
 ) -> None:
     """The main job end to end: stack, workers, realistic traffic, live progress, summary."""
     from console.server import ConsoleError
+    from tools.demo import Unreachable
     from tools.demo import demo as run_demo
 
     try:
-        run_demo(workers, keep_stack, console, with_console=with_console, console_port=port)
-    except (ConfigError, stack.StackError, ConsoleError) as problem:
+        with failing_in_one_line():
+            run_demo(workers, keep_stack, console, with_console=with_console, console_port=port)
+    except (stack.StackError, ConsoleError) as problem:
         fail(str(problem), EXIT_USAGE)
+    except Unreachable as problem:
+        fail(str(problem), EXIT_UNAVAILABLE)
     except TimeoutError:
         fail("the demo's outputs did not all arrive in time; see the worker logs in .stack/demo/")
 

@@ -22,6 +22,7 @@ import stack
 from cli.tables import history_table, shipment_heading, timeline_table
 from config import Settings, stack_dir
 from consumers.processes import spawn_worker, stop_processes
+from consumers.startup import kafka_problem, store_problem
 from consumers.topics import ensure_topics
 from producers.publisher import FulfillmentPublisher, cloud_event
 from schemas.document import OrderDocument
@@ -181,6 +182,21 @@ async def _wait_applied(
         applied(total - sum(len(ids) for ids in waiting.values()))
         await watcher.poll()
         await asyncio.sleep(0.1)
+
+
+class Unreachable(Exception):
+    """Kafka or the store does not answer; the message is one line for the operator."""
+
+
+async def check_reachable(settings: Settings) -> None:
+    """Raise Unreachable unless Kafka and the store answer: traffic the demo cannot follow
+    would only be left behind."""
+    kafka = await kafka_problem(settings)
+    if kafka:
+        raise Unreachable(f"cannot reach Kafka at {kafka.removeprefix('kafka at ')}")
+    store = await store_problem(settings)
+    if store:
+        raise Unreachable(f"cannot reach the store: {store.removeprefix('store: ')}")
 
 
 async def run_demo(settings: Settings, workers: int, console: Console) -> Plan:
@@ -380,6 +396,7 @@ def demo(
     stack.up(say=say)
     settings = Settings.from_env()
     os.environ.setdefault("FULFILLMENT_SECRET_KEY", stack.ensure_secret_key())
+    asyncio.run(check_reachable(settings))
     console.print(f"starting {workers} workers (logs in {stack_dir() / 'demo'}) ...")
     processes = start_workers(workers)
     try:
