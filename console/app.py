@@ -47,6 +47,8 @@ HERE = Path(__file__).parent
 PUBLIC_PREFIXES = ("/static/",)
 PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 MAX_SUBMISSIONS = 10_000
+# The longest path a login returns to; a longer `next` returns to the orders.
+MAX_RETURN_PATH = 2000
 # A wrong password costs this long: guessing gets slow, a typo barely notices.
 FAILED_LOGIN_DELAY_S = 1.0
 
@@ -187,8 +189,14 @@ def redirect(path: str) -> RedirectResponse:
 
 
 def local_path(candidate: str) -> str:
-    """Where to go after logging in: a path on this console only (no open redirect)."""
-    if candidate.startswith("/") and not candidate.startswith("//") and "\\" not in candidate:
+    """Where to go after logging in: a path on this console only (no open redirect), and of
+    a length a browser keeps (no 100 kB `Location` header)."""
+    if (
+        candidate.startswith("/")
+        and not candidate.startswith("//")
+        and "\\" not in candidate
+        and len(candidate) <= MAX_RETURN_PATH
+    ):
         return candidate
     return "/orders"
 

@@ -97,6 +97,8 @@ def test_login_returns_only_to_a_local_path(app: FastAPI) -> None:
         ("//evil.example/", "/orders"),
         ("https://evil.example/", "/orders"),
         ("/\\evil", "/orders"),
+        # Not a 100 kB Location header either.
+        ("/orders?q=" + "x" * 100_000, "/orders"),
     ]:
         with TestClient(app, follow_redirects=False) as anonymous:
             page = anonymous.get("/login")
