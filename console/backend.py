@@ -119,9 +119,10 @@ class LiveBackend:
     """The real store and broker, from the same settings as the worker."""
 
     def __init__(self, settings: Settings) -> None:
-        # Reading dead letters may wait for a busy broker; a click's publish may not.
-        self.settings = settings
-        self.publish_settings = replace(settings, kafka_request_timeout_ms=KAFKA_TIMEOUT_MS)
+        # A person waits on each Kafka request: 8 s, not aiokafka's 40 (a hung broker held the
+        # dead-letter page 40 s). Reading a busy broker's letters may take longer, in requests
+        # of that length, up to READ_TIMEOUT_S.
+        self.settings = replace(settings, kafka_request_timeout_ms=KAFKA_TIMEOUT_MS)
         self.client = connect(settings.mongodb_uri)
         self.orders = ReadOnlyOrders(self.client[settings.database]["orders"])
         self._publisher: FulfillmentPublisher | None = None
@@ -139,8 +140,8 @@ class LiveBackend:
             if self._publisher is None:
                 # Create the contract's topics first, as the worker does: a topic the broker
                 # auto-created would get the wrong number of partitions.
-                await ensure_topics(self.publish_settings)
-                publisher = FulfillmentPublisher(self.publish_settings, source=SOURCE)
+                await ensure_topics(self.settings)
+                publisher = FulfillmentPublisher(self.settings, source=SOURCE)
                 try:
                     await publisher.__aenter__()
                 except BaseException:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 from pymongo.errors import ServerSelectionTimeoutError
 
+from config import Settings
+from console.backend import LiveBackend, Unavailable
 from console.queries import Page, Search
 from tests.console.fakes import FakeBackend
 
@@ -33,3 +37,19 @@ def test_a_page_the_store_cannot_serve_says_so_with_503_and_logs_one_line(
         "the order store did not answer (ServerSelectionTimeoutError)"
     ]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+async def test_the_dead_letter_page_gives_up_on_a_hung_broker_within_seconds() -> None:
+    # A broker that accepts connections and never answers: each request waits 8 s, not 40.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        settings = Settings(f"127.0.0.1:{hung.getsockname()[1]}", "mongodb://127.0.0.1:9")
+        backend = LiveBackend(settings)
+        started = time.monotonic()
+        try:
+            with pytest.raises(Unavailable, match="cannot reach Kafka"):
+                await backend.dead_letter_counts()
+        finally:
+            await backend.close()
+    assert time.monotonic() - started < 20
