@@ -223,12 +223,13 @@ def fetch_ended(consumer: AIOKafkaConsumer) -> str | None:
     """What ended the consumer's background fetch task, if it ended: `getmany` then returns
     nothing for ever, without an error (aiokafka 0.14), and its partitions would stall unseen."""
     task = getattr(getattr(consumer, "_fetcher", None), "error_future", None)
-    # Cancelled: the consumer is stopping, as the worker asked.
+    # Stopping the consumer cancels the task, which then returns (or shows as cancelled): only
+    # an error is a fault.
     if not isinstance(task, asyncio.Future) or not task.done() or task.cancelled():
         return None
     problem = task.exception()
     if problem is None:
-        return "returned"
+        return None
     # Types only: a message may quote a record.
     cause = problem.__cause__
     return type(problem).__name__ + (f" from {type(cause).__name__}" if cause else "")
