@@ -300,11 +300,12 @@ def cancel(
 def _access_to_revoke(order: OrderDocument, fulfillment: Fulfillment) -> list[RevokedAccess] | None:
     """Every access its `fulfillment.completed` handed out, and every digital line it carried
     out that no distribution named; never credentials."""
+    # Only its digital lines': a completion stored before `_handed_out` kept every distribution.
+    handed, _ = _handed_out(order, fulfillment, fulfillment.lines)
     revoke = [
-        RevokedAccess(line_id=given.line_id, access_url=given.access_url)
-        for given in fulfillment.distributions or ()
+        RevokedAccess(line_id=given.line_id, access_url=given.access_url) for given in handed or ()
     ]
-    named = {given.line_id for given in fulfillment.distributions or ()}
+    named = {given.line_id for given in handed or ()}
     for fulfilled in fulfillment.lines:
         line = order.line(fulfilled.line_id)
         if line is not None and line.delivery is Delivery.DIGITAL and line.line_id not in named:

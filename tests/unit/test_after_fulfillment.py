@@ -12,7 +12,7 @@ from consumers.decode import Rejection, decode
 from lifecycle import Outcome
 from lifecycle.record import output_id
 from schemas.document import OrderDocument
-from schemas.events import Inbound
+from schemas.events import Distribution, Inbound
 from schemas.names import (
     DeadLetterReason,
     DeliveryStatus,
@@ -603,6 +603,20 @@ def test_a_distribution_for_a_line_the_fulfillment_does_not_deliver_is_neither_h
     _, outputs = run(cancel_fulfillment(), order=order)
     # Undoing the shipment does not withdraw the access ful-2 delivered.
     assert of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]["revoke_access"] is None
+
+
+def test_undoing_a_completion_stored_before_distributions_were_filtered_revokes_only_its_own() -> (
+    None
+):
+    order = digital_order({"line_id": "D1", "access_url": "https://dl.example/1"})
+    stored = order.fulfillment("ful-1")
+    assert stored is not None
+    # As an older version stored it: a distribution for a line this fulfillment did not carry out.
+    other = Distribution(line_id="X9", access_url="https://dl.example/other")
+    stored.distributions = [*(stored.distributions or ()), other]
+    _, outputs = run(cancel_fulfillment(), order=order)
+    revoked = of_type(outputs, EventType.FULFILLMENT_CANCELLED)[0]["revoke_access"]
+    assert [given["line_id"] for given in revoked] == ["D1", "D2"]
 
 
 # ---- invalid new inputs are dead letters -----------------------------------------------------
