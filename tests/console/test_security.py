@@ -161,7 +161,7 @@ def test_security_headers_are_on_every_response(anonymous: TestClient, client: T
         assert "script-src 'self'" in policy
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
         assert response.headers["x-content-type-options"] == "nosniff"
-        assert response.headers["referrer-policy"] == "no-referrer"
+        assert response.headers["referrer-policy"] == "same-origin"
         assert response.headers["x-frame-options"] == "DENY"
     assert client.get("/orders").headers["cache-control"] == "no-store"
 
