@@ -21,6 +21,7 @@ from rich.text import Text
 import stack
 from cli.tables import history_table, shipment_heading, timeline_table
 from config import Settings, stack_dir
+from config.kafka_security import KafkaRefused
 from consumers.processes import spawn_worker, stop_processes
 from consumers.startup import kafka_problem, store_problem
 from consumers.topics import ensure_topics
@@ -191,7 +192,10 @@ class Unreachable(Exception):
 async def check_reachable(settings: Settings) -> None:
     """Raise Unreachable unless Kafka and the store answer: traffic the demo cannot follow
     would only be left behind."""
-    kafka = await kafka_problem(settings)
+    try:
+        kafka = await kafka_problem(settings)
+    except KafkaRefused as refused:  # answered, but refused our credentials or TLS
+        raise Unreachable(str(refused)) from None
     if kafka:
         raise Unreachable(f"cannot reach Kafka at {kafka.removeprefix('kafka at ')}")
     store = await store_problem(settings)
@@ -396,16 +400,18 @@ def demo(
     stack.up(say=say)
     settings = Settings.from_env()
     os.environ.setdefault("FULFILLMENT_SECRET_KEY", stack.ensure_secret_key())
-    asyncio.run(check_reachable(settings))
-    console.print(f"starting {workers} workers (logs in {stack_dir() / 'demo'}) ...")
-    processes = start_workers(workers)
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        asyncio.run(check_reachable(settings))
+        console.print(f"starting {workers} workers (logs in {stack_dir() / 'demo'}) ...")
+        processes = start_workers(workers)
         asyncio.run(run_demo(settings, workers, console))
         if with_console:
             serve_console(console, console_port)
     finally:
-        stop_processes(processes)
-        console.print(f"stopped {workers} workers")
+        if processes:
+            stop_processes(processes)
+            console.print(f"stopped {workers} workers")
         if started and not keep_stack:
             stop_services(started, say)
         elif started:
