@@ -47,7 +47,22 @@ Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320)]
 # JSON, with or without media type parameters ("application/json; charset=utf-8"), in
 # either content mode.
 JSON_MEDIA_TYPE_PATTERN = r"^application/json[ \t]*(;.*)?$"
-JsonMediaType = Annotated[str, StringConstraints(pattern=JSON_MEDIA_TYPE_PATTERN, max_length=1000)]
+
+
+def _media_type(value: Any) -> Any:
+    # Media types are case-insensitive, and a header may carry spaces or a line end around it.
+    if not isinstance(value, str):
+        return value
+    kind, semicolon, parameters = value.strip().partition(";")
+    return kind.strip().lower() + semicolon + parameters
+
+
+# The normalising runs first (a before-validator listed last); the pattern stays in the schema.
+JsonMediaType = Annotated[
+    str,
+    StringConstraints(pattern=JSON_MEDIA_TYPE_PATTERN, max_length=1000),
+    BeforeValidator(_media_type),
+]
 # What each pattern asks for, in words: a validation error says this, not the expression.
 PATTERN_MEANINGS = {
     MONEY_PATTERN: "should be a decimal string of up to 15 digits (0-9), up to 6 after the point",

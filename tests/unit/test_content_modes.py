@@ -109,3 +109,15 @@ def test_a_cloudevent_without_data_is_invalid_data_but_a_broken_envelope_is_not_
     del wire["id"]
     result = decode(Topic.ORDERS_CANCEL_REQUESTED, b"ord-9", json.dumps(wire).encode())
     assert isinstance(result, Rejection) and result.reason is DeadLetterReason.NOT_CLOUDEVENT
+
+
+@pytest.mark.parametrize(
+    "media_type",
+    [b"Application/JSON", b" application/json ", b"application/json;charset=utf-8\r\n"],
+)
+def test_a_media_type_is_read_without_regard_to_case_or_surrounding_spaces(
+    media_type: bytes,
+) -> None:
+    key, value, headers = as_record(to_binary(sdk_event(), key_mapper=lambda e: e["subject"]))
+    labelled = [(n, media_type if n == "content-type" else raw) for n, raw in headers]
+    assert not isinstance(decode(Topic.ORDERS_PLACED, key, value, labelled), Rejection)
