@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from console.backend import Backend
 from console.forms import new_nonce
-from console.paths import SegmentPaths
+from console.paths import SegmentPaths, path_segment
 from console.security import (
     COOKIE,
     CSRF_FIELD,
@@ -53,13 +53,15 @@ MAX_RETURN_PATH = 2000
 FAILED_LOGIN_DELAY_S = 1.0
 
 
-def url_part(value: object) -> str:
-    """One path segment or query value, with every reserved character escaped (ids may hold /)."""
+def query_value(value: object) -> str:
+    """A query string value, with every reserved character escaped."""
     return quote(str(value), safe="")
 
 
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.filters["u"] = url_part
+# `u` for an id in a path, `q` for a value in a query string.
+templates.env.filters["u"] = path_segment
+templates.env.filters["q"] = query_value
 templates.env.filters["when"] = when
 templates.env.filters["label"] = label
 templates.env.filters["money"] = money

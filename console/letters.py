@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from console.app import checked_form, error_page, flash, redirect, render, state, url_part
+from console.app import checked_form, error_page, flash, redirect, render, state
 from console.backend import Unavailable
 from console.forms import text, valid_nonce
+from console.paths import path_segment
 from console.security import Flash
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, Topic
 
@@ -81,7 +82,7 @@ async def replay_preview(request: Request, name: str) -> Response:
             503,
             "Kafka cannot be reached",
             str(unavailable),
-            f"/dead-letters/{url_part(topic.value)}",
+            f"/dead-letters/{path_segment(topic.value)}",
         )
     return render(
         request, "replay.html", section="letters", topic=topic.value, preview=preview, again=again
@@ -94,7 +95,7 @@ async def replay(request: Request, name: str) -> Response:
     topic = _topic(name)
     if topic is None:
         return _unknown(request, name)
-    back = f"/dead-letters/{url_part(topic.value)}"
+    back = f"/dead-letters/{path_segment(topic.value)}"
     nonce = text(form, "nonce")
     console = state(request)
     if not valid_nonce(nonce):

@@ -21,7 +21,6 @@ from console.app import (
     session,
     slow_down,
     state,
-    url_part,
 )
 from console.backend import Unavailable
 from console.forms import (
@@ -43,6 +42,7 @@ from console.forms import (
     tracking_update,
     valid_nonce,
 )
+from console.paths import path_segment
 from console.queries import Search, typed
 from console.security import Flash, password_matches, transient
 from console.views import FulfillmentView, OrderView, label, outcome
@@ -159,7 +159,7 @@ async def _view(request: Request, order_id: str) -> OrderView | None:
 
 
 def _order_path(order_id: str) -> str:
-    return f"/orders/{url_part(order_id)}"
+    return f"/orders/{path_segment(order_id)}"
 
 
 def _not_found(request: Request, order_id: str) -> HTMLResponse:
@@ -376,7 +376,7 @@ def _cancel_fulfillment_form(
             "again, and fulfillment.cancelled tells the platform (with the access to revoke, "
             "for digital lines).",
         ],
-        action=f"{_order_path(view.order.id)}/fulfillments/{url_part(fulfillment)}/cancel",
+        action=f"{_order_path(view.order.id)}/fulfillments/{path_segment(fulfillment)}/cancel",
         button="Cancel fulfillment",
         **context,
     )
