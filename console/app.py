@@ -47,7 +47,7 @@ HERE = Path(__file__).parent
 PUBLIC_PREFIXES = ("/static/",)
 PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 MAX_SUBMISSIONS = 10_000
-# The longest path a login returns to; a longer `next` returns to the orders.
+# The longest path (in UTF-8 bytes) a login returns to; a longer `next` returns to the orders.
 MAX_RETURN_PATH = 2000
 # A wrong password costs this long: guessing gets slow, a typo barely notices.
 FAILED_LOGIN_DELAY_S = 1.0
@@ -197,7 +197,7 @@ def local_path(candidate: str) -> str:
         candidate.startswith("/")
         and not candidate.startswith("//")
         and "\\" not in candidate
-        and len(candidate) <= MAX_RETURN_PATH
+        and len(candidate.encode()) <= MAX_RETURN_PATH
     ):
         return candidate
     return "/orders"

@@ -153,7 +153,8 @@ def build_app(
         # The start-up wait saw both answer; an outage starting since is waited out too.
         created = await retrying("creating topics", ensure_topics, settings)
         if created:
-            log.info("created %d topics with %d partitions", len(created), settings.partitions)
+            # Partitions: as many as the input topics in use, else FULFILLMENT_PARTITIONS.
+            log.info("created %d topics: %s", len(created), ", ".join(created))
         server = await retrying("probing the store", probe, store.client)
         store.write_chunk = server.write_chunk
         await retrying("creating indexes", store.ensure_indexes)
