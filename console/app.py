@@ -221,7 +221,7 @@ async def authenticate(
     request.state.session = console.sessions.get(cookie) or transient()
     if _is_public(request.url.path) or session(request).authenticated:
         response = await call_next(request)
-    elif request.method == "GET" and not request.url.path.endswith(".json"):
+    elif request.method == "GET" and not _is_polled(request):
         wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         response = redirect(f"/login?{urlencode({'next': wanted})}")
     else:
@@ -233,10 +233,17 @@ async def authenticate(
     return response
 
 
+def _is_polled(request: Request) -> bool:
+    """The order page's script polls the order's state; a person opens every other path
+    (an order whose id ends in ".json" too)."""
+    parts = request.url.path.split("/")  # "", "orders", the order's id, "state.json"
+    return len(parts) == 4 and parts[1] == "orders" and parts[3] == "state.json"
+
+
 def _logged_out(request: Request) -> Response:
     """A form sent (or a state polled) without a logged-in session: 401, and for a person a
     page that says so and leads back, through the login, to the page the form was on."""
-    if request.url.path.endswith(".json"):  # the page's script polls these
+    if _is_polled(request):
         return JSONResponse({"error": "log in first"}, status_code=401)
     referer = urlsplit(request.headers.get("referer", ""))
     same_site = referer.netloc == request.url.netloc and referer.scheme == request.url.scheme

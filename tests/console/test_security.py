@@ -369,3 +369,14 @@ def test_a_form_sent_after_the_session_ended_gets_a_page_leading_back_through_th
         "/orders/ord-unpaid/capture", headers={"referer": "https://evil.example/orders/x"}
     )
     assert 'href="/login?next=%2Forders"' in elsewhere.text
+
+
+@pytest.mark.parametrize("order_id", ["x.json", "state.json"])
+def test_a_logged_out_visit_to_an_order_whose_id_ends_in_json_goes_to_the_login(
+    anonymous: TestClient, order_id: str
+) -> None:
+    response = anonymous.get(f"/orders/{order_id}")
+    assert response.status_code == 303 and response.headers["location"].startswith("/login?")
+    # The page's own polling still gets its JSON answer.
+    polled = anonymous.get(f"/orders/{order_id}/state.json")
+    assert polled.status_code == 401 and polled.json() == {"error": "log in first"}
