@@ -38,7 +38,13 @@ def reason(problem: BaseException) -> str:
 
 
 async def kafka_problem(settings: Settings) -> str | None:
-    """None when the broker answers a metadata request, else why not."""
+    """None when the broker answers a metadata request, else why not, naming it."""
+    why = await kafka_unreachable(settings)
+    return f"kafka at {settings.kafka_bootstrap}: {why}" if why else None
+
+
+async def kafka_unreachable(settings: Settings) -> str | None:
+    """None when the broker answers a metadata request, else the failure in one short line."""
     options = replace(settings, kafka_request_timeout_ms=PROBE_TIMEOUT_MS).kafka_options()
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **options)
     try:
@@ -48,13 +54,19 @@ async def kafka_problem(settings: Settings) -> str | None:
         refused = await refusal(settings.kafka_bootstrap, settings.kafka_security)
         if refused:
             raise KafkaRefused(refused) from None  # a wrong password is not waited out
-        return f"kafka at {settings.kafka_bootstrap}: {reason(problem)}"
+        return reason(problem)
     finally:
         await admin.close()
 
 
 async def store_problem(settings: Settings) -> str | None:
-    """None when the store answers `ping`, else why not."""
+    """None when the store answers `ping`, else why not, naming it."""
+    why = await store_unreachable(settings)
+    return f"store: {why}" if why else None
+
+
+async def store_unreachable(settings: Settings) -> str | None:
+    """None when the store answers `ping`, else the failure in one short line."""
     try:
         client = connect(
             settings.mongodb_uri,
@@ -67,7 +79,7 @@ async def store_problem(settings: Settings) -> str | None:
         await client.admin.command("ping")
         return None
     except PyMongoError as problem:
-        return f"store: {reason(problem)}"
+        return reason(problem)
     finally:
         await client.close()
 

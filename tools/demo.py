@@ -23,7 +23,7 @@ from cli.tables import history_table, shipment_heading, timeline_table
 from config import Settings, stack_dir
 from config.kafka_security import KafkaRefused
 from consumers.processes import spawn_worker, stop_processes
-from consumers.startup import kafka_problem, store_problem
+from consumers.startup import kafka_unreachable, store_unreachable
 from consumers.topics import ensure_topics
 from producers.publisher import FulfillmentPublisher, cloud_event
 from schemas.document import OrderDocument
@@ -193,14 +193,14 @@ async def check_reachable(settings: Settings) -> None:
     """Raise Unreachable unless Kafka and the store answer: traffic the demo cannot follow
     would only be left behind."""
     try:
-        kafka = await kafka_problem(settings)
+        kafka = await kafka_unreachable(settings)
     except KafkaRefused as refused:  # answered, but refused our credentials or TLS
         raise Unreachable(str(refused)) from None
     if kafka:
-        raise Unreachable(f"cannot reach Kafka at {kafka.removeprefix('kafka at ')}")
-    store = await store_problem(settings)
+        raise Unreachable(f"cannot reach Kafka at {settings.kafka_bootstrap}: {kafka}")
+    store = await store_unreachable(settings)
     if store:
-        raise Unreachable(f"cannot reach the store: {store.removeprefix('store: ')}")
+        raise Unreachable(f"cannot reach the store: {store}")
 
 
 async def run_demo(settings: Settings, workers: int, console: Console) -> Plan:
