@@ -24,6 +24,7 @@ from cli.common import (
 from cli.messages import dlq_app, publish, topics_app
 from cli.orders import order_app, orders_app
 from config import ConfigError, Settings, environment
+from config.environment import is_text
 from config.kafka_security import KafkaRefused, refusal
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -350,15 +351,6 @@ def console_command(
         fail(str(problem), EXIT_USAGE)
 
 
-def _is_text(argument: str) -> bool:
-    """Whether the argument is text: bytes that are not UTF-8 reach Python as surrogates."""
-    try:
-        argument.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _debugging() -> bool:
     """FULFILLMENT_DEBUG is on; False when the environment itself is what failed to read."""
     try:
@@ -380,7 +372,7 @@ def main() -> None:
     # `worker` configures its own JSON logs; every other command prints its failures once.
     quiet_client_logs()
     for position, argument in enumerate(sys.argv[1:], 1):
-        if not _is_text(argument):
+        if not is_text(argument):
             errors.print(error_line(f"argument {position} is not valid UTF-8"))
             sys.exit(EXIT_USAGE)
     try:

@@ -236,13 +236,21 @@ def environment() -> Environment:
     names = Environment.model_fields.keys()
     ours = tuple(sorted(i for i in os.environ.items() if i[0].lower() in names))
     for name, value in ours:
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                # Bytes Python kept as surrogates: no client library could send them.
-                raise ConfigError(f"{name} is not valid UTF-8") from None
+        if not is_text(value):
+            raise ConfigError(f"{name} is not valid UTF-8")  # no client library could send it
     return _parsed(ours)
+
+
+def is_text(value: str) -> bool:
+    """Whether `value` is text: bytes that are not UTF-8 (in the environment or the command
+    line) reach Python as surrogates."""
+    if value.isascii():
+        return True
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=16)
