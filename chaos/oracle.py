@@ -200,6 +200,34 @@ def reasons_by_key(letters: Iterable[Any]) -> dict[bytes, set[str]]:
     return found
 
 
+def trace_missing_letters(
+    unmatched: Iterable[bytes],
+    inputs: Iterable[Any],
+    letters: Iterable[Any],
+    documents: Mapping[str, Any],
+) -> list[str]:
+    """Where each malformed input without its dead letter went: whether Kafka holds the input
+    (topic, partition, offset), whether an order document was made of it, and how many dead
+    letters carry no key (those the oracle cannot match)."""
+    where: dict[bytes, list[str]] = {}
+    for record in inputs:
+        if record.key is not None:
+            where.setdefault(record.key, []).append(
+                f"{record.topic}[{record.partition}]@{record.offset}"
+            )
+    keyless = [dict(letter.headers) for letter in letters if letter.key is None]
+    lines = [
+        f"{key!r}: "
+        + (f"input at {', '.join(where[key])}" if key in where else "no input in Kafka")
+        + (", applied as an order" if key.decode(errors="replace") in documents else "")
+        for key in unmatched
+    ]
+    if keyless:
+        reasons = Counter(h.get(DeadLetterHeader.REASON.value, b"?").decode() for h in keyless)
+        lines.append(f"{len(keyless)} dead letters without a key: {dict(reasons)}")
+    return lines
+
+
 def count_secrets(secrets: list[str], haystacks: list[str]) -> int:
     """Occurrences of any secret in any text, in one pass per text."""
     if not secrets:

@@ -39,7 +39,17 @@ from chaos.cluster import (
     worker_env,
 )
 from chaos.news import mixed_in, shipment_news
-from chaos.oracle import Expected, Headers, Input, Verdict, dumps, expect, judge, reasons_by_key
+from chaos.oracle import (
+    Expected,
+    Headers,
+    Input,
+    Verdict,
+    dumps,
+    expect,
+    judge,
+    reasons_by_key,
+    trace_missing_letters,
+)
 from config import Settings, project_root
 from consumers.processes import stop_processes
 from consumers.topics import ensure_topics
@@ -593,7 +603,7 @@ async def _verdict(
         "\n".join(repr(record.headers) for record in letters),
         "\n".join(record.value.decode(errors="replace") for record in statuses),
     ]
-    return judge(
+    verdict = judge(
         expected,
         documents,
         published,
@@ -602,3 +612,12 @@ async def _verdict(
         secrets,
         haystacks,
     )
+    if verdict.malformed_not_in_dlq:
+        # Enough to tell a lost input from a lost letter or a keyless one, from the report alone.
+        inputs = await _read_all(settings, [settings.topic(t) for t in INPUT_TOPICS])
+        found = reasons_by_key(letters)
+        unmatched = [
+            key for key, reason in malformed.items() if reason not in found.get(key, set())
+        ]
+        verdict.examples += trace_missing_letters(unmatched, inputs, letters, documents)
+    return verdict

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 from typing import Any
 
 import bson
 from bson.codec_options import CodecOptions
 
 from chaos.news import shipment_news
-from chaos.oracle import Expected, Input, expect, judge, outcome
+from chaos.oracle import Expected, Input, expect, judge, outcome, trace_missing_letters
 from chaos.run import Plan, build_stream
 from consumers.decode import Rejection, decode
 from lifecycle import apply
@@ -108,3 +109,18 @@ def applied(order_id: str, events: list[Input]) -> OrderDocument:
         assert not isinstance(event, Rejection)
         apply(order, event, event.time)
     return order
+
+
+def test_a_missing_dead_letter_is_traced_to_its_input_and_keyless_letters_are_counted() -> None:
+    inputs = [
+        SimpleNamespace(topic="p.payments.captured", partition=4, offset=17, key=b"bad-1"),
+        SimpleNamespace(topic="p.orders.placed", partition=0, offset=3, key=b"o-1"),
+    ]
+    keyless = SimpleNamespace(key=None, headers=[("x-dlq-reason", b"invalid_data")])
+    lines = trace_missing_letters([b"bad-1", b"bad-2", b"o-1"], inputs, [keyless], {"o-1": {}})
+    assert lines == [
+        "b'bad-1': input at p.payments.captured[4]@17",
+        "b'bad-2': no input in Kafka",
+        "b'o-1': input at p.orders.placed[0]@3, applied as an order",
+        "1 dead letters without a key: {'invalid_data': 1}",
+    ]
