@@ -12,7 +12,17 @@ from functools import lru_cache
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import murmur2
 
 from config import Settings
@@ -60,8 +70,32 @@ def _key_hash(key: bytes) -> int:
 
 
 class ProducerStopped(ConnectionError):
-    """The producer's sender stopped for good (aiokafka fails every later send): an outage;
-    the next `send` starts a new producer."""
+    """The producer cannot send any more: its sender stopped for good (aiokafka fails every
+    later send), or the broker refused its idempotence state. An outage; the next `send` starts
+    a new producer."""
+
+
+# The broker refusing the producer's id, epoch or sequence numbers: after a broker restart the
+# producer can number its batches past what the broker kept, and the broker then refuses each
+# later batch to that partition, whatever it holds. Only a new producer (a new id) gets past it.
+_PRODUCER_STATE_ERRORS: tuple[type[KafkaError], ...] = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerIdMapping,
+    InvalidProducerEpoch,
+    ProducerFenced,
+)
+# The only refusals that are the record's own: it is too large for the broker or the client.
+_TOO_LARGE: tuple[type[KafkaError], ...] = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+
+
+def is_too_large(problem: BaseException | None) -> bool:
+    """Whether a record was refused for its size (the one refusal a smaller record can pass)."""
+    return isinstance(problem, _TOO_LARGE)
 
 
 class KafkaOutputs:
@@ -72,6 +106,8 @@ class KafkaOutputs:
         self._producer: AIOKafkaProducer | None = None
         # The batch handler and the relay send through one producer: one replaces it at a time.
         self._replacing = asyncio.Lock()
+        # A producer the broker refused for its idempotence state: replaced before the next send.
+        self._refused: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         """Connect; aiokafka needs a running event loop to create its producer."""
@@ -111,9 +147,10 @@ class KafkaOutputs:
         replacement left none), the old one closed as far as it can be."""
         async with self._replacing:
             old = self._producer
-            if old is not None and not self._sender_stopped(old):
+            if old is not None and not self._sender_stopped(old) and old is not self._refused:
                 return old
             self._producer = None
+            self._refused = None
             if old is not None:
                 log.warning("the Kafka producer stopped sending; starting a new one")
                 with contextlib.suppress(Exception):
@@ -124,11 +161,16 @@ class KafkaOutputs:
             return self._producer
 
     def _raise_outage(self, producer: AIOKafkaProducer, problem: BaseException) -> None:
-        """Raise `problem` if it is an outage, or `ProducerStopped` if the sender stopped (no
-        record is then at fault); return when it is a record's own refusal."""
+        """Raise `problem` if it is an outage, or `ProducerStopped` if the sender stopped or the
+        broker refused the producer's state (no record is then at fault); return when it is a
+        record's own refusal."""
         if self._sender_stopped(producer):
             stopped = f"the producer's sender stopped ({type(problem).__name__})"
             raise ProducerStopped(stopped) from problem
+        if isinstance(problem, _PRODUCER_STATE_ERRORS):
+            self._refused = producer
+            refused = f"the broker refused the producer's state ({type(problem).__name__})"
+            raise ProducerStopped(refused) from problem
         if not isinstance(problem, Exception) or is_outage(problem):
             raise problem
 

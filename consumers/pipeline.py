@@ -22,7 +22,7 @@ from config import Settings
 from consumers import metrics
 from consumers.decode import Rejection, decode
 from consumers.kafka_records import printable_name
-from consumers.outputs import Message, event_message
+from consumers.outputs import Message, event_message, is_too_large
 from consumers.retry import QuietLog, is_outage, retrying
 from consumers.sealing import Sealer, UnknownKey
 from lifecycle import Outcome, apply
@@ -252,8 +252,15 @@ class Pipeline:
             raise RuntimeError("the broker refused dead letters without their values and keys")
 
     async def _send_refusals(self, messages: Sequence[Message]) -> list[Message]:
+        """Send; return the letters refused as too large. Any other refusal raises: a smaller
+        letter would not pass it, and dropping value and key is for size alone (contract 1.1)."""
         results = await retrying("publishing dead letters", self.outputs.send, messages)
-        return [message for message, problem in zip(messages, results, strict=True) if problem]
+        refused = [(m, problem) for m, problem in zip(messages, results, strict=True) if problem]
+        for _, problem in refused:
+            if not is_too_large(problem):
+                name = type(problem).__name__
+                raise RuntimeError(f"the broker refused a dead letter ({name})") from problem
+        return [message for message, _ in refused]
 
     # ---- applying events ------------------------------------------------------------------
 

@@ -7,14 +7,14 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import OutOfOrderSequenceNumber
 
 from config import Settings
-from consumers.outputs import KafkaOutputs, event_message
+from consumers.outputs import KafkaOutputs, Message, event_message, partition_for
 from consumers.retry import is_outage, retrying
 from consumers.topics import ensure_topics
-from schemas.names import Topic
+from schemas.names import DLQ_SUFFIX, Topic
 from tests.conftest import Infra, Names
 from tests.proxies import free_port, tcp_proxy
 
@@ -102,6 +102,47 @@ async def test_records_failing_because_the_sender_stopped_are_an_outage_not_refu
     with pytest.raises(Exception) as raised:
         await outputs._send_each(outputs._producer, [message])
     assert is_outage(raised.value)
+
+
+def put_sequence_out_of_step(outputs: KafkaOutputs, topic: str, partition: int) -> None:
+    """What a broker restart can leave behind (seen in chaos runs): the producer numbers its next
+    batch past what the broker has, and the broker refuses every later batch as out of order."""
+    producer = outputs._producer
+    assert producer is not None
+    producer._txn_manager.increment_sequence_number(TopicPartition(topic, partition), 3)
+
+
+async def published_records(infra: Infra, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=5000)
+        return [(r.key, r.value) for records in batches.values() for r in records]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_producer_out_of_step_with_the_broker_is_replaced_and_nothing_is_refused(
+    outputs: KafkaOutputs, infra: Infra, names: Names
+) -> None:
+    # The broker's OutOfOrderSequenceNumber is the producer's fault, not the records': taken
+    # as a refusal, dead letters were sent again without value and key, and outputs parked.
+    topic = names.topic(Topic.PAYMENTS_CAPTURED.value) + DLQ_SUFFIX
+    first = Message(topic, b"ord-1", b"first", [("x-dlq-reason", b"not_json")])
+    assert await outputs.send([first]) == [None]
+    put_sequence_out_of_step(outputs, topic, partition_for(b"ord-1", list(range(6))))
+
+    letters = [Message(topic, b"ord-1", f"letter-{i}".encode()) for i in range(3)]
+    with pytest.raises(Exception) as raised:
+        await outputs.send(letters)
+    assert is_outage(raised.value)
+    assert await retrying("publishing dead letters", outputs.send, letters) == [None] * 3
+    assert await published_records(infra, topic) == [
+        (b"ord-1", b"first"),
+        *((b"ord-1", f"letter-{i}".encode()) for i in range(3)),
+    ]
 
 
 async def test_a_producer_started_during_a_broker_outage_starts_once_the_broker_answers(

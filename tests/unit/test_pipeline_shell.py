@@ -8,7 +8,7 @@ from typing import Any
 
 import bson
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import InvalidRequiredAcksError, MessageSizeTooLargeError
 from cryptography.fernet import Fernet
 from prometheus_client import REGISTRY
 from pymongo.errors import WriteError
@@ -360,6 +360,20 @@ async def test_a_record_whose_own_headers_are_too_large_keeps_only_the_dead_lett
     assert letter.key == b"odd" and letter.value is None
     assert "x-trace" not in names and "trace" not in names
     assert dict(letter.headers)[DeadLetterHeader.VALUE_OMITTED] == str(len(value)).encode()
+
+
+async def test_a_dead_letter_refused_for_anything_but_its_size_keeps_its_value_and_key() -> None:
+    # A refusal a smaller letter would not pass (here the broker's InvalidRequiredAcks): the
+    # batch fails and is read again, instead of the letter going out stripped of value and key.
+    store, outputs = FakeStore(), FakeOutputs()
+    outputs.refuse = lambda m: InvalidRequiredAcksError() if m.topic.endswith(".dlq") else None
+    odd = Record(Topic.ORDERS_PLACED.value, 0, next(_offsets), b"odd", b"not json")
+    with pytest.raises(RuntimeError, match=r"refused a dead letter \(InvalidRequiredAcksError\)"):
+        await make(store, outputs).handle([odd])
+    outputs.refuse = lambda m: None
+    await make(store, outputs).handle([odd])
+    [letter] = outputs.on(".dlq")
+    assert (letter.key, letter.value) == (b"odd", b"not json")
 
 
 async def test_a_request_that_would_overgrow_its_order_is_cancelled_without_its_payload(
