@@ -14,6 +14,7 @@ from typing import Any
 from consumers.decode import Rejection, decode
 from lifecycle import apply
 from schemas.document import OrderDocument
+from schemas.limits import MAX_RECORD_BYTES
 from schemas.names import DeadLetterHeader, EventType, Topic
 
 Headers = tuple[tuple[str, bytes | None], ...]
@@ -121,6 +122,7 @@ MUST_BE_ZERO = (
     "final_states_differing",
     "events_applied_twice",
     "malformed_not_in_dlq",
+    "letters_stripped",
     "expected_outputs_missing",
     "secrets_found",
 )
@@ -136,6 +138,8 @@ class Verdict:
     events_applied_twice: int = 0
     # Malformed inputs without a dead letter carrying the reason expected of them.
     malformed_not_in_dlq: int = 0
+    # Dead letters without their key, or their value though it fit: a chaos input never needs it.
+    letters_stripped: int = 0
     expected_outputs_missing: int = 0
     duplicate_outputs: int = 0
     secrets_found: int = 0
@@ -197,6 +201,24 @@ def reasons_by_key(letters: Iterable[Any]) -> dict[bytes, set[str]]:
         reason = dict(letter.headers).get(DeadLetterHeader.REASON.value)
         if letter.key is not None and reason:
             found.setdefault(letter.key, set()).add(reason.decode(errors="replace"))
+    return found
+
+
+# The chaos stream's records are small, or about 1 MiB; headers add a few hundred bytes at most.
+_FITS = MAX_RECORD_BYTES - 100_000
+
+
+def stripped_letters(letters: Iterable[Any]) -> list[str]:
+    """Dead letters that lost their key, or their value though it fit the broker: contract 1.1
+    drops them for size alone."""
+    found = []
+    for letter in letters:
+        headers = dict(letter.headers)
+        omitted = headers.get(DeadLetterHeader.VALUE_OMITTED.value)
+        where = (headers.get(DeadLetterHeader.ORIGINAL_TOPIC.value) or b"?").decode()
+        offset = (headers.get(DeadLetterHeader.ORIGINAL_OFFSET.value) or b"?").decode()
+        if letter.key is None or (omitted is not None and int(omitted) < _FITS):
+            found.append(f"dead letter of {where}@{offset} without its key or value")
     return found
 
 

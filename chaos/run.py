@@ -48,6 +48,7 @@ from chaos.oracle import (
     expect,
     judge,
     reasons_by_key,
+    stripped_letters,
     trace_missing_letters,
 )
 from config import Settings, project_root
@@ -612,6 +613,9 @@ async def _verdict(
         secrets,
         haystacks,
     )
+    stripped = stripped_letters(letters)
+    verdict.letters_stripped = len(stripped)
+    verdict.examples += stripped[:5]
     if verdict.malformed_not_in_dlq:
         # Enough to tell a lost input from a lost letter or a keyless one, from the report alone.
         inputs = await _read_all(settings, [settings.topic(t) for t in INPUT_TOPICS])

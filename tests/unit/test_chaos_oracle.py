@@ -10,12 +10,20 @@ import bson
 from bson.codec_options import CodecOptions
 
 from chaos.news import shipment_news
-from chaos.oracle import Expected, Input, expect, judge, outcome, trace_missing_letters
+from chaos.oracle import (
+    Expected,
+    Input,
+    expect,
+    judge,
+    outcome,
+    stripped_letters,
+    trace_missing_letters,
+)
 from chaos.run import Plan, build_stream
 from consumers.decode import Rejection, decode
 from lifecycle import apply
 from schemas.document import OrderDocument
-from schemas.names import Topic
+from schemas.names import DeadLetterHeader, Topic
 
 ORDERS = 60
 
@@ -116,11 +124,27 @@ def test_a_missing_dead_letter_is_traced_to_its_input_and_keyless_letters_are_co
         SimpleNamespace(topic="p.payments.captured", partition=4, offset=17, key=b"bad-1"),
         SimpleNamespace(topic="p.orders.placed", partition=0, offset=3, key=b"o-1"),
     ]
-    keyless = SimpleNamespace(key=None, headers=[("x-dlq-reason", b"invalid_data")])
+    keyless = SimpleNamespace(key=None, headers=[(DeadLetterHeader.REASON.value, b"invalid_data")])
     lines = trace_missing_letters([b"bad-1", b"bad-2", b"o-1"], inputs, [keyless], {"o-1": {}})
     assert lines == [
         "b'bad-1': input at p.payments.captured[4]@17",
         "b'bad-2': no input in Kafka",
         "b'o-1': input at p.orders.placed[0]@3, applied as an order",
         "1 dead letters without a key: {'invalid_data': 1}",
+    ]
+
+
+def test_a_dead_letter_without_its_key_or_without_a_value_that_fit_counts_as_stripped() -> None:
+    def letter(key: bytes | None, omitted: int | None, offset: int) -> SimpleNamespace:
+        headers = [(DeadLetterHeader.ORIGINAL_TOPIC.value, b"p.payments.captured")]
+        headers.append((DeadLetterHeader.ORIGINAL_OFFSET.value, str(offset).encode()))
+        if omitted is not None:
+            headers.append((DeadLetterHeader.VALUE_OMITTED.value, str(omitted).encode()))
+        return SimpleNamespace(key=key, headers=headers)
+
+    letters = [letter(b"k", None, 1), letter(b"k", 1_048_500, 2), letter(None, None, 3)]
+    letters.append(letter(b"k", 120, 4))
+    assert stripped_letters(letters) == [
+        "dead letter of p.payments.captured@3 without its key or value",
+        "dead letter of p.payments.captured@4 without its key or value",
     ]
