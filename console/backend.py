@@ -35,6 +35,8 @@ SOURCE = "urn:fulfillment-console"
 # A click waits this long for the broker's answer before the page says it is unavailable.
 KAFKA_TIMEOUT_MS = 8000
 PUBLISH_TIMEOUT_S = 15.0
+# Closing a failed publisher waits for its pending sends; the person's page does not wait longer.
+DISCARD_TIMEOUT_S = 5.0
 # A dead-letter page gives up after this long, and says so, rather than hang. Reading takes
 # well under a second per topic on a quiet broker; a crowded machine can stretch it a lot.
 READ_TIMEOUT_S = 60.0
@@ -158,13 +160,27 @@ class LiveBackend:
                 publisher = await self._started()
                 await publisher.publish(event_type, order_id, data, event_id=event_id)
         except TimeoutError:
+            await self._discard()
             raise Unavailable("Kafka did not acknowledge in time") from None
         except OSError as problem:
+            await self._discard()
             raise Unavailable(f"cannot reach Kafka: {type(problem).__name__}") from None
         except Exception as problem:
             if type(problem).__module__.startswith("aiokafka"):
+                await self._discard()
                 raise Unavailable(f"Kafka refused: {type(problem).__name__}") from None
             raise
+
+    async def _discard(self) -> None:
+        """Drop the publisher after a Kafka failure; the next action starts a new one. After a
+        broker restart a producer can stay refused for good (its sender stopped, or the broker
+        refuses its sequence numbers): every later action would fail until a restart."""
+        async with self._starting:
+            publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(DISCARD_TIMEOUT_S):
+                    await publisher.__aexit__(None, None, None)
 
     def _dlq(self, topic: Topic) -> str:
         return f"{self.settings.topic(topic)}{DLQ_SUFFIX}"

@@ -1,4 +1,5 @@
-"""The console while the order store is away: a readable page, one log line, no traceback."""
+"""The console while the store or the broker is away or refusing: a readable page, one log line, no
+traceback, and the next action works once the broker does."""
 
 from __future__ import annotations
 
@@ -7,13 +8,19 @@ import socket
 import time
 
 import pytest
+from aiokafka import TopicPartition
 from fastapi.testclient import TestClient
 from pymongo.errors import ServerSelectionTimeoutError
 
 from config import Settings
 from console.backend import LiveBackend, Unavailable
 from console.queries import Page, Search
+from consumers.outputs import partition_for
+from schemas.events import PaymentCaptured
+from schemas.names import EventType, Topic
+from tests.conftest import Infra, Names
 from tests.console.fakes import FakeBackend
+from tests.integration.test_outputs_producer import published_ids
 
 
 async def store_away(search: Search) -> Page:
@@ -53,3 +60,29 @@ async def test_the_dead_letter_page_gives_up_on_a_hung_broker_within_seconds() -
         finally:
             await backend.close()
     assert time.monotonic() - started < 20
+
+
+@pytest.mark.integration
+async def test_an_action_after_the_broker_refused_the_publishers_state_goes_out_on_a_new_one(
+    infra: Infra, names: Names
+) -> None:
+    # After a broker restart a producer can be refused for good (here: its sequence numbers put
+    # out of step); each later click said "Kafka refused" until the console was restarted.
+    settings = Settings(infra.kafka_bootstrap, infra.mongodb_uri, names.database, names.prefix)
+    backend = LiveBackend(settings)
+    capture = PaymentCaptured(amount="1.00", currency="EUR", payment_id="pay-1")
+    try:
+        await backend.publish(EventType.PAYMENT_CAPTURED, "ord-1", capture, "evt-1")
+        publisher = backend._publisher
+        assert publisher is not None and publisher._producer is not None
+        topic = settings.topic(Topic.PAYMENTS_CAPTURED)
+        partition = partition_for(b"ord-1", sorted(await publisher._producer.partitions_for(topic)))
+        publisher._producer._txn_manager.increment_sequence_number(
+            TopicPartition(topic, partition), 3
+        )
+        with pytest.raises(Unavailable, match="Kafka refused: OutOfOrderSequenceNumber"):
+            await backend.publish(EventType.PAYMENT_CAPTURED, "ord-1", capture, "evt-2")
+        await backend.publish(EventType.PAYMENT_CAPTURED, "ord-1", capture, "evt-2")
+    finally:
+        await backend.close()
+    assert await published_ids(infra, topic) == ["evt-1", "evt-2"]
