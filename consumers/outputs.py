@@ -77,7 +77,8 @@ class ProducerStopped(ConnectionError):
 
 # The broker refusing the producer's id, epoch or sequence numbers: after a broker restart the
 # producer can number its batches past what the broker kept, and the broker then refuses each
-# later batch to that partition, whatever it holds. Only a new producer (a new id) gets past it.
+# later batch to that partition, whatever it holds (aio-libs/aiokafka#1017: sends fail until the
+# process restarts). Only a new producer (a new id) gets past it.
 _PRODUCER_STATE_ERRORS: tuple[type[KafkaError], ...] = (
     OutOfOrderSequenceNumber,
     UnknownProducerId,
