@@ -24,6 +24,7 @@ from chaos.run import Plan, chaos
 from config import Settings
 from consumers.topics import ensure_topics
 from stack.processes import free_port_run
+from tests.conftest import Infra
 
 pytestmark = pytest.mark.integration
 FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
@@ -59,7 +60,7 @@ def running(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, infra: object) -> Iterator[Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory, infra: Infra) -> Iterator[Cluster]:
     # Three brokers and their controllers.
     base = free_port_run(6, start=24000)
     env = {
@@ -72,8 +73,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, infra: object) -> Iterator
     env |= {
         "FULFILLMENT_STACK_DIR": str(tmp_path_factory.mktemp("cluster") / "stack"),
         "FULFILLMENT_KAFKA_PORT": str(base),
-        # The shared store is external here: only Kafka is started.
-        "MONGODB_URI": os.environ.get("MONGODB_URI", "mongodb://127.0.0.1:27017"),
+        # The shared store is external here: only Kafka is started. The session's store, on
+        # whatever port it runs (FULFILLMENT_MONGODB_PORT moves the local stack's).
+        "MONGODB_URI": infra.mongodb_uri,
         "COLUMNS": "300",
     }
     started = time.monotonic()
