@@ -23,7 +23,7 @@ from consumers import metrics
 from consumers.decode import Rejection, decode
 from consumers.kafka_records import printable_name
 from consumers.outputs import Message, event_message, is_too_large
-from consumers.retry import QuietLog, is_outage, retrying
+from consumers.retry import Backoff, QuietLog, is_outage, retrying
 from consumers.sealing import Sealer, UnknownKey
 from lifecycle import Outcome, apply
 from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
@@ -252,15 +252,28 @@ class Pipeline:
             raise RuntimeError("the broker refused dead letters without their values and keys")
 
     async def _send_refusals(self, messages: Sequence[Message]) -> list[Message]:
-        """Send; return the letters refused as too large. Any other refusal raises: a smaller
-        letter would not pass it, and dropping value and key is for size alone (contract 1.1)."""
-        results = await retrying("publishing dead letters", self.outputs.send, messages)
-        refused = [(m, problem) for m, problem in zip(messages, results, strict=True) if problem]
-        for _, problem in refused:
-            if not is_too_large(problem):
-                name = type(problem).__name__
-                raise RuntimeError(f"the broker refused a dead letter ({name})") from problem
-        return [message for message, _ in refused]
+        """Send; return the letters refused as too large. Any other refusal is waited out like
+        an outage, sending only those letters again: a smaller letter would not pass it, and
+        dropping value and key is for size alone (contract 1.1)."""
+        too_large: list[Message] = []
+        pending = list(messages)
+        backoff, quiet = Backoff(cap=30.0), QuietLog()
+        while True:
+            results = await retrying("publishing dead letters", self.outputs.send, pending)
+            refused = [(m, problem) for m, problem in zip(pending, results, strict=True) if problem]
+            too_large += [message for message, problem in refused if is_too_large(problem)]
+            pending = [message for message, problem in refused if not is_too_large(problem)]
+            if not pending:
+                return too_large
+            if quiet.should_log():
+                problem = next(problem for _, problem in refused if not is_too_large(problem))
+                log.warning(
+                    "the broker refused %d dead letters (%s); trying them again in %.1fs",
+                    len(pending),
+                    type(problem).__name__,
+                    backoff.delay,
+                )
+            await backoff.wait()
 
     # ---- applying events ------------------------------------------------------------------
 

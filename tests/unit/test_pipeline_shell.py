@@ -362,18 +362,18 @@ async def test_a_record_whose_own_headers_are_too_large_keeps_only_the_dead_lett
     assert dict(letter.headers)[DeadLetterHeader.VALUE_OMITTED] == str(len(value)).encode()
 
 
-async def test_a_dead_letter_refused_for_anything_but_its_size_keeps_its_value_and_key() -> None:
-    # A refusal a smaller letter would not pass (here the broker's InvalidRequiredAcks): the
-    # batch fails and is read again, instead of the letter going out stripped of value and key.
+async def test_a_dead_letter_refused_for_anything_but_its_size_is_sent_again_whole() -> None:
+    # A refusal a smaller letter would not pass (here the broker's InvalidRequiredAcks, twice):
+    # only that letter is sent again, after a pause, never stripped of its value and key.
     store, outputs = FakeStore(), FakeOutputs()
-    outputs.refuse = lambda m: InvalidRequiredAcksError() if m.topic.endswith(".dlq") else None
+    refusals = iter([InvalidRequiredAcksError(), InvalidRequiredAcksError()])
+    outputs.refuse = lambda m: next(refusals, None) if m.key == b"odd" else None
     odd = Record(Topic.ORDERS_PLACED.value, 0, next(_offsets), b"odd", b"not json")
-    with pytest.raises(RuntimeError, match=r"refused a dead letter \(InvalidRequiredAcksError\)"):
-        await make(store, outputs).handle([odd])
-    outputs.refuse = lambda m: None
-    await make(store, outputs).handle([odd])
-    [letter] = outputs.on(".dlq")
-    assert (letter.key, letter.value) == (b"odd", b"not json")
+    other = Record(Topic.ORDERS_PLACED.value, 1, next(_offsets), b"other", b"not json either")
+    await make(store, outputs).handle([odd, other, *order_records("canary")])
+    assert completed_orders(outputs) == ["canary"]
+    letters = sorted((m.key, m.value) for m in outputs.on(".dlq"))
+    assert letters == [(b"odd", b"not json"), (b"other", b"not json either")]
 
 
 async def test_a_request_that_would_overgrow_its_order_is_cancelled_without_its_payload(
