@@ -31,6 +31,8 @@ from schemas.cloudevents import CONTENT_TYPE
 from schemas.limits import MAX_RECORD_BYTES
 
 CLOUDEVENTS_JSON = CONTENT_TYPE.encode()
+# Seconds a replaced producer may take to stop (and then to close its connections).
+CLOSE_TIMEOUT_S = 10.0
 log = logging.getLogger("fulfillment.outputs")
 
 
@@ -153,13 +155,29 @@ class KafkaOutputs:
             self._producer = None
             self._refused = None
             if old is not None:
-                log.warning("the Kafka producer stopped sending; starting a new one")
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(10):
-                        await old.stop()
+                log.warning("the Kafka producer cannot send any more; starting a new one")
+                await self._close(old)
             await self.start()
             assert self._producer is not None
             return self._producer
+
+    @staticmethod
+    async def _close(old: AIOKafkaProducer) -> None:
+        """Close a producer that cannot send, as far as it can be. Its batches fail first: a
+        sender waiting on them retries through the new producer, stopping does not wait for
+        batches that would never go out, and none goes out later beside its new copy."""
+        old._message_accumulator.fail_all(ProducerStopped("replaced by a new producer"))
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await old.stop()
+        except Exception:
+            # Stopping hung on a request to an absent broker: end its sender and connections.
+            task = old._sender.sender_task
+            if task is not None:
+                task.cancel()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await old.client.close()
 
     def _raise_outage(self, producer: AIOKafkaProducer, problem: BaseException) -> None:
         """Raise `problem` if it is an outage, or `ProducerStopped` if the sender stopped or the
