@@ -35,7 +35,7 @@ SOURCE = "urn:fulfillment-console"
 # A click waits this long for the broker's answer before the page says it is unavailable.
 KAFKA_TIMEOUT_MS = 8000
 PUBLISH_TIMEOUT_S = 15.0
-# Closing a failed publisher waits for its pending sends; the person's page does not wait longer.
+# Closing a failed publisher, in the background, waits this long for its pending sends.
 DISCARD_TIMEOUT_S = 5.0
 # A dead-letter page gives up after this long, and says so, rather than hang. Reading takes
 # well under a second per topic on a quiet broker; a crowded machine can stretch it a lot.
@@ -128,12 +128,15 @@ class LiveBackend:
         self.client = connect(settings.mongodb_uri)
         self.orders = ReadOnlyOrders(self.client[settings.database]["orders"])
         self._publisher: FulfillmentPublisher | None = None
+        self._closing: set[asyncio.Task[None]] = set()  # failed publishers being closed
         self._starting = asyncio.Lock()
         self._replaying = asyncio.Lock()
 
     async def close(self) -> None:
         if self._publisher is not None:
             await self._publisher.__aexit__(None, None, None)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
         await self.client.close()
 
     async def _started(self) -> FulfillmentPublisher:
@@ -155,32 +158,40 @@ class LiveBackend:
     async def publish(
         self, event_type: EventType, order_id: str, data: WireModel, event_id: str
     ) -> None:
+        publisher: FulfillmentPublisher | None = None
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 publisher = await self._started()
                 await publisher.publish(event_type, order_id, data, event_id=event_id)
         except TimeoutError:
-            await self._discard()
+            self._discard(publisher)
             raise Unavailable("Kafka did not acknowledge in time") from None
         except OSError as problem:
-            await self._discard()
+            self._discard(publisher)
             raise Unavailable(f"cannot reach Kafka: {type(problem).__name__}") from None
         except Exception as problem:
             if type(problem).__module__.startswith("aiokafka"):
-                await self._discard()
+                self._discard(publisher)
                 raise Unavailable(f"Kafka refused: {type(problem).__name__}") from None
             raise
 
-    async def _discard(self) -> None:
-        """Drop the publisher after a Kafka failure; the next action starts a new one. After a
-        broker restart a producer can stay refused for good (its sender stopped, or the broker
-        refuses its sequence numbers): every later action would fail until a restart."""
-        async with self._starting:
-            publisher, self._publisher = self._publisher, None
-        if publisher is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(DISCARD_TIMEOUT_S):
-                    await publisher.__aexit__(None, None, None)
+    def _discard(self, failed: FulfillmentPublisher | None) -> None:
+        """Drop the publisher that failed, unless another action has replaced it already; the
+        next action starts a new one. After a broker restart a producer can stay refused for
+        good (its sender stopped, or the broker refuses its sequence numbers). It is closed in
+        the background: the person's page does not wait for that."""
+        if failed is None or self._publisher is not failed:
+            return
+        self._publisher = None
+        closing = asyncio.create_task(self._close_quietly(failed))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close_quietly(publisher: FulfillmentPublisher) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(DISCARD_TIMEOUT_S):
+                await publisher.__aexit__(None, None, None)
 
     def _dlq(self, topic: Topic) -> str:
         return f"{self.settings.topic(topic)}{DLQ_SUFFIX}"
