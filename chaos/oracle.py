@@ -204,21 +204,28 @@ def reasons_by_key(letters: Iterable[Any]) -> dict[bytes, set[str]]:
     return found
 
 
-# The chaos stream's records are small, or about 1 MiB; headers add a few hundred bytes at most.
+# Room for the dead-letter headers: a record this much under the limit fits as a dead letter.
 _FITS = MAX_RECORD_BYTES - 100_000
 
 
-def stripped_letters(letters: Iterable[Any]) -> list[str]:
-    """Dead letters that lost their key, or their value though it fit the broker: contract 1.1
-    drops them for size alone."""
+def stripped_letters(letters: Iterable[Any], inputs: Mapping[bytes, Input]) -> list[str]:
+    """Dead letters that lost what contract 1.1 lets them lose only for size: the key, the
+    value of a record that fit, or the record's own headers. `inputs` are the malformed
+    records sent, by key."""
     found = []
     for letter in letters:
         headers = dict(letter.headers)
-        omitted = headers.get(DeadLetterHeader.VALUE_OMITTED.value)
-        where = (headers.get(DeadLetterHeader.ORIGINAL_TOPIC.value) or b"?").decode()
-        offset = (headers.get(DeadLetterHeader.ORIGINAL_OFFSET.value) or b"?").decode()
-        if letter.key is None or (omitted is not None and int(omitted) < _FITS):
-            found.append(f"dead letter of {where}@{offset} without its key or value")
+        sent = inputs.get(letter.key) if letter.key is not None else None
+        lost_value = DeadLetterHeader.VALUE_OMITTED.value in headers and (
+            sent is None or len(sent.value) < _FITS
+        )
+        lost_headers = sent is not None and any(
+            headers.get(name, b"missing") != value for name, value in sent.headers
+        )
+        if DeadLetterHeader.KEY_OMITTED.value in headers or lost_value or lost_headers:
+            where = (headers.get(DeadLetterHeader.ORIGINAL_TOPIC.value) or b"?").decode()
+            offset = (headers.get(DeadLetterHeader.ORIGINAL_OFFSET.value) or b"?").decode()
+            found.append(f"dead letter of {where}@{offset} without its key, value or headers")
     return found
 
 

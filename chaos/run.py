@@ -562,7 +562,8 @@ async def chaos(
                 await task
         workers.stop()
     faults = judge_faults(windows, clock, sent_until, say)
-    verdict = await _verdict(lab, expected, malformed, secrets, logs)
+    sent = {item.key: item for item in stream if item.key in malformed}
+    verdict = await _verdict(lab, expected, malformed, sent, secrets, logs)
     await lab.cleanup()
     report = ChaosReport(
         asdict(plan),
@@ -581,6 +582,7 @@ async def _verdict(
     lab: Lab,
     expected: dict[str, Expected],
     malformed: dict[bytes, str],
+    sent: dict[bytes, Send],
     secrets: list[str],
     logs: Path,
 ) -> Verdict:
@@ -613,9 +615,10 @@ async def _verdict(
         secrets,
         haystacks,
     )
-    stripped = stripped_letters(letters)
+    stripped = stripped_letters(letters, sent)
     verdict.letters_stripped = len(stripped)
-    verdict.examples += stripped[:5]
+    # First: the report keeps only the first MAX_EXAMPLES examples.
+    verdict.examples[:0] = stripped[:5]
     if verdict.malformed_not_in_dlq:
         # Enough to tell a lost input from a lost letter or a keyless one, from the report alone.
         inputs = await _read_all(settings, [settings.topic(t) for t in INPUT_TOPICS])
@@ -623,5 +626,5 @@ async def _verdict(
         unmatched = [
             key for key, reason in malformed.items() if reason not in found.get(key, set())
         ]
-        verdict.examples += trace_missing_letters(unmatched, inputs, letters, documents)
+        verdict.examples[:0] = trace_missing_letters(unmatched[:8], inputs, letters, documents)
     return verdict

@@ -134,17 +134,27 @@ def test_a_missing_dead_letter_is_traced_to_its_input_and_keyless_letters_are_co
     ]
 
 
-def test_a_dead_letter_without_its_key_or_without_a_value_that_fit_counts_as_stripped() -> None:
-    def letter(key: bytes | None, omitted: int | None, offset: int) -> SimpleNamespace:
+def test_a_dead_letter_without_its_key_a_value_that_fit_or_its_headers_counts_as_stripped() -> None:
+    def letter(key: bytes, offset: int, *extra: tuple[str, bytes | None]) -> SimpleNamespace:
         headers = [(DeadLetterHeader.ORIGINAL_TOPIC.value, b"p.payments.captured")]
         headers.append((DeadLetterHeader.ORIGINAL_OFFSET.value, str(offset).encode()))
-        if omitted is not None:
-            headers.append((DeadLetterHeader.VALUE_OMITTED.value, str(omitted).encode()))
-        return SimpleNamespace(key=key, headers=headers)
+        return SimpleNamespace(key=key, headers=[*headers, *extra])
 
-    letters = [letter(b"k", None, 1), letter(b"k", 1_048_500, 2), letter(None, None, 3)]
-    letters.append(letter(b"k", 120, 4))
-    assert stripped_letters(letters) == [
-        "dead letter of p.payments.captured@3 without its key or value",
-        "dead letter of p.payments.captured@4 without its key or value",
+    odd = (("trace", b"\xff\x00"), ("nothing", None))
+    sent = {
+        b"small": Input(Topic.PAYMENTS_CAPTURED, b"small", b"{}", odd),
+        b"huge": Input(Topic.PAYMENTS_CAPTURED, b"huge", b"x" * 1_048_500),
+    }
+    omitted = (DeadLetterHeader.VALUE_OMITTED.value, b"1")
+    letters = [
+        letter(b"small", 1, *odd),  # whole
+        letter(b"huge", 2, omitted),  # too large: its value may go
+        letter(b"small", 3, *odd, omitted),  # a value that fit
+        letter(b"small", 4, odd[0]),  # one of its own headers lost
+        SimpleNamespace(key=None, headers=[(DeadLetterHeader.KEY_OMITTED.value, b"5")]),
+    ]
+    assert [line.split("@")[1].split()[0] for line in stripped_letters(letters, sent)] == [
+        "3",
+        "4",
+        "?",
     ]
