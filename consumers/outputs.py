@@ -77,10 +77,12 @@ class ProducerStopped(ConnectionError):
     a new producer."""
 
 
-# The broker refusing the producer's id, epoch or sequence numbers: after a broker restart the
-# producer can number its batches past what the broker kept, and the broker then refuses each
-# later batch to that partition, whatever it holds (aio-libs/aiokafka#1017: sends fail until the
-# process restarts). Only a new producer (a new id) gets past it.
+# The broker refusing the producer's id, epoch or sequence numbers. aiokafka (0.14) numbers a
+# batch when it takes it off its queue; one that then expires because its partition has no
+# leader (a broker restart longer than the request timeout) fails unsent and leaves a gap, and
+# the broker refuses every later batch to that partition, whatever it holds
+# (aio-libs/aiokafka#1017: sends fail until the process restarts). Only a new producer (a new
+# id) gets past it.
 _PRODUCER_STATE_ERRORS: tuple[type[KafkaError], ...] = (
     OutOfOrderSequenceNumber,
     UnknownProducerId,
