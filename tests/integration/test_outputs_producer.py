@@ -145,6 +145,43 @@ async def test_a_producer_out_of_step_with_the_broker_is_replaced_and_nothing_is
     ]
 
 
+async def test_a_batch_that_expired_without_a_leader_leaves_no_partition_refused_for_good(
+    infra: Infra, names: Names, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # How a broker restart longer than the request timeout gets the producer out of step:
+    # aiokafka numbers a batch, it expires while its partition has no leader, and the broker
+    # refuses every later batch there (aio-libs/aiokafka#1017). Here the leader goes missing
+    # for the producer alone, for longer than its 1 s request timeout.
+    settings = Settings(
+        infra.kafka_bootstrap, infra.mongodb_uri, names.database, names.prefix,
+        kafka_request_timeout_ms=1000,
+    )  # fmt: skip
+    await ensure_topics(settings)
+    outputs = KafkaOutputs(settings)
+    await outputs.start()
+    topic = names.topic(Topic.PAYMENTS_CAPTURED.value) + DLQ_SUFFIX
+    try:
+        assert await outputs.send([Message(topic, b"ord-1", b"first")]) == [None]
+        producer = outputs._producer
+        assert producer is not None
+        cluster = producer.client.cluster
+        gone = TopicPartition(topic, partition_for(b"ord-1", list(range(6))))
+        leader = cluster.leader_for_partition
+        monkeypatch.setattr(
+            cluster, "leader_for_partition", lambda tp: -1 if tp == gone else leader(tp)
+        )
+        with pytest.raises(Exception) as raised:
+            await outputs.send([Message(topic, b"ord-1", b"expired")])
+        assert is_outage(raised.value)
+        monkeypatch.undo()
+
+        second = [Message(topic, b"ord-1", b"second")]
+        assert await retrying("publishing dead letters", outputs.send, second) == [None]
+    finally:
+        await outputs.stop()
+    assert await published_records(infra, topic) == [(b"ord-1", b"first"), (b"ord-1", b"second")]
+
+
 async def test_a_producer_started_during_a_broker_outage_starts_once_the_broker_answers(
     infra: Infra, names: Names
 ) -> None:
