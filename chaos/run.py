@@ -52,6 +52,7 @@ from chaos.oracle import (
     trace_missing_letters,
 )
 from config import Settings, project_root
+from consumers.outputs import refuses_producer
 from consumers.processes import stop_processes
 from consumers.topics import ensure_topics
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterReason, Topic
@@ -351,9 +352,9 @@ class LagMonitor:
 async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan) -> None:
     """Send the stream at `rate` orders/s; a send the broker refused (it may be restarting) is
     sent again. Records with a codec go through a second producer compressing with it."""
-    producers: dict[str | None, AIOKafkaProducer] = {}
-    for codec in (None, *sorted({item.codec for item in stream if item.codec})):
-        producers[codec] = AIOKafkaProducer(
+
+    async def new_producer(codec: str | None) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             acks="all",
             enable_idempotence=True,
@@ -362,8 +363,11 @@ async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan)
             max_request_size=2 * 1024 * 1024,  # oversized malformed records are ~1 MiB
             compression_type=codec,
         )
-    for producer in producers.values():
         await producer.start()
+        return producer
+
+    codecs = (None, *sorted({item.codec for item in stream if item.codec}))
+    producers = {codec: await new_producer(codec) for codec in codecs}
 
     async def send(item: Send) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = await producers[item.codec].send(
@@ -391,6 +395,14 @@ async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan)
             # updates of one fulfillment each give another field: see chaos/news.py).
             await asyncio.gather(*(future for future, _ in pending), return_exceptions=True)
             failed = [item for future, item in pending if future.exception() is not None]
+            # A producer the broker refuses for good (see consumers/outputs.py) is replaced,
+            # else its records would be sent again and refused for ever.
+            refused = {item.codec for f, item in pending if refuses_producer(f.exception())}
+            for codec in refused:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(10):
+                        await producers[codec].stop()
+                producers[codec] = await new_producer(codec)
             pending = []
             for item in failed:
                 await asyncio.sleep(0.1)

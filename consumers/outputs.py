@@ -98,6 +98,11 @@ _TOO_LARGE: tuple[type[KafkaError], ...] = (
 )
 
 
+def refuses_producer(problem: BaseException | None) -> bool:
+    """Whether the broker refused the producer itself (its id, epoch or sequence numbers)."""
+    return isinstance(problem, _PRODUCER_STATE_ERRORS)
+
+
 def is_too_large(problem: BaseException | None) -> bool:
     """Whether a record was refused for its size (the one refusal a smaller record can pass)."""
     return isinstance(problem, _TOO_LARGE)
@@ -188,7 +193,7 @@ class KafkaOutputs:
         if self._sender_stopped(producer):
             stopped = f"the producer's sender stopped ({type(problem).__name__})"
             raise ProducerStopped(stopped) from problem
-        if isinstance(problem, _PRODUCER_STATE_ERRORS):
+        if refuses_producer(problem):
             self._refused = producer
             refused = f"the broker refused the producer's state ({type(problem).__name__})"
             raise ProducerStopped(refused) from problem
