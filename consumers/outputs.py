@@ -57,6 +57,11 @@ def event_message(topic: str, key: str, value: str) -> Message:
     return Message(topic, key.encode(), value.encode(), [("content-type", CLOUDEVENTS_JSON)])
 
 
+def _read_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 def partition_for(key: bytes | None, partitions: Sequence[int]) -> int:
     """The partition Kafka's default partitioner picks (of `partitions`, sorted): by the key's
     murmur2 hash as Java clients do, at random without a key."""
@@ -170,18 +175,20 @@ class KafkaOutputs:
 
     @staticmethod
     async def _close(old: AIOKafkaProducer) -> None:
-        """Close a producer that cannot send, as far as it can be. Its batches fail first: a
-        sender waiting on them retries through the new producer, stopping does not wait for
-        batches that would never go out, and none goes out later beside its new copy."""
+        """Close a producer that cannot send, as far as it can be. Its sender ends first
+        (requests in flight get their answers), then the batches it never sent fail: a caller
+        waiting on them retries through the new producer, stopping does not wait for batches
+        that would never go out, and none goes out later beside its new copy."""
+        sender = old._sender.sender_task
+        if sender is not None and not sender.done():
+            sender.cancel()
+            await asyncio.wait({sender}, timeout=CLOSE_TIMEOUT_S)
         old._message_accumulator.fail_all(ProducerStopped("replaced by a new producer"))
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 await old.stop()
         except Exception:
-            # Stopping hung on a request to an absent broker: end its sender and connections.
-            task = old._sender.sender_task
-            if task is not None:
-                task.cancel()
+            # Stopping hung on a request to an absent broker: close its connections.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await old.client.close()
@@ -221,18 +228,27 @@ class KafkaOutputs:
         producer = await self._current()
         results: list[BaseException | None] = [None] * len(messages)
         pending: list[tuple[list[int], asyncio.Future[Any]]] = []
-        for (topic, partition), indexes in (await self._by_partition(producer, messages)).items():
-            for batch, members in self._batches(producer, messages, indexes):
-                if batch is None:
-                    refused = await self._send_each(producer, [messages[i] for i in members])
-                    results[members[0]] = refused[0]
-                    continue
-                try:
-                    future = await producer.send_batch(batch, topic, partition=partition)
-                except KafkaError as failure:  # never a record's fault: the batch is made
-                    self._raise_outage(producer, failure)
-                    raise
-                pending.append((members, future))
+        try:
+            for (topic, partition), indexes in (
+                await self._by_partition(producer, messages)
+            ).items():
+                for batch, members in self._batches(producer, messages, indexes):
+                    if batch is None:
+                        refused = await self._send_each(producer, [messages[i] for i in members])
+                        results[members[0]] = refused[0]
+                        continue
+                    try:
+                        future = await producer.send_batch(batch, topic, partition=partition)
+                    except KafkaError as failure:  # never a record's fault: the batch is made
+                        self._raise_outage(producer, failure)
+                        raise
+                    pending.append((members, future))
+        except BaseException:
+            # Everything is sent again; the batches already handed over are only read, so
+            # asyncio does not log their failures as never retrieved.
+            for _, future in pending:
+                future.add_done_callback(_read_outcome)
+            raise
         outcomes = await asyncio.gather(*(future for _, future in pending), return_exceptions=True)
         for (members, _), outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, BaseException):
