@@ -22,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from bench.data import workload
@@ -354,28 +355,40 @@ async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan)
     sent again. Records with a codec go through a second producer compressing with it."""
 
     async def new_producer(codec: str | None) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            request_timeout_ms=60000,
-            max_request_size=2 * 1024 * 1024,  # oversized malformed records are ~1 MiB
-            compression_type=codec,
-        )
-        await producer.start()
-        return producer
+        """A started producer, once the broker answers (it may be restarting)."""
+        while True:
+            producer = AIOKafkaProducer(
+                bootstrap_servers=settings.kafka_bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                request_timeout_ms=60000,
+                max_request_size=2 * 1024 * 1024,  # oversized malformed records are ~1 MiB
+                compression_type=codec,
+            )
+            try:
+                await producer.start()
+                return producer
+            except KafkaError:
+                await producer.stop()
+                await asyncio.sleep(1)
 
     codecs = (None, *sorted({item.codec for item in stream if item.codec}))
     producers = {codec: await new_producer(codec) for codec in codecs}
 
     async def send(item: Send) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = await producers[item.codec].send(
-            settings.topic(item.topic),
-            item.value,
-            key=item.key,
-            headers=list(item.headers) or None,
-        )
+        """The record's delivery; a send that failed at once (its producer's sender stopped,
+        or the topic's metadata timed out) is a failed delivery, sent again like the others."""
+        try:
+            future: asyncio.Future[Any] = await producers[item.codec].send(
+                settings.topic(item.topic),
+                item.value,
+                key=item.key,
+                headers=list(item.headers) or None,
+            )
+        except KafkaError as problem:
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(problem)
         return future
 
     try:
@@ -397,7 +410,12 @@ async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan)
             failed = [item for future, item in pending if future.exception() is not None]
             # A producer the broker refuses for good (see consumers/outputs.py) is replaced,
             # else its records would be sent again and refused for ever.
-            refused = {item.codec for f, item in pending if refuses_producer(f.exception())}
+            refused = {
+                item.codec
+                for f, item in pending
+                if refuses_producer(f.exception())
+                or producers[item.codec]._sender.sender_task.done()
+            }
             for codec in refused:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(10):
