@@ -182,9 +182,7 @@ def judge(
         if missing:
             verdict.examples.append(f"outputs missing for {order_id}: {sorted(missing)[:3]}")
     verdict.duplicate_outputs = sum(count - 1 for count in seen.values() if count > 1)
-    unmatched = [
-        key for key, reason in malformed.items() if reason not in dead_lettered.get(key, set())
-    ]
+    unmatched = without_their_letter(malformed, dead_lettered)
     verdict.malformed_not_in_dlq = len(unmatched)
     verdict.examples += [
         f"no {malformed[key]} dead letter for {key!r}: {sorted(dead_lettered.get(key, set()))}"
@@ -192,6 +190,13 @@ def judge(
     ]
     verdict.secrets_found = count_secrets(secrets, haystacks)
     return verdict
+
+
+def without_their_letter(
+    malformed: Mapping[bytes, str], dead_lettered: Mapping[bytes, set[str]]
+) -> list[bytes]:
+    """The malformed inputs with no dead letter giving the reason expected of them."""
+    return [key for key, reason in malformed.items() if reason not in dead_lettered.get(key, set())]
 
 
 def reasons_by_key(letters: Iterable[Any]) -> dict[bytes, set[str]]:

@@ -51,9 +51,10 @@ from chaos.oracle import (
     reasons_by_key,
     stripped_letters,
     trace_missing_letters,
+    without_their_letter,
 )
 from config import Settings, project_root
-from consumers.outputs import refuses_producer
+from consumers.outputs import refuses_producer, sender_stopped
 from consumers.processes import stop_processes
 from consumers.topics import ensure_topics
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterReason, Topic
@@ -413,8 +414,7 @@ async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan)
             refused = {
                 item.codec
                 for f, item in pending
-                if refuses_producer(f.exception())
-                or producers[item.codec]._sender.sender_task.done()
+                if refuses_producer(f.exception()) or sender_stopped(producers[item.codec])
             }
             for codec in refused:
                 with contextlib.suppress(Exception):
@@ -636,15 +636,8 @@ async def _verdict(
         "\n".join(repr(record.headers) for record in letters),
         "\n".join(record.value.decode(errors="replace") for record in statuses),
     ]
-    verdict = judge(
-        expected,
-        documents,
-        published,
-        malformed,
-        reasons_by_key(letters),
-        secrets,
-        haystacks,
-    )
+    found = reasons_by_key(letters)
+    verdict = judge(expected, documents, published, malformed, found, secrets, haystacks)
     stripped = stripped_letters(letters, sent)
     verdict.letters_stripped = len(stripped)
     # First: the report keeps only the first MAX_EXAMPLES examples.
@@ -652,9 +645,6 @@ async def _verdict(
     if verdict.malformed_not_in_dlq:
         # Enough to tell a lost input from a lost letter or a keyless one, from the report alone.
         inputs = await _read_all(settings, [settings.topic(t) for t in INPUT_TOPICS])
-        found = reasons_by_key(letters)
-        unmatched = [
-            key for key, reason in malformed.items() if reason not in found.get(key, set())
-        ]
-        verdict.examples[:0] = trace_missing_letters(unmatched[:8], inputs, letters, documents)
+        unmatched = without_their_letter(malformed, found)[:8]
+        verdict.examples[:0] = trace_missing_letters(unmatched, inputs, letters, documents)
     return verdict

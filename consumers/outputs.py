@@ -108,6 +108,14 @@ def refuses_producer(problem: BaseException | None) -> bool:
     return isinstance(problem, _PRODUCER_STATE_ERRORS)
 
 
+def sender_stopped(producer: AIOKafkaProducer) -> bool:
+    """Whether the producer's sender task ended: on a fatal error (a sequence number out of
+    order after a broker failover, aio-libs/aiokafka#1017), after which aiokafka fails every
+    send with a copy of that error, forever. aiokafka has no public flag for it."""
+    task = producer._sender.sender_task
+    return task is not None and task.done()
+
+
 def is_too_large(problem: BaseException | None) -> bool:
     """Whether a record was refused for its size (the one refusal a smaller record can pass)."""
     return isinstance(problem, _TOO_LARGE)
@@ -149,20 +157,12 @@ class KafkaOutputs:
         if self._producer is not None:
             await self._producer.stop()
 
-    @staticmethod
-    def _sender_stopped(producer: AIOKafkaProducer) -> bool:
-        """Whether the producer's sender task ended: on a fatal error (a sequence number out of
-        order after a broker failover, aio-libs/aiokafka#1017), after which aiokafka fails every
-        send with a copy of that error, forever. aiokafka has no public flag for it."""
-        task = producer._sender.sender_task
-        return task is not None and task.done()
-
     async def _current(self) -> AIOKafkaProducer:
         """The producer to send with: a new one for one whose sender stopped (or when a failed
         replacement left none), the old one closed as far as it can be."""
         async with self._replacing:
             old = self._producer
-            if old is not None and not self._sender_stopped(old) and old is not self._refused:
+            if old is not None and not sender_stopped(old) and old is not self._refused:
                 return old
             self._producer = None
             self._refused = None
@@ -197,7 +197,7 @@ class KafkaOutputs:
         """Raise `problem` if it is an outage, or `ProducerStopped` if the sender stopped or the
         broker refused the producer's state (no record is then at fault); return when it is a
         record's own refusal."""
-        if self._sender_stopped(producer):
+        if sender_stopped(producer):
             stopped = f"the producer's sender stopped ({type(problem).__name__})"
             raise ProducerStopped(stopped) from problem
         if refuses_producer(problem):
