@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection
+from typing import NoReturn
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError, for_code
 
 from config import Settings
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS
@@ -67,14 +68,15 @@ async def ensure_topics(settings: Settings, patience: float = 30.0) -> list[str]
 
 
 async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> list[str]:
-    existing = set(await admin.list_topics())
-    missing = [name for name in contract_topics(settings) if name not in existing]
-    if not missing:
-        return []
     brokers = len((await admin.describe_cluster())["brokers"])
     replicas = replication_for(settings.replication_factor, brokers)
+    missing = await _not_yet_created(
+        admin, contract_topics(settings), settings.partitions, replicas
+    )
+    if not missing:
+        return []
     inputs = [settings.topic(topic) for topic in INPUT_TOPICS]
-    partitions = await _partitions_of(admin, [name for name in inputs if name in existing])
+    partitions = await _partitions_of(admin, [name for name in inputs if name not in missing])
     response = await admin.create_topics(
         [
             NewTopic(
@@ -86,10 +88,40 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> lis
             for name in missing
         ]
     )
-    for name, code, *_ in response.topic_errors:
+    for name, code, *message in response.topic_errors:
         if code not in (0, TOPIC_ALREADY_EXISTS):
-            raise RuntimeError(f"could not create topic {name}: error code {code}")
+            _refused(name, code, message)
     return missing
+
+
+async def _not_yet_created(
+    admin: AIOKafkaAdminClient, names: list[str], partitions: int, replicas: int
+) -> list[str]:
+    """The topics the controller does not have yet.
+
+    Asked of the controller (a create that only validates), not of a broker's metadata: a
+    broker lists a topic created a moment ago only some time later, and a topic missed there
+    would leave the topics created now with another partition count.
+    """
+    response = await admin.create_topics(
+        [NewTopic(name, partitions, replicas) for name in names], validate_only=True
+    )
+    missing = []
+    for name, code, *message in response.topic_errors:
+        if code == 0:
+            missing.append(name)
+        elif code != TOPIC_ALREADY_EXISTS:
+            _refused(name, code, message)
+    return missing
+
+
+def _refused(name: str, code: int, message: list[object]) -> NoReturn:
+    """Raise the broker's error: retriable ones are tried again, others end with its words."""
+    error = for_code(code)
+    if error.retriable:
+        raise error(f"topic {name}")
+    reason = message[0] if message and message[0] else f"{error.__name__} (error code {code})"
+    raise RuntimeError(f"could not create topic {name}: {reason}")
 
 
 async def _partitions_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> int | None:
@@ -102,7 +134,12 @@ async def _partitions_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> int |
     if not inputs:
         return None
     described = await admin.describe_topics(inputs)
-    return max((len(topic["partitions"]) for topic in described), default=None) or None
+    if len(described) < len(inputs) or any(
+        topic["error_code"] or not topic["partitions"] for topic in described
+    ):
+        # Created, but not yet in this broker's metadata: asked again after a pause.
+        raise UnknownTopicOrPartitionError("input topics not yet described by the broker")
+    return max(len(topic["partitions"]) for topic in described)
 
 
 async def delete_prefixed_topics(settings: Settings, prefixes: Collection[str]) -> int:
