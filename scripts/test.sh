@@ -6,5 +6,6 @@ bash scripts/setup.sh
 . .venv/bin/activate
 fulfillment stack up
 ruff check .
+ruff format --check .
 mypy .
 python -m pytest "$@"

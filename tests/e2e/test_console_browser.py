@@ -179,15 +179,29 @@ async def test_data_provider_captures_payment_then_fulfills_with_credentials_nev
     run = run_id()
     order_id = f"dp-{run}"
     billing = address("Orbital Analytics GmbH", "Hafenstraße 5", "Hamburg", "20457", "DE")
-    await place(harness, placed_event(
-        order_id, f"DP-{run}", ("Mina Okafor", "mina@orbital.example"),
-        [order_line("feed", "Weather data feed, 1 year", 1, "1200.00", "digital"),
-         order_line("img", "Satellite imagery archive", 1, "300.00", "digital")],
-        billing=billing, phone="+49 40 123456",
-    ))
+    await place(
+        harness,
+        placed_event(
+            order_id,
+            f"DP-{run}",
+            ("Mina Okafor", "mina@orbital.example"),
+            [
+                order_line("feed", "Weather data feed, 1 year", 1, "1200.00", "digital"),
+                order_line("img", "Satellite imagery archive", 1, "300.00", "digital"),
+            ],
+            billing=billing,
+            phone="+49 40 123456",
+        ),
+    )
     await open_order(page, console.url, f"DP-{run}", order_id)
-    for text in ("Mina Okafor", "mina@orbital.example", "+49 40 123456", "1500.00 EUR",
-                 "Orbital Analytics GmbH", "Weather data feed, 1 year"):
+    for text in (
+        "Mina Okafor",
+        "mina@orbital.example",
+        "+49 40 123456",
+        "1500.00 EUR",
+        "Orbital Analytics GmbH",
+        "Weather data feed, 1 year",
+    ):
         await expect(page.locator("#live")).to_contain_text(text)
     await expect(page.locator("#payment-status")).to_have_text("pending")
     await shot(page, pictures / "order-awaiting-payment.png")
@@ -221,6 +235,7 @@ async def test_data_provider_captures_payment_then_fulfills_with_credentials_nev
         html = await page.content()
         for secret in ("Feed-Secret-7731", "tok-Imagery-99xz", "mina-feed"):
             assert secret not in html
+
     # The platform got them in fulfillment.completed: the only place they appear.
     def delivered() -> list[dict[str, Any]]:
         return [c for c in harness.seen("fulfillments.completed") if c["subject"] == order_id]
@@ -236,10 +251,16 @@ async def test_an_open_order_page_shows_what_the_pipeline_applies_without_a_relo
     harness: Harness, console: Served, page: Page
 ) -> None:
     run = run_id()
-    order_id = await place(harness, placed_event(
-        f"live-{run}", f"LIVE-{run}", ("Lou Live", "lou@example.com"),
-        [order_line("L1", "Radio", 1, "80.00")],
-        shipping=address("Lou Live", "5 Wave St", "Cork", "T12", "IE")))
+    order_id = await place(
+        harness,
+        placed_event(
+            f"live-{run}",
+            f"LIVE-{run}",
+            ("Lou Live", "lou@example.com"),
+            [order_line("L1", "Radio", 1, "80.00")],
+            shipping=address("Lou Live", "5 Wave St", "Cork", "T12", "IE"),
+        ),
+    )
     await page.goto(f"{console.url}/orders/{order_id}")
     await expect(page.locator("#payment-status")).to_have_text("pending")
     await mark_page(page)
@@ -262,14 +283,33 @@ async def test_dropshipper_searches_fulfills_to_an_edited_address_cancels_and_re
     shipping = address("Grace Hopper", "12 Old Lane", "Arlington", "22201", "US")
     others = [("Alan Turing", "alan@example.com"), ("Ada Lovelace", "ada@example.com")]
     for index, customer in enumerate(others):
-        await place(harness, placed_event(
-            f"ds-{run}-{index}", f"DS-{run}-{index}", customer,
-            [order_line("L1", "Desk lamp", 1, "40.00")], shipping=shipping), paid=True)
+        await place(
+            harness,
+            placed_event(
+                f"ds-{run}-{index}",
+                f"DS-{run}-{index}",
+                customer,
+                [order_line("L1", "Desk lamp", 1, "40.00")],
+                shipping=shipping,
+            ),
+            paid=True,
+        )
     order_id = f"ds-{run}-grace"
-    await place(harness, placed_event(
-        order_id, f"DS-{run}-7", ("Grace Hopper", f"grace.{run}@example.com"),
-        [order_line("mug", "Enamel mug", 2, "12.50"), order_line("tee", "Cotton tee", 1, "20.00")],
-        shipping=shipping, billing=shipping), paid=True)
+    await place(
+        harness,
+        placed_event(
+            order_id,
+            f"DS-{run}-7",
+            ("Grace Hopper", f"grace.{run}@example.com"),
+            [
+                order_line("mug", "Enamel mug", 2, "12.50"),
+                order_line("tee", "Cotton tee", 1, "20.00"),
+            ],
+            shipping=shipping,
+            billing=shipping,
+        ),
+        paid=True,
+    )
 
     await page.goto(f"{console.url}/orders")
     await shot(page, pictures / "orders.png")
@@ -296,7 +336,9 @@ async def test_dropshipper_searches_fulfills_to_an_edited_address_cancels_and_re
     await sent_and_done(page)
     await expect(page.locator("#order-status")).to_have_text("fulfilled", timeout=LIVE)
     await expect(page.locator("#live")).to_contain_text("1 Navy Yard Drive")
-    await expect(page.locator(".shipment a")).to_have_attribute("href", "https://tracking.example/7781")
+    await expect(page.locator(".shipment a")).to_have_attribute(
+        "href", "https://tracking.example/7781"
+    )
     await expect(page.locator("table.timeline")).to_contain_text("order.shipping_address_changed")
 
     await page.click("a:has-text('Cancel fulfillment')")
@@ -309,7 +351,9 @@ async def test_dropshipper_searches_fulfills_to_an_edited_address_cancels_and_re
     await expect(page.locator(".fulfillment .badge").first).to_have_text("cancelled")
     await expect(page.locator("a:has-text('Cancel fulfillment')")).to_have_count(0)
     timeline = page.locator("table.timeline")
-    await expect(timeline).to_contain_text("fulfillment undone (cancel_requested): buyer moved again")
+    await expect(timeline).to_contain_text(
+        "fulfillment undone (cancel_requested): buyer moved again"
+    )
     await shot(page, pictures / "order-timeline.png")
     order = await harness.order(order_id)
     assert order.fulfillments[0].status is FulfillmentStatus.CANCELLED
@@ -326,10 +370,20 @@ async def test_web_store_owner_ships_in_two_parts_and_cancels_orders_refused_the
     run = run_id()
     shipping = address("Lin Wei", "88 Harbour Road", "Wan Chai", "999077", "HK")
     order_id = f"ws-{run}"
-    await place(harness, placed_event(
-        order_id, f"WS-{run}", ("Lin Wei", f"lin.{run}@example.com"),
-        [order_line("chair", "Oak chair", 2, "150.00"), order_line("table", "Oak table", 1, "600.00")],
-        shipping=shipping), paid=True)
+    await place(
+        harness,
+        placed_event(
+            order_id,
+            f"WS-{run}",
+            ("Lin Wei", f"lin.{run}@example.com"),
+            [
+                order_line("chair", "Oak chair", 2, "150.00"),
+                order_line("table", "Oak table", 1, "600.00"),
+            ],
+            shipping=shipping,
+        ),
+        paid=True,
+    )
     await open_order(page, console.url, f"WS-{run}", order_id)
 
     await page.click("a:has-text('Fulfill items')")
@@ -358,14 +412,23 @@ async def test_web_store_owner_ships_in_two_parts_and_cancels_orders_refused_the
     await expect(page.locator(".notice-warning")).to_contain_text("Cancel those fulfillments first")
     await page.click("#confirm")
     await sent_and_done(page, "Refused by the pipeline")
-    await expect(page.locator(".notice[data-state] [data-result]")).to_contain_text("cancel refused")
+    await expect(page.locator(".notice[data-state] [data-result]")).to_contain_text(
+        "cancel refused"
+    )
     await expect(page.locator("#order-status")).to_have_text("fulfilled")
     await expect(page.locator("table.timeline")).to_contain_text("order.cancel_refused")
 
     # An order nothing was fulfilled of is cancelled.
-    unpaid = await place(harness, placed_event(
-        f"ws-{run}-b", f"WS-{run}-B", ("Lin Wei", f"lin.{run}@example.com"),
-        [order_line("lamp", "Paper lamp", 1, "35.00")], shipping=shipping))
+    unpaid = await place(
+        harness,
+        placed_event(
+            f"ws-{run}-b",
+            f"WS-{run}-B",
+            ("Lin Wei", f"lin.{run}@example.com"),
+            [order_line("lamp", "Paper lamp", 1, "35.00")],
+            shipping=shipping,
+        ),
+    )
     await open_order(page, console.url, f"WS-{run}-B", unpaid)
     await page.click("a:has-text('Cancel order')")
     await page.fill("#reason", "out of stock")
@@ -384,9 +447,17 @@ async def test_web_store_owner_updates_the_airway_bill_and_reports_the_hand_over
     run = run_id()
     shipping = address("Lin Wei", "88 Harbour Road", "Wan Chai", "999077", "HK")
     order_id = f"wt-{run}"
-    await place(harness, placed_event(
-        order_id, f"WT-{run}", ("Lin Wei", f"lin.{run}@example.com"),
-        [order_line("chair", "Oak chair", 1, "150.00")], shipping=shipping), paid=True)
+    await place(
+        harness,
+        placed_event(
+            order_id,
+            f"WT-{run}",
+            ("Lin Wei", f"lin.{run}@example.com"),
+            [order_line("chair", "Oak chair", 1, "150.00")],
+            shipping=shipping,
+        ),
+        paid=True,
+    )
     await open_order(page, console.url, f"WT-{run}", order_id)
     await page.click("a:has-text('Fulfill items')")
     await page.fill("#carrier", "DHL")
@@ -417,9 +488,17 @@ async def test_the_store_is_searched_filtered_sorted_and_paged_as_the_orders_pag
     run = run_id()
     shipping = address("Pat Page", "1 Leaf St", "Bern", "3000", "CH")
     ids = [
-        await place(harness, placed_event(
-            f"pg-{run}-{index}", f"PG-{run}-{index}", (f"Pat Page {run}", f"pat.{run}@example.com"),
-            [order_line("L1", "Page", 1, "5.00")], shipping=shipping), paid=index == 0)
+        await place(
+            harness,
+            placed_event(
+                f"pg-{run}-{index}",
+                f"PG-{run}-{index}",
+                (f"Pat Page {run}", f"pat.{run}@example.com"),
+                [order_line("L1", "Page", 1, "5.00")],
+                shipping=shipping,
+            ),
+            paid=index == 0,
+        )
         for index in range(3)
     ]
     orders = console.backend.orders
@@ -430,7 +509,9 @@ async def test_the_store_is_searched_filtered_sorted_and_paged_as_the_orders_pag
     assert [o["_id"] for o in second.orders] == [ids[0]]
     oldest = await orders.search(Search(text=f"PG-{run}", oldest_first=True))
     assert [o["_id"] for o in oldest.orders] == ids
-    paid = await orders.search(Search(text=f"pg-{run}", status="unfulfilled", delivery_status="none"))
+    paid = await orders.search(
+        Search(text=f"pg-{run}", status="unfulfilled", delivery_status="none")
+    )
     assert [o["_id"] for o in paid.orders] == [ids[0]]
     delivered = await orders.search(Search(text=f"pg-{run}", delivery_status="delivered"))
     assert delivered.total == 0
@@ -445,10 +526,16 @@ async def test_login_is_required_and_forged_or_cross_site_forms_are_refused(
     harness: Harness, console: Served, context: BrowserContext, pictures: Path
 ) -> None:
     run = run_id()
-    order_id = await place(harness, placed_event(
-        f"sec-{run}", f"SEC-{run}", ("Sam Secure", "sam@example.com"),
-        [order_line("L1", "Safe", 1, "99.00")],
-        shipping=address("Sam Secure", "1 Vault St", "Zurich", "8001", "CH")))
+    order_id = await place(
+        harness,
+        placed_event(
+            f"sec-{run}",
+            f"SEC-{run}",
+            ("Sam Secure", "sam@example.com"),
+            [order_line("L1", "Safe", 1, "99.00")],
+            shipping=address("Sam Secure", "1 Vault St", "Zurich", "8001", "CH"),
+        ),
+    )
     page = await context.new_page()
     await page.goto(f"{console.url}/orders/{order_id}")
     await expect(page).to_have_url(f"{console.url}/login?next=%2Forders%2F{order_id}")
@@ -486,10 +573,16 @@ async def test_a_double_click_or_a_resent_form_stays_one_event(
     harness: Harness, console: Served, page: Page
 ) -> None:
     run = run_id()
-    order_id = await place(harness, placed_event(
-        f"dbl-{run}", f"DBL-{run}", ("Dee Double", "dee@example.com"),
-        [order_line("L1", "Twin bell", 2, "25.00")],
-        shipping=address("Dee Double", "2 Echo Road", "Leeds", "LS1 1AA", "GB")))
+    order_id = await place(
+        harness,
+        placed_event(
+            f"dbl-{run}",
+            f"DBL-{run}",
+            ("Dee Double", "dee@example.com"),
+            [order_line("L1", "Twin bell", 2, "25.00")],
+            shipping=address("Dee Double", "2 Echo Road", "Leeds", "LS1 1AA", "GB"),
+        ),
+    )
     await page.goto(f"{console.url}/orders/{order_id}")
     form = await page.evaluate(
         """() => {
@@ -532,10 +625,20 @@ async def test_validation_messages_are_readable_in_the_browser_before_anything_i
     harness: Harness, console: Served, page: Page, pictures: Path
 ) -> None:
     run = run_id()
-    order_id = await place(harness, placed_event(
-        f"val-{run}", f"VAL-{run}", ("Val Idate", "val@example.com"),
-        [order_line("L1", "Big box", 3, "10.00"), order_line("D1", "E-book", 1, "5.00", "digital")],
-        shipping=address("Val Idate", "3 Check St", "Oslo", "0150", "NO")), paid=True)
+    order_id = await place(
+        harness,
+        placed_event(
+            f"val-{run}",
+            f"VAL-{run}",
+            ("Val Idate", "val@example.com"),
+            [
+                order_line("L1", "Big box", 3, "10.00"),
+                order_line("D1", "E-book", 1, "5.00", "digital"),
+            ],
+            shipping=address("Val Idate", "3 Check St", "Oslo", "0150", "NO"),
+        ),
+        paid=True,
+    )
     await page.goto(f"{console.url}/orders/{order_id}/fulfill")
     await page.fill("#qty-0", "7")
     await page.fill("#ship-country", "N0")
@@ -550,7 +653,9 @@ async def test_validation_messages_are_readable_in_the_browser_before_anything_i
     # The server checks too: the same form without the page's script is refused readably.
     await page.evaluate("document.querySelector('#fulfill-form').removeAttribute('data-validate')")
     await page.click("#create-fulfillment")
-    await expect(page.locator("#form-errors")).to_contain_text("at most 3 (what is still unfulfilled)")
+    await expect(page.locator("#form-errors")).to_contain_text(
+        "at most 3 (what is still unfulfilled)"
+    )
     assert await input_records(harness, Topic.FULFILLMENTS_REQUESTED, order_id) == []
 
 
@@ -562,8 +667,12 @@ async def test_dead_letters_are_listed_by_reason_and_replayed_after_a_preview(
     harness: Harness, console: Served, page: Page, pictures: Path
 ) -> None:
     run = run_id()
-    broken = placed_event(f"dl-{run}", f"DL-{run}", ("Dot Letter", "dot@example.com"),
-                          [order_line("L1", "Thing", 1, "1.00")])
+    broken = placed_event(
+        f"dl-{run}",
+        f"DL-{run}",
+        ("Dot Letter", "dot@example.com"),
+        [order_line("L1", "Thing", 1, "1.00")],
+    )
     del broken["data"]["lines"]
     await harness.send(Topic.ORDERS_PLACED, broken)
     await harness.send_raw(Topic.ORDERS_PLACED, f"dl-{run}-x".encode(), b"{not json")
@@ -594,7 +703,16 @@ async def test_dead_letters_are_listed_by_reason_and_replayed_after_a_preview(
     # Still broken, so they come back once more, marked as replayed, and a new preview
     # leaves them out.
     await harness.until(
-        lambda: sum(1 for letter in harness.seen("orders.placed.dlq")
-                    if letter["key"] == f"dl-{run}".encode()) == 2, 60, "the replayed letter")
+        lambda: (
+            sum(
+                1
+                for letter in harness.seen("orders.placed.dlq")
+                if letter["key"] == f"dl-{run}".encode()
+            )
+            == 2
+        ),
+        60,
+        "the replayed letter",
+    )
     await page.click("a:has-text('Replay…')")
     await expect(page.locator("section.card")).to_contain_text("that failed again after a replay")

@@ -31,7 +31,9 @@ async def _line_with(stream: asyncio.StreamReader, text: str, seen: list[str]) -
     while True:
         raw = await stream.readline()
         if not raw:
-            raise AssertionError(f"the demo ended before printing {text!r}:\n{''.join(seen)[-3000:]}")
+            raise AssertionError(
+                f"the demo ended before printing {text!r}:\n{''.join(seen)[-3000:]}"
+            )
         line = raw.decode(errors="replace")
         seen.append(line)
         if text in line:
@@ -47,8 +49,16 @@ async def test_demo_with_console_serves_the_demo_orders_and_says_how_to_log_in(
     env = harness.worker_env() | {"COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     env.pop("FULFILLMENT_CONSOLE_PASSWORD", None)
     demo = await asyncio.create_subprocess_exec(
-        FULFILLMENT, "demo", "--workers", "1", "--console", "--port", str(port),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        FULFILLMENT,
+        "demo",
+        "--workers",
+        "1",
+        "--console",
+        "--port",
+        str(port),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     assert demo.stdout is not None

@@ -142,7 +142,9 @@ async def test_an_invalid_event_whose_header_name_is_not_utf8_is_dead_lettered_w
     )
     await harness.completes(burst.orders)
     letter = await harness.dead_letter(Topic.ORDERS_PLACED, odd.key)
-    assert letter["headers"][DeadLetterHeader.REASON] == DeadLetterReason.KEY_MISMATCH.value.encode()
+    assert (
+        letter["headers"][DeadLetterHeader.REASON] == DeadLetterReason.KEY_MISMATCH.value.encode()
+    )
     assert own_headers(letter) == [("trace", b"\x00t"), ("\\xff\\xfe-trace", b"v")]
     assert letter["raw"] == odd.value
 

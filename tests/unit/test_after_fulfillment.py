@@ -583,7 +583,11 @@ def test_withdrawing_a_digital_request_that_never_completed_revokes_no_access() 
 def test_a_distribution_for_a_line_the_fulfillment_does_not_deliver_is_neither_handed_out_nor_revoked() -> (
     None
 ):
-    access = {"line_id": "D2", "access_url": "https://dl.example/2", "credentials": {"token": "t0k"}}
+    access = {
+        "line_id": "D2",
+        "access_url": "https://dl.example/2",
+        "credentials": {"token": "t0k"},
+    }
     order, outputs = run(
         placed(lines=[line("L1", 1), line("D2", 1, "digital")]),
         captured(amount="20.00"),

@@ -80,8 +80,7 @@ def test_saving_after_every_event_with_shipment_news_keeps_the_stored_document_e
     saved_after_every_event(events[0].order_id, data.draw(st.permutations(events)))
 
 
-def test_a_save_whose_size_bound_reaches_the_limit_writes_the_whole_document(
-) -> None:
+def test_a_save_whose_size_bound_reaches_the_limit_writes_the_whole_document() -> None:
     order = OrderDocument(_id="ord-b")
     apply(order, placed("ord-b"), NOW)
     _, size = save(order, None)
@@ -108,7 +107,9 @@ def test_a_save_writes_the_same_bytes_whatever_the_length_of_the_timeline() -> N
     assert writes[0] == writes[1]
 
 
-def test_a_save_after_undoing_one_fulfillment_writes_the_same_bytes_however_many_there_are() -> None:
+def test_a_save_after_undoing_one_fulfillment_writes_the_same_bytes_however_many_there_are() -> (
+    None
+):
     writes = []
     for count in (5, 200):
         order = OrderDocument(_id="ord-f")
