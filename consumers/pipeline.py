@@ -25,7 +25,7 @@ from consumers.kafka_records import printable_name
 from consumers.outputs import Message, event_message, is_too_large
 from consumers.retry import Backoff, QuietLog, is_outage, retrying
 from consumers.sealing import Sealer, UnknownKey
-from lifecycle import Outcome, apply
+from lifecycle import Outcome, apply, size_problem
 from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
 from schemas.events import Inbound
 from schemas.limits import MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES
@@ -83,12 +83,13 @@ class Received:
 
 
 class OverBudget(Exception):
-    """Applying the events would make an order's document larger than MAX_DOCUMENT_BYTES."""
+    """Applying the events would make an order's document, or one of its outputs, larger
+    than its limit (contract 1.1): the event at fault is then refused, alone."""
 
-    def __init__(self, order_id: str, size: int) -> None:
-        super().__init__(f"the order's document would be {size} bytes")
+    def __init__(self, order_id: str, reason: str) -> None:
+        super().__init__(reason)
         self.order_id = order_id
-        self.size = size
+        self.reason = reason
 
 
 @dataclass
@@ -330,10 +331,10 @@ class Pipeline:
             await self._apply_together([one], report)
         except OverBudget as over:
             try:
-                await self._apply_together([one], report, {one.event.id: _over_budget(over)})
+                await self._apply_together([one], report, {one.event.id: over.reason})
             except OverBudget as still:
                 # Even the refusal does not fit: the order is full.
-                rejection = Rejection(DeadLetterReason.TOO_LARGE, _over_budget(still))
+                rejection = Rejection(DeadLetterReason.TOO_LARGE, still.reason)
                 await self.dead_letter([(one.record, rejection)])
                 report.dead_letters += 1
 
@@ -544,23 +545,26 @@ def _decide_order(
             apply(order, one.event, now, too_large.get(one.event.id)) for one in order_events
         ]
     round_.outcomes[order_id] = [result.outcome for result in results]
+    outputs = [output for result in results for output in result.outputs]
     with stage("encoding the outputs"):
-        order.outbox.extend(OutboxMessage.of(e) for result in results for e in result.outputs)
+        problem = next(filter(None, map(size_problem, outputs)), None)
+        if problem is not None:
+            # Kept, it would park every later output of the order behind it for good.
+            raise OverBudget(order_id, problem)
+        order.outbox.extend(OutboxMessage.of(output) for output in outputs)
     if any(result.changed for result in results):
         order.version = loaded_version + 1
         with stage("encoding the order"):
             change = encode(order, loaded_version, token, MAX_DOCUMENT_BYTES)
         if change.size > MAX_DOCUMENT_BYTES:
-            raise OverBudget(order_id, change.size)
+            raise OverBudget(
+                order_id,
+                f"the order's document would be {change.size} bytes,"
+                f" above the limit of {MAX_DOCUMENT_BYTES}",
+            )
         round_.changes.append(change)
     elif order.outbox:
         round_.unsent.append(order)
-
-
-def _over_budget(over: OverBudget) -> str:
-    return (
-        f"the order's document would be {over.size} bytes, above the limit of {MAX_DOCUMENT_BYTES}"
-    )
 
 
 def dead_letter(record: Record, rejection: Rejection) -> Message:

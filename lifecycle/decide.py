@@ -62,8 +62,8 @@ def apply(
 ) -> Applied:
     """Apply `event` to `order` in place: applied, a duplicate, a reused id, or refused.
 
-    `too_large` says why the shell found that the event would make the document larger than
-    it may be (contract 1.1): a fulfillment request is then cancelled as invalid without
+    `too_large` says why the shell found that the event would make the document, or one of
+    its outputs, larger than it may be (contract 1.1): a fulfillment request is then cancelled as invalid without
     keeping its payload, and any other event is refused, changing nothing.
     """
     applied_from = order.applied_source(event.id)
@@ -99,7 +99,8 @@ def _already_applied(
 
 
 def _refuse_request(order: OrderDocument, event: Inbound, detail: str, now: datetime) -> None:
-    """A request too large to keep: on the record as cancelled, without shipment or credentials."""
+    """A request too large to keep, or whose outputs would be: on the record as cancelled,
+    without its lines, shipment or credentials, so that its own output stays small."""
     data = event.data
     assert isinstance(data, FulfillmentRequested)
     if order.fulfillment(data.fulfillment_id) is not None:
@@ -110,7 +111,6 @@ def _refuse_request(order: OrderDocument, event: Inbound, detail: str, now: date
         status=FulfillmentStatus.PENDING,
         event_id=event.id,
         requested_at=event.time,
-        requested_lines=data.lines or None,
     )
     order.add_fulfillment(fulfillment)
     note(

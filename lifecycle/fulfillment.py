@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from lifecycle.record import emit, listing, note, output, set_status
+from lifecycle.record import emit, listing, note, output, set_status, size_problem
 from lifecycle.shipment import on_cancellation, on_completion
-from schemas.cloudevents import CloudEvent, to_json
+from schemas.cloudevents import CloudEvent
 from schemas.document import Fulfillment, OrderDocument
 from schemas.events import (
     CancelledLine,
@@ -18,9 +18,9 @@ from schemas.events import (
     FulfillmentHeld,
     HeldLine,
     Inbound,
+    RequestedLine,
     RevokedAccess,
 )
-from schemas.limits import MAX_OUTPUT_BYTES
 from schemas.names import (
     CancelReason,
     Delivery,
@@ -57,11 +57,10 @@ def resolve_lines(
             if line.unfulfilled > 0
         ]
         return remaining, None if remaining else "nothing left to fulfill"
-    wanted: dict[str, int] = {}
-    for requested in fulfillment.requested_lines:
-        if order.line(requested.line_id) is None:
-            return [], f"unknown line_id {requested.line_id!r}"
-        wanted[requested.line_id] = wanted.get(requested.line_id, 0) + requested.quantity
+    wanted = _totals(fulfillment.requested_lines)
+    for line_id in wanted:
+        if order.line(line_id) is None:
+            return [], f"unknown line_id {line_id!r}"
     lines = []
     for line_id, quantity in wanted.items():
         line = order.line(line_id)
@@ -74,6 +73,20 @@ def resolve_lines(
     return lines, None
 
 
+def _totals(requested: list[RequestedLine] | None) -> dict[str, int]:
+    """A request's quantities summed per line, in the order it first names them: a line named
+    again is the same line, and an output lists each line once, however often it was named."""
+    totals: dict[str, int] = {}
+    for one in requested or ():
+        totals[one.line_id] = totals.get(one.line_id, 0) + one.quantity
+    return totals
+
+
+def _sku(order: OrderDocument, line_id: str) -> str | None:
+    line = order.line(line_id)
+    return line.sku if line is not None else None
+
+
 def _address_problem(
     order: OrderDocument, fulfillment: Fulfillment, lines: list[FulfilledLine]
 ) -> str | None:
@@ -84,18 +97,6 @@ def _address_problem(
         if line is not None and line.delivery is Delivery.SHIPMENT:
             return f"line {fulfilled.line_id!r} is shipped but there is no shipping address"
     return None
-
-
-def _size_problem(completed: CloudEvent) -> str | None:
-    # Measured sealed: a Fernet token is longer than the credentials it seals, so the published
-    # event (credentials opened) is never larger than this.
-    size = len(to_json(completed).encode())
-    if size <= MAX_OUTPUT_BYTES:
-        return None
-    return (
-        f"the fulfillment.completed event would be {size} bytes,"
-        f" above the limit of {MAX_OUTPUT_BYTES} bytes"
-    )
 
 
 def carry_out(
@@ -128,7 +129,9 @@ def carry_out(
         now,
         fulfillment.fulfillment_id,
     )
-    problem = _size_problem(completed)
+    # Measured sealed: a Fernet token is longer than the credentials it seals, so the published
+    # event (credentials opened) is never larger than this.
+    problem = size_problem(completed)
     if problem:
         cancel(order, fulfillment, CancelReason.INVALID_REQUEST, problem, event, now)
         return
@@ -192,7 +195,15 @@ def hold(
     event: Inbound,
     now: datetime,
 ) -> None:
-    """Keep a request pending, and say why with `fulfillment.held`, once per reason."""
+    """Keep a request pending, and say why with `fulfillment.held`, once per reason; one whose
+    `fulfillment.held` would be too large to publish is cancelled as invalid instead."""
+    held = None if reason in fulfillment.holds else _held(order, fulfillment, reason, now)
+    problem = None if held is None else size_problem(held)
+    if problem:
+        # Its lines made it too large: the cancel lists none of them (nothing left to publish).
+        fulfillment.requested_lines = None
+        cancel(order, fulfillment, CancelReason.INVALID_REQUEST, problem, event, now)
+        return
     waiting = "payment" if reason is HoldReason.AWAITING_PAYMENT else "the order to be placed"
     note(
         order,
@@ -202,18 +213,19 @@ def hold(
         now,
         fulfillment.fulfillment_id,
     )
-    if reason in fulfillment.holds:
-        return
-    fulfillment.holds = [*fulfillment.holds, reason]
+    if held is not None:
+        fulfillment.holds = [*fulfillment.holds, reason]
+        order.record(held)
+
+
+def _held(
+    order: OrderDocument, fulfillment: Fulfillment, reason: HoldReason, now: datetime
+) -> CloudEvent:
     lines = [
-        HeldLine(
-            line_id=requested.line_id,
-            sku=line.sku if (line := order.line(requested.line_id)) else None,
-            quantity=requested.quantity,
-        )
-        for requested in fulfillment.requested_lines or ()
+        HeldLine(line_id=line_id, sku=_sku(order, line_id), quantity=quantity)
+        for line_id, quantity in _totals(fulfillment.requested_lines).items()
     ]
-    emit(
+    return output(
         order,
         EventType.FULFILLMENT_HELD,
         FulfillmentHeld(
@@ -233,12 +245,8 @@ def _cancelled_lines(order: OrderDocument, fulfillment: Fulfillment) -> list[Can
     if fulfillment.status is FulfillmentStatus.COMPLETED or fulfillment.requested_lines is None:
         return [CancelledLine(**line.model_dump()) for line in fulfillment.lines]
     return [
-        CancelledLine(
-            line_id=requested.line_id,
-            sku=line.sku if (line := order.line(requested.line_id)) else None,
-            quantity=requested.quantity,
-        )
-        for requested in fulfillment.requested_lines
+        CancelledLine(line_id=line_id, sku=_sku(order, line_id), quantity=quantity)
+        for line_id, quantity in _totals(fulfillment.requested_lines).items()
     ]
 
 

@@ -7,12 +7,14 @@ from collections.abc import Collection
 from datetime import datetime
 from itertools import islice
 
-from schemas.cloudevents import CloudEvent
+from schemas.cloudevents import CloudEvent, to_json
 from schemas.document import OrderDocument, TimelineEntry
 from schemas.events import Inbound, OrderStatusChanged, WireModel
-from schemas.limits import MAX_SUMMARY_CHARS
+from schemas.limits import MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
 from schemas.names import SERVICE_SOURCE, EventType, OrderStatus
 
+# UTF-8 takes at most this many bytes per character: shorter JSON is measured by its length.
+MAX_UTF8_BYTES = 4
 # Ids a summary names before it counts the rest.
 LISTED_IDS = 5
 ELLIPSIS = "…"
@@ -57,6 +59,20 @@ def note_for(
             event_time=event_time,
             fulfillment_id=fulfillment_id,
         )
+    )
+
+
+def size_problem(event: CloudEvent) -> str | None:
+    """Why `event` may not be published (its JSON is above `MAX_OUTPUT_BYTES`), else None."""
+    text = to_json(event)
+    if len(text) * MAX_UTF8_BYTES <= MAX_OUTPUT_BYTES:
+        return None
+    size = len(text.encode())
+    if size <= MAX_OUTPUT_BYTES:
+        return None
+    return (
+        f"the {event.type.value} event would be {size} bytes,"
+        f" above the limit of {MAX_OUTPUT_BYTES} bytes"
     )
 
 

@@ -336,6 +336,57 @@ async def test_a_request_whose_completion_would_exceed_the_output_limit_is_cance
     assert order.lines[0].fulfilled_quantity == 0
 
 
+@bounded(90)
+async def test_a_request_whose_held_event_would_exceed_the_output_limit_is_cancelled_and_its_order_goes_on(
+    harness: Harness,
+) -> None:
+    order_id = "ord-huge-hold"
+    lines = [line(f"L{n}", 1, price="1.00") | {"sku": f"{n}-".ljust(1000, "s")} for n in range(900)]
+    request = {
+        "fulfillment_id": "ful-huge",
+        "lines": [{"line_id": f"L{n}", "quantity": 1} for n in range(900)],
+    }
+    odd = [
+        Raw.event(
+            Topic.ORDERS_PLACED, envelope(EventType.ORDER_PLACED, order_id, placed_data(lines))
+        ),
+        Raw.event(
+            Topic.FULFILLMENTS_REQUESTED,
+            envelope(EventType.FULFILLMENT_REQUESTED, order_id, request),
+        ),
+    ]
+    assert all(record.value is not None and len(record.value) < MAX_INPUT_BYTES for record in odd)
+    held_lines = [{"line_id": one["line_id"], "sku": one["sku"], "quantity": 1} for one in lines]
+    assert len(json.dumps(held_lines, separators=(",", ":"))) > MAX_OUTPUT_BYTES
+    burst = await harness.burst(odd)
+    await harness.completes(burst.orders)
+
+    cancelled = Topic.FULFILLMENTS_CANCELLED.value
+    await harness.until(
+        lambda: any(c["subject"] == order_id for c in harness.seen(cancelled)),
+        30,
+        what="the fulfillment.cancelled of the request too large to hold",
+    )
+    [refusal] = [c for c in harness.seen(cancelled) if c["subject"] == order_id]
+    assert refusal["data"]["reason"] == CancelReason.INVALID_REQUEST
+    assert refusal["data"]["lines"] == []
+    assert "fulfillment.held event would be" in refusal["data"]["detail"]
+    assert not [h for h in harness.seen(Topic.FULFILLMENTS_HELD.value) if h["subject"] == order_id]
+    # Nothing of it waits in the order's outbox: the order's next outputs go out.
+    await harness.send(Topic.PAYMENTS_CAPTURED, _capture(order_id, "900.00"))
+    await harness.until(
+        lambda: any(
+            c["subject"] == order_id and c["data"]["to_status"] == "unfulfilled"
+            for c in harness.seen(Topic.ORDERS_STATUS_CHANGED.value)
+        ),
+        30,
+        what="the order's status change once paid",
+    )
+    order = await harness.order(order_id)
+    assert [f.status for f in order.fulfillments] == [FulfillmentStatus.CANCELLED]
+    harness.check_workers()
+
+
 # ---- 5. compression ----------------------------------------------------------------------------
 
 

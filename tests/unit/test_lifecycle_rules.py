@@ -463,3 +463,72 @@ def test_documents_without_sources_load_and_their_ids_get_unknown_sources() -> N
     reloaded = OrderDocument.model_validate(order.to_mongo())
     reuse = from_source(cancel_order(event_id="new"), "urn:b")
     assert apply(reloaded, reuse, NOW).outcome is Outcome.ID_REUSED
+
+
+# ---- outputs too large to publish (contract 1.1) -----------------------------------------------
+
+
+def long_lines(count: int, sku_chars: int = 1000) -> list[dict[str, Any]]:
+    """`count` lines whose skus are `sku_chars` long: an output listing them all is large."""
+    return [line(f"L{n}", 1) | {"sku": f"{n}-".ljust(sku_chars, "s")} for n in range(count)]
+
+
+def test_a_held_request_lists_each_line_once_with_its_quantities_summed() -> None:
+    _, outputs = run(
+        placed(lines=[line("L1", 5), line("L2", 1)]),
+        requested(lines=[("L1", 1), ("L2", 1), ("L1", 2)]),
+    )
+    held = of_type(outputs, EventType.FULFILLMENT_HELD)[0]
+    assert [(one["line_id"], one["quantity"]) for one in held["lines"]] == [("L1", 3), ("L2", 1)]
+
+
+def test_a_request_naming_one_long_line_a_thousand_times_is_held_with_one_line() -> None:
+    order, outputs = run(
+        placed(lines=[line("L0", 1000) | {"sku": "s" * 1000}]),
+        requested(lines=[("L0", 1)] * 1000),
+    )
+    (held,) = of_type(outputs, EventType.FULFILLMENT_HELD)
+    assert held["lines"] == [{"line_id": "L0", "sku": "s" * 1000, "quantity": 1000}]
+    assert fulfillment_status(order) is FulfillmentStatus.PENDING
+
+
+def test_a_request_whose_held_event_would_be_too_large_is_cancelled_as_invalid_without_lines() -> (
+    None
+):
+    order, outputs = run(
+        placed(lines=long_lines(900)), requested(lines=[(f"L{n}", 1) for n in range(900)])
+    )
+    assert not of_type(outputs, EventType.FULFILLMENT_HELD)
+    (cancelled,) = of_type(outputs, EventType.FULFILLMENT_CANCELLED)
+    assert cancelled["reason"] == CancelReason.INVALID_REQUEST
+    assert cancelled["lines"] == []
+    size = re.fullmatch(
+        rf"the fulfillment.held event would be (\d+) bytes, above the limit of {MAX_OUTPUT_BYTES} bytes",
+        cancelled["detail"],
+    )
+    assert size is not None and int(size[1]) > MAX_OUTPUT_BYTES
+    assert fulfillment_status(order) is FulfillmentStatus.CANCELLED
+    assert all(len(to_json(output).encode()) <= MAX_OUTPUT_BYTES for output in outputs)
+
+
+def test_a_request_held_before_its_order_whose_next_hold_would_be_too_large_is_cancelled_and_the_order_placed() -> (
+    None
+):
+    early = requested(lines=[(f"L{n}", 1) for n in range(900)])
+    order, outputs = run(early, placed(lines=long_lines(900)))
+    assert order.placed and order.status is OrderStatus.AWAITING_PAYMENT
+    assert [held["reason"] for held in of_type(outputs, EventType.FULFILLMENT_HELD)] == [
+        "awaiting_order"
+    ]
+    (cancelled,) = of_type(outputs, EventType.FULFILLMENT_CANCELLED)
+    assert cancelled["reason"] == CancelReason.INVALID_REQUEST and cancelled["lines"] == []
+
+
+def test_a_request_refused_for_its_size_is_cancelled_without_any_of_its_lines() -> None:
+    order, _ = run(placed(), captured())
+    event = requested(lines=[("L1", 1)])
+    result = apply(order, event, NOW, "the order's document would be too large")
+    (cancelled,) = of_type(result.outputs, EventType.FULFILLMENT_CANCELLED)
+    assert cancelled["reason"] == CancelReason.INVALID_REQUEST
+    assert cancelled["detail"] == "the order's document would be too large"
+    assert cancelled["lines"] == []

@@ -156,6 +156,41 @@ async def test_an_event_that_would_overgrow_its_order_is_dead_lettered_too_large
     assert order is not None and [c.payment_id for c in order.captures] == ["p-small"]
 
 
+async def test_an_event_whose_output_would_be_too_large_is_dead_lettered_and_its_order_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, outputs = FakeStore(), FakeOutputs()
+    worker = make(store, outputs)
+    await worker.handle(order_records("a")[:1])
+
+    def too_large(event: Any) -> str | None:
+        paid = (
+            event.type is EventType.ORDER_STATUS_CHANGED and event.data.to_status == "unfulfilled"
+        )
+        return (
+            "the order.status_changed event would be too large"
+            if paid and event.subject == "a"
+            else None
+        )
+
+    monkeypatch.setattr(pipeline_module, "size_problem", too_large)
+    capture, request = order_records("a")[1:]
+    await worker.handle([capture, *order_records("b")])
+    assert reasons(outputs) == [b"too_large"]
+    letter = outputs.on(".dlq")[0]
+    assert letter.value == capture.value
+    assert dict(letter.headers)[DeadLetterHeader.ERROR] == (
+        b"the order.status_changed event would be too large"
+    )
+    assert completed_orders(outputs) == ["b"]
+    a = store.stored("a")
+    assert a is not None and a.placed and not a.captures
+    # Nothing of it waits in the order's outbox: the order's next outputs go out.
+    await worker.handle([request])
+    assert [m.key for m in outputs.on(Topic.FULFILLMENTS_HELD)] == [b"a"]
+    assert worker.parked == {}
+
+
 async def test_a_lost_race_is_decided_again_on_the_winners_state() -> None:
     store, outputs = FakeStore(), FakeOutputs()
     first = make(store, outputs)
