@@ -40,6 +40,7 @@ from console.security import (
     transient,
 )
 from console.views import REFUSALS, distributions, label, money, when
+from schemas.limits import MAX_ITEMS, MiB
 
 log = logging.getLogger("console")
 
@@ -49,6 +50,11 @@ PUBLIC_PATHS = frozenset({"/login", "/favicon.ico"})
 MAX_SUBMISSIONS = 10_000
 # The longest path (in UTF-8 bytes) a login returns to; a longer `next` returns to the orders.
 MAX_RETURN_PATH = 2000
+# A form's fields at most: a fulfill form has 7 per line, for as many lines as an order has.
+MAX_FORM_FIELDS = 8 * MAX_ITEMS
+# A form's body at most, refused before it is read (the login form is public): room for a
+# fulfill form whose event reaches the input limit, percent-encoded.
+MAX_FORM_BYTES = 16 * MiB
 # A wrong password costs this long: guessing gets slow, a typo barely notices.
 FAILED_LOGIN_DELAY_S = 1.0
 
@@ -177,8 +183,16 @@ def error_page(
 
 
 async def checked_form(request: Request) -> FormData:
-    """The submitted form, once its CSRF token is this session's."""
-    form = await request.form()
+    """The submitted form, once its CSRF token is this session's; one too large is refused
+    unread."""
+    length = request.headers.get("content-length", "")
+    if not length.isdigit():
+        raise StarletteHTTPException(411, "A form must say how long it is.")
+    if int(length) > MAX_FORM_BYTES:
+        raise StarletteHTTPException(
+            413, f"The form is larger than the console takes ({MAX_FORM_BYTES // MiB} MiB)."
+        )
+    form = await request.form(max_fields=MAX_FORM_FIELDS)
     token = form.get(CSRF_FIELD)
     if not isinstance(token, str) or not session(request).csrf_ok(token):
         raise CsrfRefused()

@@ -43,7 +43,14 @@ READ_TIMEOUT_S = 60.0
 
 
 class Unavailable(Exception):
-    """Kafka or the store did not answer; the message is one line for the operator."""
+    """Kafka or the store did not answer; the message is one line for the operator.
+
+    `maybe_sent`: the event was handed to Kafka before the answer failed to come, so it may
+    still arrive."""
+
+    def __init__(self, message: str, maybe_sent: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True)
@@ -145,7 +152,10 @@ class LiveBackend:
             if self._publisher is None:
                 # Create the contract's topics first, as the worker does: a topic the broker
                 # auto-created would get the wrong number of partitions.
-                await ensure_topics(self.settings)
+                try:
+                    await ensure_topics(self.settings)
+                except RuntimeError as refused:  # the broker's reason, in one line
+                    raise Unavailable(str(refused)) from None
                 publisher = FulfillmentPublisher(self.settings, source=SOURCE)
                 try:
                     await publisher.__aenter__()
@@ -165,7 +175,10 @@ class LiveBackend:
                 await publisher.publish(event_type, order_id, data, event_id=event_id)
         except TimeoutError:
             self._discard(publisher)
-            raise Unavailable("Kafka did not acknowledge in time") from None
+            # Closing the publisher still sends what it holds: the event may yet arrive.
+            raise Unavailable(
+                "Kafka did not acknowledge in time", maybe_sent=publisher is not None
+            ) from None
         except OSError as problem:
             self._discard(publisher)
             raise Unavailable(f"cannot reach Kafka: {type(problem).__name__}") from None

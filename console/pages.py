@@ -204,7 +204,17 @@ async def send(
         await console.backend.publish(event_type, order_id, data, event)
     except Unavailable as problem:
         console.submissions.release(nonce)
+        if problem.maybe_sent:
+            return (
+                f"{what} may not have been sent: {problem}. It may still arrive; sending this"
+                " form again unchanged is safe (the pipeline applies it once), but check the"
+                " order's timeline before you change it."
+            )
         return f"{what} was not sent: {problem}. Try again."
+    except BaseException:
+        # Whatever went wrong, the same form may be sent again.
+        console.submissions.release(nonce)
+        raise
     flash(
         request, Flash(f"{what}: sent {event_type.value} (event {event}).", "info", order_id, event)
     )

@@ -137,8 +137,12 @@ def transient() -> Session:
 
 
 def cookie_options(secure: bool) -> dict[str, Any]:
-    """HttpOnly and SameSite=Strict always; Secure when the console is reached over https."""
-    return {"httponly": True, "samesite": "strict", "secure": secure, "path": "/"}
+    """HttpOnly and SameSite=Lax always; Secure when the console is reached over https.
+
+    Lax, not Strict: a link to an order followed from a ticket or a chat must find the operator
+    logged in; with Strict it came without the cookie, and the login page's new session then
+    replaced the operator's. Cross-site posts still come without it (and without a token)."""
+    return {"httponly": True, "samesite": "lax", "secure": secure, "path": "/"}
 
 
 class SecurityHeaders:

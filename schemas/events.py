@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from schemas.iso import COUNTRIES, CURRENCIES
+from schemas.limits import MAX_ITEMS
 from schemas.names import (
     CancelReason,
     Delivery,
@@ -164,7 +165,7 @@ class OrderPlaced(WireModel):
     customer: Customer
     currency: Currency
     total: Money
-    lines: list[OrderLine] = Field(min_length=1, max_length=1000)
+    lines: list[OrderLine] = Field(min_length=1, max_length=MAX_ITEMS)
     shipping_address: Address | None = None
     billing_address: Address | None = None
 
@@ -232,9 +233,9 @@ class Distribution(WireModel):
 
 class FulfillmentRequested(WireModel):
     fulfillment_id: Identifier
-    lines: list[RequestedLine] | None = Field(default=None, max_length=1000)
+    lines: list[RequestedLine] | None = Field(default=None, max_length=MAX_ITEMS)
     shipment: Shipment | None = None
-    distributions: list[Distribution] | None = Field(default=None, max_length=1000)
+    distributions: list[Distribution] | None = Field(default=None, max_length=MAX_ITEMS)
     shipping_address: Address | None = None
     requested_by: OptionalText | None = None
 

@@ -22,3 +22,5 @@ MAX_DOCUMENT_BYTES = 8 * MiB
 MAX_RECORD_BYTES = 1_000_000
 # Timeline summaries are for people: longer ones are cut with an ellipsis.
 MAX_SUMMARY_CHARS = 500
+# The most lines an order or a request may name, and distributions a request may carry.
+MAX_ITEMS = 1000

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import console.app
+from console.backend import Unavailable
 from console.forms import event_id, fulfillment_id
 from console.queries import Search, search_filter
 from schemas.events import (
@@ -18,6 +20,7 @@ from schemas.events import (
     PaymentCaptured,
     ShipmentStatusReported,
 )
+from schemas.limits import MAX_ITEMS
 from schemas.names import EventType, OrderStatus, Topic
 from tests.console.conftest import hidden
 from tests.console.fakes import FakeBackend, letter, order_with
@@ -420,3 +423,109 @@ def test_a_country_typed_in_lower_case_is_taken_but_a_non_ascii_lookalike_is_ref
     [sent] = backend.published
     assert isinstance(sent.data, FulfillmentRequested)
     assert sent.data.shipping_address is not None and sent.data.shipping_address.country == "DE"
+
+
+# ---- forms of any size, failures that leave the form sendable again -----------------------------
+
+
+def _digital_order(
+    client: TestClient, backend: FakeBackend, count: int
+) -> tuple[str, dict[str, str]]:
+    """A paid order of `count` digital lines, and its fulfill form's hidden fields."""
+    lines = [line(f"D{n}", 1, "digital", "1.00") for n in range(count)]
+    paid = [placed("ord-many", lines=lines), captured("ord-many", amount=f"{count}.00")]
+    backend.orders.put(order_with(paid, "ord-many"))
+    page = client.get("/orders/ord-many/fulfill").text
+    action = "/orders/ord-many/fulfill"
+    return action, {
+        "csrf_token": hidden(page, "csrf_token", action),
+        "nonce": hidden(page, "nonce", action),
+    }
+
+
+def test_a_fulfill_form_of_the_most_lines_an_order_may_have_is_read_and_sent(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    action, form = _digital_order(client, backend, MAX_ITEMS)
+    for n in range(MAX_ITEMS):
+        form |= {
+            f"qty-{n}": "1",
+            f"access_url-{n}": f"https://dl.example/{n}",
+            f"instructions-{n}": "",
+            f"username-{n}": "",
+            f"password-{n}": "",
+            f"token-{n}": "",
+        }
+    assert len(form) > 6 * MAX_ITEMS
+    assert client.post(action, data=form).status_code == 303
+    [sent] = backend.published
+    assert isinstance(sent.data, FulfillmentRequested)
+    assert len(sent.data.lines or []) == MAX_ITEMS
+
+
+def test_credentials_are_sent_exactly_as_typed_spaces_included(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    action, form = _digital_order(client, backend, 1)
+    form |= {"qty-0": "1", "username-0": " buyer", "password-0": " pa ss ", "token-0": "   "}
+    assert client.post(action, data=form).status_code == 303
+    [sent] = backend.published
+    assert isinstance(sent.data, FulfillmentRequested)
+    [given] = sent.data.distributions or []
+    assert given.credentials is not None
+    assert (given.credentials.username, given.credentials.password, given.credentials.token) == (
+        " buyer",
+        " pa ss ",
+        "   ",
+    )
+
+
+def test_a_form_larger_than_the_console_takes_is_refused_unread_with_a_readable_page(
+    client: TestClient, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console.app, "MAX_FORM_BYTES", 10_000)
+    page = client.get("/orders/ord-unpaid").text
+    action = "/orders/ord-unpaid/capture"
+    data = {
+        "csrf_token": hidden(page, "csrf_token", action),
+        "nonce": hidden(page, "nonce", action),
+    }
+    response = client.post(action, data=data | {"padding": "x" * 20_000})
+    assert response.status_code == 413
+    assert "larger than the console takes" in response.text
+    assert backend.published == []
+
+
+def test_a_send_that_failed_unexpectedly_leaves_the_form_sendable_again(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    page = client.get("/orders/ord-unpaid").text
+    action = "/orders/ord-unpaid/capture"
+    data = {
+        "csrf_token": hidden(page, "csrf_token", action),
+        "nonce": hidden(page, "nonce", action),
+    }
+    backend.failure = ValueError("a defect")
+    assert client.post(action, data=data).status_code == 500
+    backend.failure = None
+    assert client.post(action, data=data).status_code == 303
+    assert len(backend.published) == 1
+    assert "already sent" not in client.get("/orders/ord-unpaid").text
+
+
+def test_a_send_kafka_did_not_acknowledge_says_it_may_still_arrive_and_may_be_sent_again(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    page = client.get("/orders/ord-unpaid").text
+    action = "/orders/ord-unpaid/capture"
+    data = {
+        "csrf_token": hidden(page, "csrf_token", action),
+        "nonce": hidden(page, "nonce", action),
+    }
+    backend.failure = Unavailable("Kafka did not acknowledge in time", maybe_sent=True)
+    answer = client.post(action, data=data, follow_redirects=True).text
+    assert "may not have been sent" in answer and "may still arrive" in answer
+    assert "was not sent" not in answer
+    backend.failure = None
+    assert client.post(action, data=data).status_code == 303
+    assert len(backend.published) == 1

@@ -86,3 +86,23 @@ async def test_an_action_after_the_broker_refused_the_publishers_state_goes_out_
     finally:
         await backend.close()
     assert await published_ids(infra, topic) == ["evt-1", "evt-2"]
+
+
+@pytest.mark.integration
+async def test_an_action_whose_topics_the_broker_refuses_to_create_says_why_in_one_line(
+    infra: Infra, names: Names
+) -> None:
+    settings = Settings(
+        infra.kafka_bootstrap,
+        infra.mongodb_uri,
+        names.database,
+        names.prefix,
+        replication_factor=99,
+    )
+    backend = LiveBackend(settings)
+    capture = PaymentCaptured(amount="1.00", currency="EUR", payment_id="pay-1")
+    try:
+        with pytest.raises(Unavailable, match=r"could not create topic .*[Rr]eplication factor"):
+            await backend.publish(EventType.PAYMENT_CAPTURED, "ord-1", capture, "evt-1")
+    finally:
+        await backend.close()

@@ -547,7 +547,7 @@ async def test_login_is_required_and_forged_or_cross_site_forms_are_refused(
     await page.click("button:has-text('Log in')")
     await expect(page.locator("#order-id")).to_have_text(order_id)
     cookie = next(c for c in await context.cookies() if c["name"] == "fulfillment_console")
-    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
 
     # A form whose CSRF token was tampered with is refused, and nothing is sent.
     await page.eval_on_selector(
@@ -566,6 +566,32 @@ async def test_login_is_required_and_forged_or_cross_site_forms_are_refused(
     # Refused as from no session: nothing sent, and a way to log in.
     assert "Your session has ended" in await attacker.content()
     assert await input_records(harness, Topic.PAYMENTS_CAPTURED, order_id) == []
+
+
+@bounded(120)
+async def test_a_link_to_an_order_followed_from_another_site_finds_the_operator_logged_in(
+    harness: Harness, console: Served, page: Page
+) -> None:
+    run = run_id()
+    order_id = await place(
+        harness,
+        placed_event(
+            f"link-{run}",
+            f"LNK-{run}",
+            ("Lee Link", "lee@example.com"),
+            [order_line("L1", "Chain", 1, "5.00")],
+            shipping=address("Lee Link", "3 Hop Lane", "York", "YO1 7HH", "GB"),
+        ),
+    )
+    # A ticket or a chat elsewhere links to the order.
+    ticket = await page.context.new_page()
+    await ticket.set_content(f'<a href="{console.url}/orders/{order_id}">the order</a>')
+    async with ticket.expect_navigation():
+        await ticket.click("a")
+    await expect(ticket.locator("#order-id")).to_have_text(order_id)
+    # The operator's other tab is still logged in.
+    await page.goto(f"{console.url}/orders")
+    await expect(page).to_have_url(f"{console.url}/orders")
 
 
 @bounded(120)
