@@ -349,11 +349,20 @@ async def replay_letters(
         chosen, outcome = _choose(letters, again)
         if dry_run or not chosen:
             return outcome
-        async with open_publisher(settings) as publisher:
-            for letter in chosen:
-                await publisher.send_raw(
-                    _original_topic(letter), letter.key, letter.value, _replay_headers(letter)
-                )
+        sent: list[Any] = []
+        try:
+            async with open_publisher(settings) as publisher:
+                for letter in chosen:
+                    await publisher.send_raw(
+                        _original_topic(letter), letter.key, letter.value, _replay_headers(letter)
+                    )
+                    sent.append(letter)
+        except BaseException:
+            # Stopped part-way: what went out counts as replayed, the rest waits for the next run.
+            if sent:
+                with contextlib.suppress(Exception):
+                    await consumer.commit(replayed_positions(sent))
+            raise
         # Committed only after every letter is re-published, and only up to what was.
         await consumer.commit(replayed_positions(chosen))
         return outcome

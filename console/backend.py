@@ -279,6 +279,6 @@ class LiveBackend:
                 return f"no dead letters in {dlq}"
             try:
                 outcome = await replay_letters(self.settings, dlq, again)
-            except KafkaError as problem:
+            except (KafkaError, OSError, TimeoutError) as problem:
                 raise Unavailable(f"Kafka failed: {type(problem).__name__}") from None
         return outcome.summary("replayed", dlq)

@@ -107,7 +107,14 @@ async def replay(request: Request, name: str) -> Response:
         summary = await console.backend.replay(topic, text(form, "again") == "1")
     except Unavailable as unavailable:
         console.submissions.release(nonce)
-        flash(request, Flash(f"Nothing was replayed: {unavailable}.", "error"))
+        message = (
+            f"The replay did not finish: {unavailable}. Letters it re-published are not sent"
+            " again; replay again for the rest."
+        )
+        flash(request, Flash(message, "error"))
         return redirect(back)
+    except BaseException:
+        console.submissions.release(nonce)
+        raise
     flash(request, Flash(f"{summary[0].upper()}{summary[1:]}.", "success"))
     return redirect(back)

@@ -129,6 +129,8 @@ class FakeBackend:
         return ReplayPreview(chosen, 0, 0)
 
     async def replay(self, topic: Topic, again: bool) -> str:
+        if self.failure is not None:
+            raise self.failure
         count = 0 if topic in self.replayed else len(self.letters.get(topic, []))
         self.replayed.append(topic)
         return f"replayed {count} dead letters from {topic.value}.dlq"

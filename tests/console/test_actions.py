@@ -303,6 +303,28 @@ def test_dead_letters_are_listed_and_replayed_after_a_preview(
     assert client.get("/dead-letters/nope").status_code == 404
 
 
+def test_a_replay_that_failed_says_it_did_not_finish_and_the_same_form_replays_later(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    backend.letters[Topic.ORDERS_PLACED] = [letter("ord-a")]
+    action = "/dead-letters/orders.placed/replay"
+    preview = client.get(action).text
+    data = {
+        "csrf_token": hidden(preview, "csrf_token", action),
+        "nonce": hidden(preview, "nonce", action),
+    }
+    backend.failure = Unavailable("Kafka failed: KafkaTimeoutError")
+    client.post(action, data=data)
+    answer = client.get("/dead-letters/orders.placed").text
+    assert "The replay did not finish: Kafka failed: KafkaTimeoutError" in answer
+    assert "Nothing was replayed" not in answer
+    backend.failure = ValueError("a defect")
+    assert client.post(action, data=data).status_code == 500
+    backend.failure = None
+    assert client.post(action, data=data).status_code == 303
+    assert backend.replayed == [Topic.ORDERS_PLACED]
+
+
 def test_update_tracking_sends_only_what_changed(client: TestClient, backend: FakeBackend) -> None:
     path = "/orders/ord-shipped/fulfillments/ful-1/tracking"
     page = client.get(path).text

@@ -11,13 +11,16 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError
 
 from cli.messages import replay_letters, replayed_positions
 from config import Settings
 from consumers.topics import ensure_topics
+from producers.publisher import FulfillmentPublisher
 from schemas.names import DeadLetterHeader, EventType, OrderStatus, Topic
 from tests.conftest import Infra, Names
 from tests.e2e.harness import Harness
@@ -504,3 +507,29 @@ async def test_values_are_shown_as_text_their_markup_and_control_characters_iner
         assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
         assert "Eve\ufffd]0;pwned" in shown.stdout and "[31mRED" in shown.stdout
     assert order_id in cli(harness, "order", "show", order_id).stdout
+
+
+async def test_a_replay_stopped_part_way_keeps_what_went_out_and_the_next_run_sends_the_rest(
+    dead_letters: DeadLetters, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [f"ord-part-{i}" for i in range(5)]
+    for key in keys:
+        await dead_letters.letter(key)
+    send_raw = FulfillmentPublisher.send_raw
+    calls = 0
+
+    async def broker_fails_on_the_third(self: FulfillmentPublisher, *args: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KafkaTimeoutError()
+        await send_raw(self, *args)
+
+    monkeypatch.setattr(FulfillmentPublisher, "send_raw", broker_fails_on_the_third)
+    with pytest.raises(KafkaTimeoutError):
+        await replay_letters(dead_letters.settings, dead_letters.dlq)
+    monkeypatch.undo()
+    rest = await replay_letters(dead_letters.settings, dead_letters.dlq)
+    assert rest.replayed == len(keys) - 2
+    replayed = await dead_letters.replayed()
+    assert sorted(key for key, _ in replayed) == sorted(keys)  # each exactly once
