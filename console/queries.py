@@ -83,7 +83,9 @@ def search_filter(search: Search) -> Raw:
     """The MongoDB filter of a search: placed orders by customer, order number or id."""
     query: Raw = {"placed": True}
     if search.text.strip():
-        pattern = {"$regex": re.escape(search.text.strip()), "$options": "i"}
+        # MongoDB refuses a pattern holding a NUL character; the escape matches one the same.
+        literal = re.escape(search.text.strip()).replace("\x00", "\\x00")
+        pattern = {"$regex": literal, "$options": "i"}
         query["$or"] = [
             {"customer.name": pattern},
             {"customer.email": pattern},

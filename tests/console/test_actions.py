@@ -3,6 +3,7 @@ show the pipeline's answer. The worker is played by the fake backend."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -270,6 +271,12 @@ def test_order_ids_with_slashes_and_spaces_are_linked_and_served(
     fulfill = client.get("/orders/shop%2F1%20%237/fulfill")
     assert fulfill.status_code == 200
     assert "this request will wait (held) until it is" in fulfill.text  # not paid yet
+
+
+def test_a_search_for_a_nul_character_holds_none_in_its_pattern_and_still_matches_it() -> None:
+    pattern = search_filter(Search(text="a\x00b"))["$or"][0]["customer.name"]["$regex"]
+    assert "\x00" not in pattern
+    assert re.fullmatch(pattern, "a\x00b")
 
 
 def test_search_filter_matches_name_email_number_and_id() -> None:
