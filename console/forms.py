@@ -339,7 +339,12 @@ def fulfillment_request(
             chosen.append((line, quantity))
             meant.append(line)
     if not chosen and not form.errors:
-        form.errors["lines"] = "Choose a quantity above 0 for at least one line"
+        form.errors["lines"] = (
+            "Choose a quantity above 0 for at least one line"
+            if any(line.open for line in form.lines)
+            else "Nothing is left to fulfill on this order: another fulfillment took every"
+            " quantity meanwhile. Nothing was sent."
+        )
     shipment, address, distributions = None, None, []
     if any(not line.digital for line in meant):
         shipment = _check_shipment(form)

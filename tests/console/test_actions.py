@@ -119,6 +119,27 @@ def test_fulfill_sends_lines_shipment_and_no_address_when_unchanged(
     assert backend.orders.get("ord-paid").status is OrderStatus.PARTIALLY_FULFILLED
 
 
+def test_a_fulfill_form_sent_after_the_order_was_fulfilled_meanwhile_says_so(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    page_path = "/orders/ord-paid/fulfill"
+    first = client.get(page_path).text
+    second = client.get(page_path).text
+    fields = {"qty-0": "2", "carrier": "DHL", "tracking_number": "AWB-1"}
+    for page in (first, second):
+        data = {
+            "csrf_token": hidden(page, "csrf_token", page_path),
+            "nonce": hidden(page, "nonce", page_path),
+            **fields,
+            **{f"ship-{k}": v for k, v in ADDRESS.items()},
+        }
+        response = client.post(page_path, data=data)
+        backend.apply_published()
+    assert response.status_code == 422
+    assert "Nothing is left to fulfill on this order" in response.text
+    assert len(backend.published) == 1
+
+
 def test_fulfill_sends_an_edited_address(client: TestClient, backend: FakeBackend) -> None:
     address = {f"ship-{k}": v for k, v in ADDRESS.items()} | {"ship-line1": "9 New Road"}
     _post_form(
