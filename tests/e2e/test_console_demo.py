@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +14,10 @@ import httpx2
 import pytest
 
 from tests.e2e.harness import Harness, bounded
+from tests.proxies import free_port
 
 pytestmark = pytest.mark.e2e
 FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 async def _line_with(stream: asyncio.StreamReader, text: str, seen: list[str]) -> str:
@@ -44,7 +37,7 @@ async def _line_with(stream: asyncio.StreamReader, text: str, seen: list[str]) -
 async def test_demo_with_console_serves_the_demo_orders_and_says_how_to_log_in(
     harness: Harness,
 ) -> None:
-    port = _free_port()  # --port: 8000 may be taken on this machine
+    port = free_port()  # --port: 8000 may be taken on this machine
     url = f"http://127.0.0.1:{port}"
     env = harness.worker_env() | {"COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
     env.pop("FULFILLMENT_CONSOLE_PASSWORD", None)

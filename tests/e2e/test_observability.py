@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,14 +13,9 @@ from schemas.names import EventType, OrderStatus, Topic
 from tests.conftest import Infra, Names
 from tests.e2e.harness import Harness
 from tests.factories import envelope, placed_data
+from tests.proxies import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def http_get(port: int, path: str) -> tuple[int, str]:
@@ -73,9 +67,7 @@ async def test_worker_exposes_metrics_health_readiness_logs_and_traces(
     await harness.settled("ord-obs", lambda o: o.status is OrderStatus.AWAITING_PAYMENT)
     await harness.until(lambda: len(harness.seen("orders.placed.dlq")) >= 1)
 
-    status, body = await http_get(port, "/metrics")
-    assert status == 200
-    for sample in (
+    samples = (
         'fulfillment_messages_total{outcome="accepted",topic="orders.placed"} 1.0',
         'fulfillment_messages_total{outcome="dead_letter",topic="orders.placed"} 1.0',
         'fulfillment_dead_letters_total{reason="not_json",topic="orders.placed"} 1.0',
@@ -83,7 +75,15 @@ async def test_worker_exposes_metrics_health_readiness_logs_and_traces(
         'fulfillment_outputs_published_total{topic="orders.status-changed"} 1.0',
         "fulfillment_batch_seconds_count",
         "fulfillment_outbox_backlog_orders",
-    ):
+    )
+    # The outputs' count moves once the broker acked them, a moment after the order is saved.
+    for _ in range(150):
+        status, body = await http_get(port, "/metrics")
+        assert status == 200
+        if all(sample in body for sample in samples):
+            break
+        await asyncio.sleep(0.2)
+    for sample in samples:
         assert sample in body, sample
     # Named like the other metrics' topics (without the prefix), for dashboards to join them.
     lags = [line for line in body.splitlines() if line.startswith("fulfillment_consumer_lag{")]

@@ -83,7 +83,11 @@ async def test_a_worker_started_while_kafka_is_down_waits_with_a_line_per_attemp
     env = worker_env(infra, names, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{port}")
     worker = start([sys.executable, "-m", "consumers.worker"], env, log)
     try:
-        await asyncio.sleep(6)
+        # Three attempts take about 2 s once the worker has started: waited for, not slept.
+        deadline = time.monotonic() + 30
+        while len(waiting_lines(log, "kafka")) < 3 and time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()[-3000:]
+            await asyncio.sleep(0.5)
         assert worker.poll() is None, log.read_text()[-3000:]
         attempts = waiting_lines(log, "kafka")
         # 0.5, 1, 2 s apart: at least three attempts in the first seconds, each logged once.

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import OutOfOrderSequenceNumber
 
 from config import Settings
@@ -17,6 +18,7 @@ from consumers.topics import ensure_topics
 from schemas.names import DLQ_SUFFIX, Topic
 from tests.conftest import Infra, Names
 from tests.proxies import free_port, tcp_proxy
+from tests.topic_reading import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -47,15 +49,7 @@ async def stop_sender_as_aiokafka_does(outputs: KafkaOutputs) -> None:
 
 
 async def published_ids(infra: Infra, topic: str) -> list[str]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        batches = await consumer.getmany(timeout_ms=5000)
-        return [json.loads(r.value)["id"] for records in batches.values() for r in records]
-    finally:
-        await consumer.stop()
+    return [json.loads(r.value)["id"] for r in await read_topic(infra.kafka_bootstrap, topic)]
 
 
 async def test_a_send_after_the_sender_stopped_for_good_goes_out_through_a_new_producer(
@@ -113,15 +107,7 @@ def put_sequence_out_of_step(outputs: KafkaOutputs, topic: str, partition: int) 
 
 
 async def published_records(infra: Infra, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        batches = await consumer.getmany(timeout_ms=5000)
-        return [(r.key, r.value) for records in batches.values() for r in records]
-    finally:
-        await consumer.stop()
+    return [(r.key, r.value) for r in await read_topic(infra.kafka_bootstrap, topic)]
 
 
 async def test_a_producer_out_of_step_with_the_broker_is_replaced_and_nothing_is_refused(
@@ -156,12 +142,15 @@ async def test_a_batch_that_expired_without_a_leader_leaves_no_partition_refused
         infra.kafka_bootstrap, infra.mongodb_uri, names.database, names.prefix,
         kafka_request_timeout_ms=1000,
     )  # fmt: skip
-    await ensure_topics(settings)
+    # Only the send that expires needs the short timeout: a loaded machine may take longer
+    # than 1 s to create topics, start a producer or answer its first send.
+    await ensure_topics(replace(settings, kafka_request_timeout_ms=None))
     outputs = KafkaOutputs(settings)
-    await outputs.start()
+    await retrying("starting the producer", outputs.start)
     topic = names.topic(Topic.PAYMENTS_CAPTURED.value) + DLQ_SUFFIX
     try:
-        assert await outputs.send([Message(topic, b"ord-1", b"first")]) == [None]
+        first = [Message(topic, b"ord-1", b"first")]
+        assert await retrying("publishing dead letters", outputs.send, first) == [None]
         producer = outputs._producer
         assert producer is not None
         cluster = producer.client.cluster
@@ -199,3 +188,22 @@ async def test_a_producer_started_during_a_broker_outage_starts_once_the_broker_
             await outputs.ping()
         finally:
             await outputs.stop()
+
+
+async def test_a_dead_letter_without_key_and_value_sent_on_its_own_goes_out(
+    infra: Infra, names: Names
+) -> None:
+    # What is left of a letter refused for its size three times: only the dead-letter headers.
+    # It is sent on its own when its batch was refused, where aiokafka's `send` refuses it.
+    settings = Settings(infra.kafka_bootstrap, infra.mongodb_uri, names.database, names.prefix)
+    await ensure_topics(settings)
+    outputs = KafkaOutputs(settings)
+    await retrying("starting the producer", outputs.start)
+    topic = names.topic(Topic.PAYMENTS_CAPTURED.value) + DLQ_SUFFIX
+    bare = Message(topic, None, None, [("x-dlq-reason", b"too_large")])
+    try:
+        producer = await outputs._current()
+        assert await outputs._send_each(producer, [bare]) == [None]
+    finally:
+        await outputs.stop()
+    assert await published_records(infra, topic) == [(None, None)]

@@ -96,11 +96,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, infra: Infra) -> Iterator[
 
 
 async def describe(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """The topic's partitions, once the broker asked describes every one with a leader: a broker
+    learns of a topic created a moment ago only shortly after."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        partitions: list[dict[str, Any]] = (await admin.describe_topics([topic]))[0]["partitions"]
-        return partitions
+        async with asyncio.timeout(30):
+            while True:
+                partitions: list[dict[str, Any]] = (await admin.describe_topics([topic]))[0][
+                    "partitions"
+                ]
+                if partitions and all(p["leader"] >= 0 for p in partitions):
+                    return partitions
+                await asyncio.sleep(0.2)
     finally:
         await admin.close()
 
@@ -157,7 +165,9 @@ async def test_contract_topics_get_three_replicas_and_two_in_sync_minimum(
 ) -> None:
     result = cluster.cli("topics", "create")
     assert result.returncode == 0, result.stderr
-    for partition in await describe(cluster.bootstrap, "orders.placed"):
+    partitions = await describe(cluster.bootstrap, "orders.placed")
+    assert partitions
+    for partition in partitions:
         assert len(partition["replicas"]) == 3, partition
         assert sorted(partition["isr"]) == [1, 2, 3], partition
     assert await min_insync(cluster.bootstrap, "orders.placed") == "2"
