@@ -307,9 +307,23 @@ class KafkaOutputs:
         results: list[BaseException | None] = []
         for m in messages:
             try:
-                await (await producer.send(m.topic, m.value, key=m.key, headers=m.headers))
+                await (await self._send_one(producer, m))
                 results.append(None)
             except KafkaError as problem:
                 self._raise_outage(producer, problem)
                 results.append(problem)
         return results
+
+    async def _send_one(self, producer: AIOKafkaProducer, m: Message) -> asyncio.Future[Any]:
+        if m.key is not None or m.value is not None:
+            sent: asyncio.Future[Any] = await producer.send(
+                m.topic, m.value, key=m.key, headers=m.headers
+            )
+            return sent
+        # A dead letter that lost key and value (only its headers say what happened): aiokafka's
+        # `send` refuses such a record, a batch of one takes it.
+        batch = producer.create_batch()
+        self._append(batch, m)
+        partition = partition_for(None, sorted(await producer.partitions_for(m.topic)))
+        future: asyncio.Future[Any] = await producer.send_batch(batch, m.topic, partition=partition)
+        return future
