@@ -63,8 +63,9 @@ def apply(
     """Apply `event` to `order` in place: applied, a duplicate, a reused id, or refused.
 
     `too_large` says why the shell found that the event would make the document, or one of
-    its outputs, larger than it may be (contract 1.1): a fulfillment request is then cancelled as invalid without
-    keeping its payload, and any other event is refused, changing nothing.
+    its outputs, larger than it may be (contract 1.1): a fulfillment request is then
+    cancelled as invalid without keeping its payload, and any other event is refused,
+    changing nothing.
     """
     applied_from = order.applied_source(event.id)
     if applied_from is not None:
