@@ -68,11 +68,15 @@ async def ensure_topics(settings: Settings, patience: float = 30.0) -> list[str]
 
 
 async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> list[str]:
+    # Every topic listed: nothing to create, and nothing asked that needs permission to create
+    # (a worker may run where the topics are provisioned for it).
+    listed = set(await admin.list_topics())
+    unlisted = [name for name in contract_topics(settings) if name not in listed]
+    if not unlisted:
+        return []
     brokers = len((await admin.describe_cluster())["brokers"])
     replicas = replication_for(settings.replication_factor, brokers)
-    missing = await _not_yet_created(
-        admin, contract_topics(settings), settings.partitions, replicas
-    )
+    missing = await _not_yet_created(admin, unlisted, settings.partitions, replicas)
     if not missing:
         return []
     inputs = [settings.topic(topic) for topic in INPUT_TOPICS]
