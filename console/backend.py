@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import typer
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, RequestTimedOutError
 
 from cli.messages import (
     REPLAY_GROUP,
@@ -185,7 +185,12 @@ class LiveBackend:
         except Exception as problem:
             if type(problem).__module__.startswith("aiokafka"):
                 self._discard(publisher)
-                raise Unavailable(f"Kafka refused: {type(problem).__name__}") from None
+                # A request that timed out may still have reached the broker.
+                unanswered = isinstance(problem, KafkaTimeoutError | RequestTimedOutError)
+                said = "did not answer in time" if unanswered else "refused"
+                raise Unavailable(
+                    f"Kafka {said}: {type(problem).__name__}", maybe_sent=unanswered
+                ) from None
             raise
 
     def _discard(self, failed: FulfillmentPublisher | None) -> None:

@@ -248,10 +248,12 @@ def _quantity(line: FulfillLine) -> int | str:
 
 
 def _credential_values(form: Mapping[str, Any], index: int) -> dict[str, str]:
-    """The credentials typed for a digital line, only those given, exactly as typed: a space
-    at either end may belong to a password."""
+    """The credentials typed for a digital line, only those given (not blank), exactly as
+    typed: a space at either end may belong to a password."""
     values = {name: form.get(f"{name}-{index}") for name in ("username", "password", "token")}
-    return {name: value for name, value in values.items() if isinstance(value, str) and value}
+    return {
+        name: value for name, value in values.items() if isinstance(value, str) and value.strip()
+    }
 
 
 def _check_length(errors: dict[str, str], key: str, label: str, value: str) -> None:

@@ -108,8 +108,8 @@ async def replay(request: Request, name: str) -> Response:
     except Unavailable as unavailable:
         console.submissions.release(nonce)
         message = (
-            f"The replay did not finish: {unavailable}. Letters it re-published are not sent"
-            " again; replay again for the rest."
+            f"The replay did not finish: {unavailable}. Replay again for the rest; a letter it"
+            " re-published may go out again, and the pipeline applies its event once."
         )
         flash(request, Flash(message, "error"))
         return redirect(back)

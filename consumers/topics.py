@@ -138,6 +138,12 @@ async def _partitions_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> int |
     if not inputs:
         return None
     described = await admin.describe_topics(inputs)
+    for topic in described:
+        code = topic["error_code"]
+        if code and not for_code(code).retriable:
+            raise RuntimeError(
+                f"could not describe topic {topic['topic']}: {for_code(code).__name__}"
+            )
     if len(described) < len(inputs) or any(
         topic["error_code"] or not topic["partitions"] for topic in described
     ):

@@ -101,7 +101,7 @@ def _already_applied(
 
 def _refuse_request(order: OrderDocument, event: Inbound, detail: str, now: datetime) -> None:
     """A request too large to keep, or whose outputs would be: on the record as cancelled,
-    without its lines, shipment or credentials, so that its own output stays small."""
+    without shipment or credentials."""
     data = event.data
     assert isinstance(data, FulfillmentRequested)
     if order.fulfillment(data.fulfillment_id) is not None:
@@ -112,6 +112,7 @@ def _refuse_request(order: OrderDocument, event: Inbound, detail: str, now: date
         status=FulfillmentStatus.PENDING,
         event_id=event.id,
         requested_at=event.time,
+        requested_lines=data.lines or None,
     )
     order.add_fulfillment(fulfillment)
     note(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from lifecycle.record import emit, listing, note, output, set_status, size_problem
+from lifecycle.record import listing, note, output, set_status, size_problem
 from lifecycle.shipment import on_cancellation, on_completion
 from schemas.cloudevents import CloudEvent
 from schemas.document import Fulfillment, OrderDocument
@@ -30,6 +30,9 @@ from schemas.names import (
     OrderStatus,
     TimelineType,
 )
+
+# Said in the detail of a `fulfillment.cancelled` too large to publish with its lines.
+LINES_NOT_LISTED = "its lines are not listed: they would make this event too large"
 
 
 def progress_status(order: OrderDocument, adding: Mapping[str, int] | None = None) -> OrderStatus:
@@ -200,8 +203,6 @@ def hold(
     held = None if reason in fulfillment.holds else _held(order, fulfillment, reason, now)
     problem = None if held is None else size_problem(held)
     if problem:
-        # Its lines made it too large: the cancel lists none of them (nothing left to publish).
-        fulfillment.requested_lines = None
         cancel(order, fulfillment, CancelReason.INVALID_REQUEST, problem, event, now)
         return
     waiting = "payment" if reason is HoldReason.AWAITING_PAYMENT else "the order to be placed"
@@ -273,23 +274,28 @@ def cancel(
     fulfillment.cancelled_at = now
     status = progress_status(order) if undo else order.status
     revoke = _access_to_revoke(order, fulfillment) if undo else None
-    emit(
-        order,
-        EventType.FULFILLMENT_CANCELLED,
-        FulfillmentCancelled(
-            order_id=order.id,
-            order_number=order.order_number,
-            fulfillment_id=fulfillment.fulfillment_id,
-            reason=reason,
-            detail=detail,
-            previously_completed=undo,
-            lines=lines,
-            order_status=status,
-            revoke_access=revoke,
-        ),
-        now,
-        fulfillment.fulfillment_id,
+    data = FulfillmentCancelled(
+        order_id=order.id,
+        order_number=order.order_number,
+        fulfillment_id=fulfillment.fulfillment_id,
+        reason=reason,
+        detail=detail,
+        previously_completed=undo,
+        lines=lines,
+        order_status=status,
+        revoke_access=revoke,
     )
+    announced = output(
+        order, EventType.FULFILLMENT_CANCELLED, data, now, fulfillment.fulfillment_id
+    )
+    if size_problem(announced):
+        # The request's lines (long skus, named by the hundred) make it too large to publish:
+        # it goes out without them, and the cancel stays the request's, not the event's, fault.
+        data = data.model_copy(update={"lines": [], "detail": f"{detail} ({LINES_NOT_LISTED})"})
+        announced = output(
+            order, EventType.FULFILLMENT_CANCELLED, data, now, fulfillment.fulfillment_id
+        )
+    order.record(announced)
     verb = "undone" if undo else "cancelled"
     note(
         order,

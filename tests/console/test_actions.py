@@ -513,7 +513,7 @@ def test_a_fulfill_form_of_the_most_lines_an_order_may_have_is_read_and_sent(
     assert len(sent.data.lines or []) == MAX_ITEMS
 
 
-def test_credentials_are_sent_exactly_as_typed_spaces_included(
+def test_credentials_are_sent_exactly_as_typed_spaces_included_and_blank_ones_are_not_given(
     client: TestClient, backend: FakeBackend
 ) -> None:
     action, form = _digital_order(client, backend, 1)
@@ -526,7 +526,7 @@ def test_credentials_are_sent_exactly_as_typed_spaces_included(
     assert (given.credentials.username, given.credentials.password, given.credentials.token) == (
         " buyer",
         " pa ss ",
-        "   ",
+        None,  # blank: not given
     )
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lifecycle import Applied, Outcome, apply
+from lifecycle.fulfillment import LINES_NOT_LISTED
 from schemas.cloudevents import CloudEvent, to_json
 from schemas.document import OrderDocument
 from schemas.events import Inbound
@@ -468,9 +469,11 @@ def test_documents_without_sources_load_and_their_ids_get_unknown_sources() -> N
 # ---- outputs too large to publish (contract 1.1) -----------------------------------------------
 
 
-def long_lines(count: int, sku_chars: int = 1000) -> list[dict[str, Any]]:
+def long_lines(count: int, sku_chars: int = 1000, price: str = "10.00") -> list[dict[str, Any]]:
     """`count` lines whose skus are `sku_chars` long: an output listing them all is large."""
-    return [line(f"L{n}", 1) | {"sku": f"{n}-".ljust(sku_chars, "s")} for n in range(count)]
+    return [
+        line(f"L{n}", 1, price=price) | {"sku": f"{n}-".ljust(sku_chars, "s")} for n in range(count)
+    ]
 
 
 def test_a_held_request_lists_each_line_once_with_its_quantities_summed() -> None:
@@ -503,11 +506,15 @@ def test_a_request_whose_held_event_would_be_too_large_is_cancelled_as_invalid_w
     assert cancelled["reason"] == CancelReason.INVALID_REQUEST
     assert cancelled["lines"] == []
     size = re.fullmatch(
-        rf"the fulfillment.held event would be (\d+) bytes, above the limit of {MAX_OUTPUT_BYTES} bytes",
+        rf"the fulfillment.held event would be (\d+) bytes, above the limit of {MAX_OUTPUT_BYTES}"
+        rf" bytes \({LINES_NOT_LISTED}\)",
         cancelled["detail"],
     )
     assert size is not None and int(size[1]) > MAX_OUTPUT_BYTES
     assert fulfillment_status(order) is FulfillmentStatus.CANCELLED
+    # On the record, the request keeps what it asked for.
+    requested_lines = order.fulfillment("ful-1").requested_lines  # type: ignore[union-attr]
+    assert requested_lines is not None and len(requested_lines) == 900
     assert all(len(to_json(output).encode()) <= MAX_OUTPUT_BYTES for output in outputs)
 
 
@@ -524,11 +531,27 @@ def test_a_request_held_before_its_order_whose_next_hold_would_be_too_large_is_c
     assert cancelled["reason"] == CancelReason.INVALID_REQUEST and cancelled["lines"] == []
 
 
-def test_a_request_refused_for_its_size_is_cancelled_without_any_of_its_lines() -> None:
+def test_a_request_refused_for_its_size_is_cancelled_listing_its_lines() -> None:
     order, _ = run(placed(), captured())
     event = requested(lines=[("L1", 1)])
     result = apply(order, event, NOW, "the order's document would be too large")
     (cancelled,) = of_type(result.outputs, EventType.FULFILLMENT_CANCELLED)
     assert cancelled["reason"] == CancelReason.INVALID_REQUEST
     assert cancelled["detail"] == "the order's document would be too large"
-    assert cancelled["lines"] == []
+    assert [(one["line_id"], one["quantity"]) for one in cancelled["lines"]] == [("L1", 1)]
+
+
+def test_a_request_held_for_its_order_whose_cancel_would_be_too_large_goes_out_without_lines_and_the_order_is_placed() -> (
+    None
+):
+    # Paid before it was placed: the order's placing carries the request out, which is too
+    # large; its cancel, with every long line, would be too: it lists none, and the order is
+    # placed all the same (the request's fault, not the order's).
+    early = requested(lines=[(f"L{n}", 1) for n in range(900)])
+    paid = captured(amount="900.00")
+    order, outputs = run(early, paid, placed(lines=long_lines(900, price="1.00")))
+    assert order.placed and order.status is OrderStatus.UNFULFILLED
+    (cancelled,) = of_type(outputs, EventType.FULFILLMENT_CANCELLED)
+    assert cancelled["reason"] == CancelReason.INVALID_REQUEST and cancelled["lines"] == []
+    assert cancelled["detail"].endswith(f"({LINES_NOT_LISTED})")
+    assert all(len(to_json(output).encode()) <= MAX_OUTPUT_BYTES for output in outputs)
