@@ -81,7 +81,8 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> lis
         return []
     inputs = [settings.topic(topic) for topic in INPUT_TOPICS]
     partitions = await _partitions_of(admin, [name for name in inputs if name not in missing])
-    response = await admin.create_topics(
+    await _create(
+        admin,
         [
             NewTopic(
                 name,
@@ -90,11 +91,8 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> lis
                 topic_configs=topic_configs(replicas),
             )
             for name in missing
-        ]
+        ],
     )
-    for name, code, *message in response.topic_errors:
-        if code not in (0, TOPIC_ALREADY_EXISTS):
-            _refused(name, code, message)
     return missing
 
 
@@ -107,25 +105,32 @@ async def _not_yet_created(
     broker lists a topic created a moment ago only some time later, and a topic missed there
     would leave the topics created now with another partition count.
     """
-    response = await admin.create_topics(
-        [NewTopic(name, partitions, replicas) for name in names], validate_only=True
-    )
-    missing = []
+    topics = [NewTopic(name, partitions, replicas) for name in names]
+    return await _create(admin, topics, validate_only=True)
+
+
+async def _create(
+    admin: AIOKafkaAdminClient, topics: list[NewTopic], validate_only: bool = False
+) -> list[str]:
+    """Create `topics` (or only validate their creation); return the names the controller
+    did not have. A topic it has already is no error; any other refusal is raised."""
+    response = await admin.create_topics(topics, validate_only=validate_only)
+    new = []
     for name, code, *message in response.topic_errors:
         if code == 0:
-            missing.append(name)
+            new.append(name)
         elif code != TOPIC_ALREADY_EXISTS:
             _refused(name, code, message)
-    return missing
+    return new
 
 
-def _refused(name: str, code: int, message: list[object]) -> NoReturn:
+def _refused(name: str, code: int, message: list[object], action: str = "create") -> NoReturn:
     """Raise the broker's error: retriable ones are tried again, others end with its words."""
     error = for_code(code)
     if error.retriable:
         raise error(f"topic {name}")
     reason = message[0] if message and message[0] else f"{error.__name__} (error code {code})"
-    raise RuntimeError(f"could not create topic {name}: {reason}")
+    raise RuntimeError(f"could not {action} topic {name}: {reason}")
 
 
 async def _partitions_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> int | None:
@@ -139,15 +144,10 @@ async def _partitions_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> int |
         return None
     described = await admin.describe_topics(inputs)
     for topic in described:
-        code = topic["error_code"]
-        if code and not for_code(code).retriable:
-            raise RuntimeError(
-                f"could not describe topic {topic['topic']}: {for_code(code).__name__}"
-            )
-    if len(described) < len(inputs) or any(
-        topic["error_code"] or not topic["partitions"] for topic in described
-    ):
-        # Created, but not yet in this broker's metadata: asked again after a pause.
+        if topic["error_code"]:
+            # Retriable (created, not yet in this broker's metadata): asked again after a pause.
+            _refused(topic["topic"], topic["error_code"], [], "describe")
+    if len(described) < len(inputs) or not all(topic["partitions"] for topic in described):
         raise UnknownTopicOrPartitionError("input topics not yet described by the broker")
     return max(len(topic["partitions"]) for topic in described)
 
