@@ -28,13 +28,17 @@ from tests.console.fakes import FakeBackend, letter, order_with
 from tests.factories import ADDRESS, captured, line, placed
 
 
-def _post_form(client: TestClient, page_path: str, action: str, **fields: str) -> tuple[str, Any]:
+def _form(client: TestClient, page_path: str, action: str) -> dict[str, str]:
+    """The hidden fields (CSRF token, nonce) of the form for `action` on the page."""
     page = client.get(page_path).text
-    data = {
+    return {
         "csrf_token": hidden(page, "csrf_token", action),
         "nonce": hidden(page, "nonce", action),
-        **fields,
     }
+
+
+def _post_form(client: TestClient, page_path: str, action: str, **fields: str) -> tuple[str, Any]:
+    data = _form(client, page_path, action) | fields
     response = client.post(action, data=data)
     return data["nonce"], response
 
@@ -52,12 +56,8 @@ def test_capture_publishes_payment_captured_for_the_outstanding_amount(
 
 
 def test_a_form_sent_twice_publishes_one_event(client: TestClient, backend: FakeBackend) -> None:
-    page = client.get("/orders/ord-unpaid").text
     action = "/orders/ord-unpaid/capture"
-    data = {
-        "csrf_token": hidden(page, "csrf_token", action),
-        "nonce": hidden(page, "nonce", action),
-    }
+    data = _form(client, "/orders/ord-unpaid", action)
     for _ in range(3):
         assert client.post("/orders/ord-unpaid/capture", data=data).status_code == 303
     assert len(backend.published) == 1
@@ -123,16 +123,10 @@ def test_a_fulfill_form_sent_after_the_order_was_fulfilled_meanwhile_says_so(
     client: TestClient, backend: FakeBackend
 ) -> None:
     page_path = "/orders/ord-paid/fulfill"
-    first = client.get(page_path).text
-    second = client.get(page_path).text
+    forms = [_form(client, page_path, page_path) for _ in range(2)]
     fields = {"qty-0": "2", "carrier": "DHL", "tracking_number": "AWB-1"}
-    for page in (first, second):
-        data = {
-            "csrf_token": hidden(page, "csrf_token", page_path),
-            "nonce": hidden(page, "nonce", page_path),
-            **fields,
-            **{f"ship-{k}": v for k, v in ADDRESS.items()},
-        }
+    for form in forms:
+        data = form | fields | {f"ship-{k}": v for k, v in ADDRESS.items()}
         response = client.post(page_path, data=data)
         backend.apply_published()
     assert response.status_code == 422
@@ -336,11 +330,7 @@ def test_a_replay_that_failed_says_it_did_not_finish_and_the_same_form_replays_l
 ) -> None:
     backend.letters[Topic.ORDERS_PLACED] = [letter("ord-a")]
     action = "/dead-letters/orders.placed/replay"
-    preview = client.get(action).text
-    data = {
-        "csrf_token": hidden(preview, "csrf_token", action),
-        "nonce": hidden(preview, "nonce", action),
-    }
+    data = _form(client, action, action)
     backend.failure = Unavailable("Kafka failed: KafkaTimeoutError")
     client.post(action, data=data)
     answer = client.get("/dead-letters/orders.placed").text
@@ -485,12 +475,8 @@ def _digital_order(
     lines = [line(f"D{n}", 1, "digital", "1.00") for n in range(count)]
     paid = [placed("ord-many", lines=lines), captured("ord-many", amount=f"{count}.00")]
     backend.orders.put(order_with(paid, "ord-many"))
-    page = client.get("/orders/ord-many/fulfill").text
     action = "/orders/ord-many/fulfill"
-    return action, {
-        "csrf_token": hidden(page, "csrf_token", action),
-        "nonce": hidden(page, "nonce", action),
-    }
+    return action, _form(client, action, action)
 
 
 def test_a_fulfill_form_of_the_most_lines_an_order_may_have_is_read_and_sent(
@@ -534,12 +520,8 @@ def test_a_form_larger_than_the_console_takes_is_refused_unread_with_a_readable_
     client: TestClient, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(console.app, "MAX_FORM_BYTES", 10_000)
-    page = client.get("/orders/ord-unpaid").text
     action = "/orders/ord-unpaid/capture"
-    data = {
-        "csrf_token": hidden(page, "csrf_token", action),
-        "nonce": hidden(page, "nonce", action),
-    }
+    data = _form(client, "/orders/ord-unpaid", action)
     response = client.post(action, data=data | {"padding": "x" * 20_000})
     assert response.status_code == 413
     assert "larger than the console takes" in response.text
@@ -549,12 +531,8 @@ def test_a_form_larger_than_the_console_takes_is_refused_unread_with_a_readable_
 def test_a_send_that_failed_unexpectedly_leaves_the_form_sendable_again(
     client: TestClient, backend: FakeBackend
 ) -> None:
-    page = client.get("/orders/ord-unpaid").text
     action = "/orders/ord-unpaid/capture"
-    data = {
-        "csrf_token": hidden(page, "csrf_token", action),
-        "nonce": hidden(page, "nonce", action),
-    }
+    data = _form(client, "/orders/ord-unpaid", action)
     backend.failure = ValueError("a defect")
     assert client.post(action, data=data).status_code == 500
     backend.failure = None
@@ -566,12 +544,8 @@ def test_a_send_that_failed_unexpectedly_leaves_the_form_sendable_again(
 def test_a_send_kafka_did_not_acknowledge_says_it_may_still_arrive_and_may_be_sent_again(
     client: TestClient, backend: FakeBackend
 ) -> None:
-    page = client.get("/orders/ord-unpaid").text
     action = "/orders/ord-unpaid/capture"
-    data = {
-        "csrf_token": hidden(page, "csrf_token", action),
-        "nonce": hidden(page, "nonce", action),
-    }
+    data = _form(client, "/orders/ord-unpaid", action)
     backend.failure = Unavailable("Kafka did not acknowledge in time", maybe_sent=True)
     answer = client.post(action, data=data, follow_redirects=True).text
     assert "may not have been sent" in answer and "may still arrive" in answer
