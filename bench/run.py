@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from cryptography.fernet import Fernet
 from pymongo import InsertOne, ReplaceOne
 
@@ -115,10 +116,16 @@ async def wait_for_group(settings: Settings, members: int, timeout: float = 60) 
     try:
         async with asyncio.timeout(timeout):
             while True:
-                response = (await admin.describe_consumer_groups([settings.group_id]))[0]
-                group = response.groups[0]
-                if group[2] == "Stable" and len(group[5]) == members:
-                    return
+                try:
+                    response = (await admin.describe_consumer_groups([settings.group_id]))[0]
+                except KafkaError as error:
+                    # A fresh broker has no group coordinator until its offsets topic exists.
+                    if not error.retriable:
+                        raise
+                else:
+                    group = response.groups[0]
+                    if group[2] == "Stable" and len(group[5]) == members:
+                        return
                 await asyncio.sleep(0.2)
     finally:
         await admin.close()
