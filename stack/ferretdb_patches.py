@@ -2,9 +2,11 @@
 
 FerretDB v1.24.2 (the last v1) has three defects that make an update-heavy workload on
 SQLite unusable beyond a few hundred documents; four patches mend them (pushing `_id` down
-to SQLite takes two: equality and `$in`), and a fifth stamps the build as patched. Each patch
-names what it fixes;
-each replacement must match exactly, so a different FerretDB version fails the build loudly.
+to SQLite takes two: equality and `$in`). A fourth defect breaks compare-and-set: an update
+matched its filter and wrote the document in two steps, so two updates of the same version
+could both match; four more patches give each read-modify-write its own turn. The last one
+stamps the build as patched. Each patch names what it fixes; each replacement must match
+exactly, so a different FerretDB version fails the build loudly.
 """
 
 from __future__ import annotations
@@ -100,6 +102,55 @@ func idInClause(cond *types.Document) (string, []any) {
 		}
 """,
         "release connections per update",
+    ),
+    (
+        # An update matched its filter on one read and wrote the document in another
+        # transaction, by `_id` alone: two compare-and-set updates of the same version could
+        # both match, and the last one won. One update's read and write now take one turn.
+        "internal/handler/handler.go",
+        "\twg       sync.WaitGroup\n",
+        "\twg       sync.WaitGroup\n\n\t// One read-modify-write at a time (patched).\n\twriteTurn sync.Mutex\n",
+        "a turn for each read-modify-write",
+    ),
+    (
+        "internal/handler/msg_update.go",
+        """		res, err := c.Query(ctx, &qp)
+		if err != nil {
+			return 0, 0, nil, lazyerrors.Error(err)
+		}
+""",
+        """		// The filter is matched on this read and the document written below, by _id
+		// alone: no other update may write in between.
+		h.writeTurn.Lock()
+		res, err := c.Query(ctx, &qp)
+		if err != nil {
+			h.writeTurn.Unlock()
+			return 0, 0, nil, lazyerrors.Error(err)
+		}
+""",
+        "take the turn for an update",
+    ),
+    (
+        "internal/handler/msg_update.go",
+        """		res.Iter.Close()
+		if err != nil {
+""",
+        """		res.Iter.Close()
+		h.writeTurn.Unlock()
+		if err != nil {
+""",
+        "end the update's turn",
+    ),
+    (
+        "internal/handler/msg_findandmodify.go",
+        """	queryRes, err := c.Query(ctx, &qp)
+""",
+        """	h.writeTurn.Lock()
+	defer h.writeTurn.Unlock()
+
+	queryRes, err := c.Query(ctx, &qp)
+""",
+        "take the turn for a findAndModify",
     ),
     (
         # Say so in `buildInfo.ferretdbVersion`: with the connections released per update, the

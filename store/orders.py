@@ -221,25 +221,28 @@ class SavedOrders:
     """The documents this store saved last, by id, each handed out once and then forgotten.
 
     Handing a document out removes it, so the caller may change it freely; it comes back only
-    when saved again. A document whose stored version moved on is never handed out.
+    when saved again. A document is handed out only while the store holds its version written
+    with the same token: a save at that version that was not ours (a rolled-back write, say)
+    makes the store's copy another document.
     """
 
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
-        self._orders: OrderedDict[str, OrderDocument] = OrderedDict()
+        self._orders: OrderedDict[str, tuple[OrderDocument, str]] = OrderedDict()
 
-    def take(self, versions: Mapping[str, int]) -> dict[str, OrderDocument]:
-        """The remembered documents whose version is the stored one (`versions`)."""
+    def take(self, stored: Mapping[str, tuple[int, str | None]]) -> dict[str, OrderDocument]:
+        """The remembered documents whose version and write token are the stored ones."""
         taken = {}
-        for order_id, version in versions.items():
-            order = self._orders.pop(order_id, None)
-            if order is not None and order.version == version:
-                taken[order_id] = order
+        for order_id, (version, token) in stored.items():
+            kept = self._orders.pop(order_id, None)
+            if kept is not None and kept[0].version == version and kept[1] == token:
+                taken[order_id] = kept[0]
         return taken
 
-    def keep(self, orders: Iterable[OrderDocument]) -> None:
+    def keep(self, orders: Iterable[OrderDocument], token: str) -> None:
+        """Remember `orders`, just saved with the write token `token`."""
         for order in orders:
-            self._orders[order.id] = order
+            self._orders[order.id] = (order, token)
             self._orders.move_to_end(order.id)
         while len(self._orders) > self.capacity:
             self._orders.popitem(last=False)
@@ -287,14 +290,17 @@ class OrderStore:
     ) -> tuple[dict[str, OrderDocument], dict[str, Exception]]:
         """The stored orders among `order_ids`, and why each unreadable one could not be read.
 
-        Those this store saved last come from memory: one query reads the stored versions,
-        and only orders someone else saved since (or never seen here) are fetched whole and
-        validated, which is most of a load's CPU.
+        Those this store saved last come from memory: one query reads the stored versions and
+        write tokens, and only orders someone else wrote since (or never seen here) are
+        fetched whole and validated, which is most of a load's CPU.
         """
         ids = list(order_ids)
         with _deadline():
-            versions = self.orders.find({"_id": {"$in": ids}}, {"version": 1})
-            stored = {raw["_id"]: raw.get("version", 0) async for raw in versions}
+            versions = self.orders.find({"_id": {"$in": ids}}, {"version": 1, "write_token": 1})
+            stored = {
+                raw["_id"]: (raw.get("version", 0), raw.get("write_token"))
+                async for raw in versions
+            }
         loaded = self._saved.take(stored)
         unreadable: dict[str, Exception] = {}
         missing = [order_id for order_id in stored if order_id not in loaded]
@@ -337,7 +343,7 @@ class OrderStore:
         saved = [change for change in changes if change.order.id not in lost]
         for change in saved:
             change.order.remember_stored(change.stored)
-        self._saved.keep(change.order for change in saved)
+        self._saved.keep((change.order for change in saved), token)
         return lost
 
     def _chunks(self, operations: Sequence[Any]) -> list[Sequence[Any]]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from pymongo import ReplaceOne, UpdateOne
 
 from lifecycle import apply
 from schemas.document import OrderDocument
@@ -102,3 +105,54 @@ async def test_a_document_written_before_a_list_existed_gets_the_list_whole(
     update = tracking_updated("ord-o", "ful-later", tracking_number="AWB-9")
     assert await saved(store, loaded, update)
     assert (await read_whole(infra, store, "ord-o")).model_dump() == loaded.model_dump()
+
+
+@pytest.mark.parametrize("write", ["update", "replace"])
+async def test_concurrent_compare_and_set_writes_at_one_version_let_exactly_one_win(
+    infra: Infra, store: OrderStore, write: str
+) -> None:
+    """Two workers that loaded the same version (a rebalance overlap) may both save: the store
+    must let one write match and refuse the other, or the loser's events are lost unseen."""
+    await store.orders.insert_one({"_id": "ord-race", "version": 0, "by": None})
+    clients = [connect(infra.mongodb_uri) for _ in range(4)]
+    orders = [client[store.orders.database.name]["orders"] for client in clients]
+
+    async def save(writer: int, version: int) -> int:
+        selector = {"_id": "ord-race", "version": version}
+        operation: UpdateOne | ReplaceOne[Any] = (
+            UpdateOne(selector, {"$set": {"version": version + 1, "by": writer}})
+            if write == "update"
+            else ReplaceOne(selector, {"_id": "ord-race", "version": version + 1, "by": writer})
+        )
+        result = await orders[writer].bulk_write([operation], ordered=False)
+        return result.matched_count
+
+    try:
+        for version in range(40):
+            wins = await asyncio.gather(*(save(writer, version) for writer in range(len(orders))))
+            assert sum(wins) == 1, f"version {version}: {sum(wins)} writers matched"
+            stored = await store.orders.find_one({"_id": "ord-race"})
+            assert stored is not None
+            assert stored["version"] == version + 1
+            assert stored["by"] == wins.index(1)
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_a_document_another_writer_stored_at_our_version_is_read_from_the_store(
+    infra: Infra, store: OrderStore
+) -> None:
+    """Our copy of a save is reused only while the store holds that very write: another
+    writer's document at the same version (our write rolled back, say) is read whole."""
+    order = OrderDocument(_id="ord-t")
+    for event in (placed("ord-t"), captured("ord-t")):
+        await saved(store, order, event)
+    theirs = await read_whole(infra, store, "ord-t")
+    theirs.timeline = theirs.timeline[:1]
+    await store.orders.replace_one(
+        {"_id": "ord-t"}, theirs.to_mongo() | {"write_token": "another writer"}
+    )
+    loaded = (await store.load_many(["ord-t"]))["ord-t"]
+    assert loaded.model_dump() == theirs.model_dump()
+    assert loaded.model_dump() != order.model_dump()
