@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
@@ -651,7 +651,7 @@ class OrderDocument(DocumentModel):
     def changed_since(self, stored: Stored) -> dict[str, Any]:
         """What a save sets on the `stored` copy, BSON-ready: the fields assigned since and
         the outbox, and by path ("fulfillments.3") the changed and new items of each positional
-        list; a positional list assigned since, or missing from the copy, is set whole."""
+        list; a positional list assigned since is set whole."""
         assigned = self.assigned()
         changed = self.model_dump(
             mode="python", by_alias=True, include=(assigned | CHANGED_IN_PLACE) - _WRITTEN_APART
@@ -666,11 +666,6 @@ class OrderDocument(DocumentModel):
             if name in assigned:
                 continue
             items = getattr(self, name)
-            if stored_length < 0:
-                # Not in the stored copy (written before the field existed): set whole, since
-                # MongoDB would make "name.0" a key of a new object, not an item of a list.
-                changed[name] = [item.model_dump(mode="python", by_alias=True) for item in items]
-                continue
             for position in range(stored_length, len(items)):
                 item = items[position]
                 changed[f"{name}.{position}"] = item.model_dump(mode="python", by_alias=True)
@@ -692,3 +687,33 @@ _APPENDED_LISTS: dict[str, TypeAdapter[Any]] = {
     for name, field in OrderDocument.model_fields.items()
     if name in APPENDED_FIELDS
 }
+
+
+def _stored_names(model: type[BaseModel]) -> frozenset[str]:
+    return frozenset(field.alias or name for name, field in model.model_fields.items())
+
+
+# Every field a document of this version holds, at the top level and in each item of the
+# positional lists, whose unchanged items a save never writes again.
+_DOCUMENT_NAMES = _stored_names(OrderDocument)
+_ITEM_NAMES = {
+    name: _stored_names(get_args(OrderDocument.model_fields[name].annotation)[0])
+    for name in POSITIONAL_FIELDS
+}
+
+
+def lacks_fields(raw: Mapping[str, Any]) -> bool:
+    """Whether a stored document lacks a field of this version (it was written before the
+    field existed) at its top level or in an item of a positional list: a save that only
+    sets what changed would never add it, so such a document is written whole once."""
+    if not raw.keys() >= _DOCUMENT_NAMES:
+        return True
+    for name, names in _ITEM_NAMES.items():
+        items = raw.get(name)
+        if isinstance(items, list) and any(_lacks(item, names) for item in items):
+            return True
+    return False
+
+
+def _lacks(item: object, names: frozenset[str]) -> bool:
+    return isinstance(item, Mapping) and not item.keys() >= names

@@ -31,6 +31,7 @@ from schemas.document import (
     OrderDocument,
     PendingOutbox,
     Stored,
+    lacks_fields,
 )
 from schemas.limits import MAX_DOCUMENT_BYTES
 from schemas.names import DeliveryStatus
@@ -169,13 +170,15 @@ def _update(order: OrderDocument, loaded_version: int, token: str, stored: Store
 
 def measured(raw: Mapping[str, Any], size: int) -> Stored:
     """What the store holds of an order it returned (`raw`, `size` bytes of BSON), for
-    updating it later."""
+    updating it later; its version is left unknown when it lacks a field of this version, so
+    that its next save writes it whole."""
     lengths = tuple(len(raw.get(name) or []) for name in APPENDED_FIELDS)
-    # -1: a list the stored copy does not have yet (it predates the field).
-    positions = tuple(
-        len(raw[name]) if isinstance(raw.get(name), list) else -1 for name in POSITIONAL_FIELDS
-    )
-    return Stored(raw.get("version", 0), lengths, positions, size)
+    lists = [raw.get(name) for name in POSITIONAL_FIELDS]
+    positions = tuple(len(items) if isinstance(items, list) else 0 for items in lists)
+    # An update would set "name.0" of a stored value that is not a list, or never add a
+    # field the stored copy lacks.
+    whole = lacks_fields(raw) or not all(isinstance(items, list) for items in lists)
+    return Stored(None if whole else raw.get("version", 0), lengths, positions, size)
 
 
 def _readable_markers(raws: Sequence[Raw]) -> tuple[list[PendingOutbox], list[Any]]:

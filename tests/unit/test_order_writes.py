@@ -127,23 +127,48 @@ def test_a_save_after_undoing_one_fulfillment_writes_the_same_bytes_however_many
     assert writes[0] == writes[1]
 
 
-def test_a_list_the_stored_copy_lacks_is_set_whole_not_by_position() -> None:
+def written_before_1_1(order: OrderDocument) -> bytes:
+    """`order` as stored before contract 1.1: without the fields 1.1 added."""
+    older = order.to_mongo()
+    for name in ("delivery_status", "early_shipment_news"):
+        del older[name]
+    for kept in older["fulfillments"]:
+        for name in ("shipment_status", "shipment_events", "holds"):
+            del kept[name]
+    return bson.encode(older)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        tracking_updated("ord-old", "ful-later", tracking_number="AWB-9"),
+        captured("ord-old", amount="0.00", payment_id="pay-2"),
+    ],
+    ids=["a list it lacks changes", "nothing 1.1 added changes"],
+)
+def test_a_document_stored_without_a_field_of_this_version_is_written_whole_once(
+    event: Inbound,
+) -> None:
     order = OrderDocument(_id="ord-old")
-    apply(order, placed("ord-old"), NOW)
+    for before in (placed("ord-old"), captured("ord-old"), requested("ord-old")):
+        apply(order, before, NOW)
     order.version = 1
-    before_news = order.to_mongo()
-    del before_news["early_shipment_news"]  # written before contract 1.1
-    stored = bson.encode(before_news)
+    stored = written_before_1_1(order)
     document = bson.decode(stored, codec_options=AWARE)
     order.remember_stored(measured(document, len(stored)))
-    apply(order, tracking_updated("ord-old", "ful-later", tracking_number="AWB-9"), NOW)
+    apply(order, event, NOW)
     order.version += 1
     change = encode(order, order.version - 1, "token", whole_below=0)
-    assert not isinstance(change.write, EncodedOrder)
-    written = change.write["$set"]
-    assert "early_shipment_news" in written and "early_shipment_news.0" not in written
-    after = bson.decode(updated(stored, change.write), codec_options=AWARE)
-    assert OrderDocument.model_validate(after).model_dump() == order.model_dump()
+    assert isinstance(change.write, EncodedOrder)
+    after = bson.decode(change.write.raw, codec_options=AWARE)
+    assert after["delivery_status"] == "none"
+    assert all(
+        {"shipment_status", "shipment_events", "holds"} <= f.keys() for f in after["fulfillments"]
+    )
+    order.remember_stored(change.stored)
+    apply(order, captured("ord-old", amount="0.00", payment_id="pay-3"), NOW)
+    order.version += 1
+    assert not isinstance(encode(order, order.version - 1, "t", whole_below=0).write, EncodedOrder)
 
 
 def test_a_document_stored_small_is_written_whole() -> None:
