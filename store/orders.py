@@ -24,6 +24,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, InsertOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
+from pymongo.read_concern import ReadConcern
 
 from schemas.document import (
     APPENDED_FIELDS,
@@ -370,8 +371,12 @@ class OrderStore:
 
     async def _lost_races(self, changes: Sequence[Change], token: str) -> set[str]:
         ids = [change.order.id for change in changes]
+        # Only a write a majority holds counts as ours: one a failover may still roll back
+        # would be taken as saved and its events' offsets committed. A write not there yet
+        # counts as lost: the order is read again and its events applied again, or skipped.
+        confirmed = self.orders.with_options(read_concern=ReadConcern("majority"))
         with _deadline():
-            cursor = self.orders.find({"_id": {"$in": ids}}, {"write_token": 1})
+            cursor = confirmed.find({"_id": {"$in": ids}}, {"write_token": 1})
             ours = {raw["_id"] async for raw in cursor if raw.get("write_token") == token}
         return set(ids) - ours
 
