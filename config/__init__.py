@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,26 @@ class Settings:
     def topic(self, name: str) -> str:
         """The real topic name of a contract topic."""
         return f"{self.topic_prefix}{name}"
+
+    def on_this_machine(self) -> bool:
+        """Whether every Kafka bootstrap server and every store host is a loopback address."""
+        if self.mongodb_uri.startswith("mongodb+srv:"):
+            return False  # its hosts come from DNS
+        servers = self.mongodb_uri.partition("://")[2].partition("/")[0].rpartition("@")[2]
+        hosts = [*self.kafka_bootstrap.split(","), *servers.split(",")]
+        return all(_is_loopback(host) for host in hosts)
+
+
+def _is_loopback(server: str) -> bool:
+    """`server` ("host", "host:port", "[v6]:port", "scheme://host:port") names this machine."""
+    host = server.strip().rpartition("://")[2]
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

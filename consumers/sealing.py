@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from config import ConfigError, environment, stack_dir
+from config import ConfigError, Settings, environment, stack_dir
 from schemas.cloudevents import from_json, to_json
 from schemas.document import OutboxMessage
 from schemas.events import (
@@ -24,10 +24,17 @@ KEY_VARIABLE = "FULFILLMENT_SECRET_KEY"
 
 
 def load_key() -> str:
-    """The key from the environment, else the one the local stack generated for this checkout."""
+    """The key from the environment, else the one the local stack generated for this checkout,
+    which serves only servers on this machine: elsewhere credentials sealed with a checkout's
+    key would be readable by anyone with the checkout, and unreadable by the other workers."""
     key = environment().fulfillment_secret_key
     if key:
         return key.get_secret_value()
+    if not Settings.from_env().on_this_machine():
+        raise ConfigError(
+            f"{KEY_VARIABLE} is not set: it is required when Kafka or the store is not on this"
+            " machine; set it to the Fernet key your other workers use"
+        )
     local = stack_dir() / "secret.key"
     if local.exists():
         return local.read_text().strip()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -99,3 +100,51 @@ def test_missing_key_is_a_clear_configuration_error(
     monkeypatch.setenv("FULFILLMENT_STACK_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match="FULFILLMENT_SECRET_KEY is not set"):
         Sealer.from_env()
+
+
+@pytest.mark.parametrize(
+    ("kafka", "mongodb"),
+    [
+        ("kafka-1.prod.example:9092", "mongodb://127.0.0.1:27017"),
+        ("127.0.0.1:9092", "mongodb://user:pw@db.prod.example:27017,127.0.0.1:27018/x"),
+        ("localhost:9092,10.0.0.7:9092", "mongodb://localhost:27017"),
+        ("127.0.0.1:9092", "mongodb+srv://cluster0.example.net"),
+    ],
+)
+def test_the_local_stacks_key_never_serves_servers_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kafka: str, mongodb: str
+) -> None:
+    monkeypatch.delenv("FULFILLMENT_SECRET_KEY", raising=False)
+    monkeypatch.setenv("FULFILLMENT_STACK_DIR", str(tmp_path))
+    (tmp_path / "secret.key").write_text(Fernet.generate_key().decode())
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka)
+    monkeypatch.setenv("MONGODB_URI", mongodb)
+    with pytest.raises(ConfigError, match="required when Kafka or the store is not on this"):
+        Sealer.from_env()
+
+
+@pytest.mark.parametrize(
+    ("kafka", "mongodb"),
+    [
+        (None, None),
+        ("127.0.0.1:19092,localhost:19094", "mongodb://127.0.0.1:17017"),
+        ("[::1]:9092", "mongodb://localhost:27017/?directConnection=true"),
+    ],
+)
+def test_the_local_stacks_key_serves_servers_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kafka: str | None, mongodb: str | None
+) -> None:
+    monkeypatch.delenv("FULFILLMENT_SECRET_KEY", raising=False)
+    monkeypatch.setenv("FULFILLMENT_STACK_DIR", str(tmp_path))
+    key = Fernet.generate_key().decode()
+    (tmp_path / "secret.key").write_text(key)
+    for name, value in (("KAFKA_BOOTSTRAP_SERVERS", kafka), ("MONGODB_URI", mongodb)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    sealed = Sealer.from_env().seal_distribution(
+        Distribution(line_id="D1", credentials=Credentials(username="ada", password=SECRET))
+    )
+    assert sealed.sealed_credentials is not None
+    assert SECRET in Fernet(key.encode()).decrypt(sealed.sealed_credentials.encode()).decode()
