@@ -326,7 +326,7 @@ def _choose(letters: list[Any], again: bool) -> tuple[list[Any], Replay]:
     """The letters to replay, and the counts of what is left out and why."""
     chosen, failed_again, omitted = [], 0, 0
     for letter in letters:
-        if DeadLetterHeader.VALUE_OMITTED in dict(letter.headers):
+        if value_omitted(letter):
             omitted += 1
         elif _replays(letter) > 0 and not again:
             failed_again += 1
@@ -388,10 +388,22 @@ def dlq_replay(
     console.print(outcome.summary(verb, dlq), highlight=False)
 
 
+# Digits of a replay count: more is not a count this project wrote (and int() refuses
+# thousands of them).
+MAX_REPLAY_DIGITS = 9
+
+
 def _replays(letter: Any) -> int:
-    # A header may have no value at all (the record's own, say): none counts as no replay.
+    # A header may have no value at all, or any bytes (the record's own, say): what is not a
+    # count this project could have written counts as no replay.
     value = dict(letter.headers).get(DeadLetterHeader.REPLAYS) or b"0"
-    return int(value) if value.isdigit() else 0
+    return int(value) if value.isdigit() and len(value) <= MAX_REPLAY_DIGITS else 0
+
+
+def value_omitted(letter: Any) -> bool:
+    """Whether the worker dead-lettered the record without its value (too large to keep): a
+    letter with a value is replayable, whatever headers the record itself carried."""
+    return letter.value is None and DeadLetterHeader.VALUE_OMITTED in dict(letter.headers)
 
 
 def _original_topic(letter: Any) -> str:

@@ -22,6 +22,7 @@ from cli.messages import (
     _replays,
     _start_consumer,
     replay_letters,
+    value_omitted,
 )
 from config import Settings
 from console.queries import OrderReader, ReadOnlyOrders
@@ -107,7 +108,6 @@ class Backend(Protocol):
 
 def as_letter(record: Any) -> Letter:
     """A dead-letter record as shown: headers and position, never the value."""
-    headers = dict(record.headers)
     return Letter(
         partition=record.partition,
         offset=record.offset,
@@ -120,7 +120,7 @@ def as_letter(record: Any) -> Letter:
         ),
         replays=_replays(record),
         value_size=len(record.value) if record.value is not None else None,
-        value_omitted=DeadLetterHeader.VALUE_OMITTED in headers,
+        value_omitted=value_omitted(record),
     )
 
 
