@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from config import Settings
-from schemas.cloudevents import CONTENT_TYPE, cloud_event
+from schemas.cloudevents import CONTENT_TYPE, cloud_event, envelope_model
 from schemas.events import (
     INPUT_DATA,
     FulfillmentCancelRequested,
@@ -101,10 +101,15 @@ class FulfillmentPublisher:
         event_id: str | None = None,
         time: datetime | None = None,
     ) -> str:
-        """Publish one event; returns its id (reuse it to re-send safely)."""
+        """Publish one event; returns its id (reuse it to re-send safely). An event the worker
+        would refuse (an empty order id, say) raises pydantic's ValidationError, a ValueError,
+        before anything is sent."""
         if not isinstance(data, INPUT_DATA[event_type]):
             raise TypeError(f"{event_type.value} takes {INPUT_DATA[event_type].__name__}")
         event = cloud_event(event_type, order_id, data, self.source, event_id, time)
+        # The envelope as the worker validates it: the data alone says nothing of the order
+        # id, the source or the event id.
+        envelope_model(event_type).model_validate(event)
         await self.send_raw(
             self.settings.topic(TYPE_TOPIC[event_type]),
             order_id.encode(),

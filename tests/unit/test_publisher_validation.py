@@ -1,0 +1,40 @@
+"""The embeddable publisher refuses, before sending, an event the worker would dead-letter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from config import Settings
+from producers.publisher import FulfillmentPublisher
+from schemas.events import FulfillmentRequested
+from schemas.names import EventType
+
+REQUEST = FulfillmentRequested(fulfillment_id="ful-1")
+
+
+@pytest.mark.parametrize(
+    ("order_id", "source", "envelope"),
+    [
+        ("", "urn:shop", {}),
+        ("o" * 129, "urn:shop", {}),
+        ("ord-1", "", {}),
+        ("ord-1", "urn:shop", {"event_id": "x" * 300}),
+    ],
+    ids=["empty order id", "order id too long", "empty source", "event id too long"],
+)
+async def test_an_envelope_the_worker_would_refuse_is_refused_before_anything_is_sent(
+    order_id: str, source: str, envelope: dict[str, Any]
+) -> None:
+    # Never entered: an event that got past validation would fail on the missing producer.
+    publisher = FulfillmentPublisher(Settings(), source=source)
+    with pytest.raises(ValidationError):
+        await publisher.publish(EventType.FULFILLMENT_REQUESTED, order_id, REQUEST, **envelope)
+
+
+async def test_a_valid_event_gets_past_validation_to_the_producer() -> None:
+    publisher = FulfillmentPublisher(Settings(), source="urn:shop")
+    with pytest.raises(AssertionError, match="async context manager"):
+        await publisher.fulfillment_requested("ord-1", REQUEST)
