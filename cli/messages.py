@@ -7,7 +7,7 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,8 @@ from schemas.names import (
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead letters.")
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics of the contract.")
 REPLAY_GROUP = "fulfillment-dlq-replay"
+# The group `--again` reads with: `<replay group>-again`.
+AGAIN_SUFFIX = "again"
 CLI_SOURCE = "urn:fulfillment-cli"
 # The headers a dead letter gained; a replay sends the record back without them.
 # REPLAYS counts replays: a replayed letter that fails again is not replayed again unless asked.
@@ -322,17 +324,85 @@ class Replay:
         return "; ".join([f"{verb} {self.replayed} dead letters from {dlq}", *notes])
 
 
-def _choose(letters: list[Any], again: bool) -> tuple[list[Any], Replay]:
-    """The letters to replay, and the counts of what is left out and why."""
+def _choose(
+    letters: list[Any], again: bool, replayed_below: Mapping[TopicPartition, int] | None = None
+) -> tuple[list[Any], Replay]:
+    """The letters to replay, and the counts of what is left out and why. `replayed_below`
+    (with `again`): per partition, where the replay group stands; a first-time letter below
+    it was replayed by an earlier run and is left out without being counted."""
     chosen, failed_again, omitted = [], 0, 0
     for letter in letters:
         if value_omitted(letter):
             omitted += 1
-        elif _replays(letter) > 0 and not again:
-            failed_again += 1
-        else:
+        elif _replays(letter) > 0:
+            if again:
+                chosen.append(letter)
+            else:
+                failed_again += 1
+        elif replayed_below is None or letter.offset >= replayed_below.get(_partition(letter), 0):
             chosen.append(letter)
     return chosen, Replay(len(chosen), failed_again, omitted, tuple(chosen))
+
+
+def _partition(letter: Any) -> TopicPartition:
+    return TopicPartition(letter.topic, letter.partition)
+
+
+@dataclass
+class ReplayReading:
+    """The letters one replay run reads, and the consumers whose groups it commits to.
+
+    The replay group reads from where it stands and skips letters that failed again after a
+    replay. `--again` reads with a group of its own, from where the last `--again` run
+    stood, so those skipped letters stay within its reach; both groups then commit what
+    it replayed.
+    """
+
+    letters: list[Any]
+    chosen: list[Any]
+    outcome: Replay
+    consumers: list[AIOKafkaConsumer]
+
+    async def commit(self, sent: Sequence[Any]) -> None:
+        """Both groups past the letters sent, never back."""
+        positions = replayed_positions(list(sent))
+        for consumer in self.consumers:
+            ahead = {}
+            for partition, position in positions.items():
+                if position > (await consumer.committed(partition) or 0):
+                    ahead[partition] = position
+            if ahead:
+                await consumer.commit(ahead)
+
+    async def close(self) -> None:
+        for consumer in self.consumers:
+            await consumer.stop()
+
+
+async def read_replayable(
+    settings: Settings, dlq: str, again: bool, after_snapshot: Hook | None = None
+) -> ReplayReading:
+    """What a replay of `dlq` reads and would send now (see `ReplayReading`)."""
+    group = f"{settings.group_id}-{REPLAY_GROUP}"
+    consumers = [await _start_consumer(settings, group)]
+    try:
+        if not again:
+            letters = await _letters(consumers[0], dlq, True, after_snapshot)
+            chosen, outcome = _choose(letters, again)
+            return ReplayReading(letters, chosen, outcome, consumers)
+        consumers.append(await _start_consumer(settings, f"{group}-{AGAIN_SUFFIX}"))
+        letters = await _letters(consumers[1], dlq, True, after_snapshot)
+        # The replay group commits too: its partitions assigned, never fetched.
+        partitions = await _partitions(consumers[0], dlq)
+        consumers[0].assign(partitions)
+        consumers[0].pause(*partitions)
+        stands = {p: await consumers[0].committed(p) or 0 for p in partitions}
+        chosen, outcome = _choose(letters, again, stands)
+        return ReplayReading(letters, chosen, outcome, consumers)
+    except BaseException:
+        for consumer in consumers:
+            await consumer.stop()
+        raise
 
 
 async def replay_letters(
@@ -342,17 +412,15 @@ async def replay_letters(
     dry_run: bool = False,
     after_snapshot: Hook | None = None,
 ) -> Replay:
-    """Re-publish the group's unread letters of `dlq` to their original topics."""
-    consumer = await _start_consumer(settings, f"{settings.group_id}-{REPLAY_GROUP}")
+    """Re-publish the unread letters of `dlq` to their original topics (see `ReplayReading`)."""
+    reading = await read_replayable(settings, dlq, again, after_snapshot)
     try:
-        letters = await _letters(consumer, dlq, from_committed=True, after_snapshot=after_snapshot)
-        chosen, outcome = _choose(letters, again)
-        if dry_run or not chosen:
-            return outcome
+        if dry_run or not reading.chosen:
+            return reading.outcome
         sent: list[Any] = []
         try:
             async with open_publisher(settings) as publisher:
-                for letter in chosen:
+                for letter in reading.chosen:
                     await publisher.send_raw(
                         _original_topic(letter), letter.key, letter.value, _replay_headers(letter)
                     )
@@ -361,13 +429,13 @@ async def replay_letters(
             # Stopped part-way: what went out counts as replayed, the rest waits for the next run.
             if sent:
                 with contextlib.suppress(Exception):
-                    await consumer.commit(replayed_positions(sent))
+                    await reading.commit(sent)
             raise
         # Committed only after every letter is re-published, and only up to what was.
-        await consumer.commit(replayed_positions(chosen))
-        return outcome
+        await reading.commit(reading.chosen)
+        return reading.outcome
     finally:
-        await consumer.stop()
+        await reading.close()
 
 
 @dlq_app.command("replay")

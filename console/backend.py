@@ -14,13 +14,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError, KafkaTimeoutError, RequestTimedOutError
 
 from cli.messages import (
-    REPLAY_GROUP,
-    _choose,
     _header,
     _letters,
     _original_topic,
     _replays,
     _start_consumer,
+    read_replayable,
     replay_letters,
     value_omitted,
 )
@@ -265,13 +264,25 @@ class LiveBackend:
         return [as_letter(record) for record in records]
 
     async def replay_preview(self, topic: Topic, again: bool) -> ReplayPreview:
-        """What `dlq replay` would send now: the replay group's unread letters, as it chooses."""
-        async with self._consumer(f"{self.settings.group_id}-{REPLAY_GROUP}") as consumer:
-            existing = set(await consumer.topics())
-            records = await self._read(consumer, self._dlq(topic), existing, True)
-        chosen, outcome = _choose(records, again)
+        """What `dlq replay` would send now, read and chosen as it reads and chooses."""
+        dlq = self._dlq(topic)
+        async with self._consumer() as consumer:
+            exists = dlq in await consumer.topics()
+        if not exists:
+            return ReplayPreview([], 0, 0)
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                reading = await read_replayable(self.settings, dlq, again)
+                await reading.close()
+        except TimeoutError:
+            raise Unavailable(f"Kafka did not answer within {READ_TIMEOUT_S:.0f} s") from None
+        except (KafkaError, OSError) as problem:
+            raise Unavailable(f"Kafka failed: {type(problem).__name__}") from None
+        outcome = reading.outcome
         return ReplayPreview(
-            [as_letter(record) for record in chosen], outcome.failed_again, outcome.value_omitted
+            [as_letter(record) for record in reading.chosen],
+            outcome.failed_again,
+            outcome.value_omitted,
         )
 
     async def replay(self, topic: Topic, again: bool) -> str:

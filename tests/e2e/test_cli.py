@@ -214,7 +214,11 @@ class DeadLetters:
         }
 
     async def letter(
-        self, key: str, *extra: tuple[str, bytes], value: bytes | None = b"{}"
+        self,
+        key: str,
+        *extra: tuple[str, bytes],
+        value: bytes | None = b"{}",
+        partition: int | None = None,
     ) -> None:
         headers = [
             (DeadLetterHeader.REASON.value, b"invalid_data"),
@@ -225,11 +229,13 @@ class DeadLetters:
             ("trace-id", key.encode()),
             *extra,
         ]
-        await self.producer.send_and_wait(self.dlq, value, key=key.encode(), headers=headers)
+        await self.producer.send_and_wait(
+            self.dlq, value, key=key.encode(), headers=headers, partition=partition
+        )
 
-    def replay(self) -> str:
+    def replay(self, *options: str) -> str:
         result = subprocess.run(
-            [FULFILLMENT, "dlq", "replay", "orders.placed"],
+            [FULFILLMENT, "dlq", "replay", "orders.placed", *options],
             env=self.env() | {"COLUMNS": "200"},
             capture_output=True,
             text=True,
@@ -293,6 +299,30 @@ async def test_letters_arriving_after_a_replay_read_its_snapshot_are_replayed_by
     for key, headers in replayed:
         assert headers[DeadLetterHeader.REPLAYS] == b"1" and headers["trace-id"] == key.encode()
         assert not {DeadLetterHeader.REASON, DeadLetterHeader.ORIGINAL_TOPIC} & set(headers)
+
+
+async def test_a_letter_that_failed_again_stays_within_reach_of_again_once_others_are_replayed(
+    dead_letters: DeadLetters,
+) -> None:
+    # On one partition: a letter that failed after a replay, then a first-time one. The
+    # replay moves past both; `--again` must still reach the first, and only once.
+    again = (DeadLetterHeader.REPLAYS.value, b"1")
+    await dead_letters.letter("ord-failed-again", again, partition=0)
+    await dead_letters.letter("ord-first", partition=0)
+    output = dead_letters.replay()
+    assert "replayed 1 dead letters" in output
+    assert "skipped 1 that failed again after a replay (--again replays them)" in output
+    assert "replayed 1 dead letters" in dead_letters.replay("--again")
+    assert "replayed 0 dead letters" in dead_letters.replay("--again")
+    assert "replayed 0 dead letters" in dead_letters.replay()
+    await dead_letters.letter("ord-later", partition=0)
+    assert "replayed 1 dead letters" in dead_letters.replay("--again")
+    assert "replayed 0 dead letters" in dead_letters.replay()
+    records = await dead_letters.replayed()
+    assert sorted(key for key, _ in records) == ["ord-failed-again", "ord-first", "ord-later"]
+    replayed = dict(records)
+    assert replayed["ord-failed-again"][DeadLetterHeader.REPLAYS] == b"2"
+    assert replayed["ord-first"][DeadLetterHeader.REPLAYS] == b"1"
 
 
 async def test_a_letter_whose_value_was_dropped_is_counted_but_not_replayed(
