@@ -15,10 +15,12 @@ from typing import Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
 from rich.table import Table
 
 from cli.common import (
     EXIT_FAILURE,
+    EXIT_UNAVAILABLE,
     cli_settings,
     console,
     error_line,
@@ -149,9 +151,19 @@ def publish(
         settings = cli_settings()
         async with open_publisher(settings) as publisher:
             topic = settings.topic(TYPE_TOPIC[event_type])
-            await publisher.send_raw(
-                topic, str(event["subject"]).encode(), json.dumps(event).encode()
-            )
+            try:
+                await publisher.send_raw(
+                    topic, str(event["subject"]).encode(), json.dumps(event).encode()
+                )
+            except (KafkaTimeoutError, RequestTimedOutError):
+                # The broker may have written it: not "unreachable", and a retry should reuse
+                # the id (a new one would be a second event), which --order never printed.
+                fail(
+                    f"Kafka did not acknowledge {event_type.value} {event['id']} for order"
+                    f" {event['subject']} in time: it may still arrive; to send it again"
+                    " safely, publish it as a whole CloudEvent with that id",
+                    EXIT_UNAVAILABLE,
+                )
 
     run(send())
     console.print(
