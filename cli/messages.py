@@ -97,7 +97,9 @@ def _as_event(event_type: EventType, document: Any, order_id: str | None) -> dic
 def validate(event_type: EventType, event: dict[str, Any]) -> list[str]:
     """Every problem the worker would dead-letter this event for: the worker's own decoding."""
     subject = event.get("subject")
-    key = subject.encode() if isinstance(subject, str) else None
+    # Keyed as a producer would send it; a lone surrogate (JSON allows "\udc80") is sent as
+    # its bytes, which the worker's decoding then refuses with a reason.
+    key = subject.encode(errors="surrogatepass") if isinstance(subject, str) else None
     result = decode(TYPE_TOPIC[event_type], key, json.dumps(event).encode())
     # `x-dlq-error` joins the problems with "; ": one per line here.
     return result.error.split("; ") if isinstance(result, Rejection) else []

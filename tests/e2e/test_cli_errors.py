@@ -199,3 +199,16 @@ def test_an_empty_file_argument_is_named_as_such() -> None:
     assert result.stderr.splitlines() == [
         "error: --file is empty: give a file's path, or - for stdin"
     ]
+
+
+def test_a_subject_that_is_a_lone_surrogate_is_listed_as_a_validation_problem(
+    tmp_path: Path,
+) -> None:
+    # JSON allows "\udc80"; no UTF-8 can carry it, as a key or in a value.
+    event = envelope(EventType.ORDER_PLACED, "ord-1", placed_data())
+    path = tmp_path / "surrogate.json"
+    path.write_text(json.dumps(event).replace('"ord-1"', '"\\udc80"', 1))
+    result, _ = fulfillment("publish", "order.placed", "--file", str(path), "--dry-run")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == "error: order.placed is not valid:"
+    assert "Traceback" not in result.stderr and "UnicodeEncodeError" not in result.stderr
