@@ -31,7 +31,7 @@ from cli.common import (
 )
 from config import Settings
 from consumers.decode import Rejection, decode
-from consumers.topics import ensure_topics
+from consumers.topics import create_missing
 from schemas.cloudevents import envelope
 from schemas.events import INPUT_DATA
 from schemas.names import (
@@ -506,12 +506,14 @@ def _replay_headers(letter: Any) -> list[tuple[str, bytes]]:
 
 @topics_app.command("create")
 def topics_create() -> None:
-    """Create the contract's missing topics with FULFILLMENT_PARTITIONS partitions."""
+    """Create the contract's missing topics: as many partitions as the input topics have,
+    else FULFILLMENT_PARTITIONS."""
     settings = cli_settings()
-    created = run(ensure_topics(settings))
-    if created:
+    created = run(create_missing(settings))
+    if created.names:
         console.print(
-            f"created {len(created)} topics with {settings.partitions} partitions: {', '.join(created)}",
+            f"created {len(created.names)} topics with {created.partitions} partitions:"
+            f" {', '.join(created.names)}",
             highlight=False,
         )
     else:

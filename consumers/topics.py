@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import NoReturn
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -43,8 +44,22 @@ def topic_configs(replicas: int) -> dict[str, str]:
     return {"min.insync.replicas": "2" if replicas >= CLUSTER_REPLICAS else "1"}
 
 
+@dataclass(frozen=True)
+class Created:
+    """The contract topics one call created, and with how many partitions (0: none created)."""
+
+    names: list[str]
+    partitions: int = 0
+
+
 async def ensure_topics(settings: Settings, patience: float = 30.0) -> list[str]:
-    """Create the missing contract topics; return the names created.
+    """Create the missing contract topics; return the names created (see `create_missing`)."""
+    return (await create_missing(settings, patience)).names
+
+
+async def create_missing(settings: Settings, patience: float = 30.0) -> Created:
+    """Create the missing contract topics: as many partitions as the input topics in use
+    have, else `settings.partitions`.
 
     Once a broker answered, requests that hit a node being restarted or not yet elected are
     tried again for up to `patience` seconds: a worker starting during a broker fault waits
@@ -67,33 +82,29 @@ async def ensure_topics(settings: Settings, patience: float = 30.0) -> list[str]
         await admin.close()
 
 
-async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> list[str]:
+async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> Created:
     # Every topic listed: nothing to create, and nothing asked that needs permission to create
     # (a worker may run where the topics are provisioned for it).
     listed = set(await admin.list_topics())
     unlisted = [name for name in contract_topics(settings) if name not in listed]
     if not unlisted:
-        return []
+        return Created([])
     brokers = len((await admin.describe_cluster())["brokers"])
     replicas = replication_for(settings.replication_factor, brokers)
     missing = await _not_yet_created(admin, unlisted, settings.partitions, replicas)
     if not missing:
-        return []
+        return Created([])
     inputs = [settings.topic(topic) for topic in INPUT_TOPICS]
     partitions = await _partitions_of(admin, [name for name in inputs if name not in missing])
+    count = partitions or settings.partitions
     await _create(
         admin,
         [
-            NewTopic(
-                name,
-                partitions or settings.partitions,
-                replicas,
-                topic_configs=topic_configs(replicas),
-            )
+            NewTopic(name, count, replicas, topic_configs=topic_configs(replicas))
             for name in missing
         ],
     )
-    return missing
+    return Created(missing, count)
 
 
 async def _not_yet_created(

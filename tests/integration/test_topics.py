@@ -9,7 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from config import Settings
-from consumers.topics import contract_topics, ensure_topics
+from consumers.topics import contract_topics, create_missing, ensure_topics
 from schemas.names import INPUT_TOPICS, Topic
 from tests.conftest import Infra, Names
 
@@ -46,9 +46,10 @@ async def test_topics_added_later_get_the_partition_count_of_the_existing_input_
                 [NewTopic(settings.topic(topic), 3, 1) for topic in FIRST_INPUTS]
             )
             # Configured for 6 now: the topics already in use say 3.
-            created = await ensure_topics(replace(settings, partitions=6))
-            assert settings.topic(Topic.SHIPMENTS_STATUS_REPORTED) in created
-            assert not set(created) & {settings.topic(topic) for topic in FIRST_INPUTS}
+            created = await create_missing(replace(settings, partitions=6))
+            assert settings.topic(Topic.SHIPMENTS_STATUS_REPORTED) in created.names
+            assert not set(created.names) & {settings.topic(topic) for topic in FIRST_INPUTS}
+            assert created.partitions == 3  # what `topics create` reports
             counts = await partition_counts(admin, contract_topics(settings))
             assert counts == {name: 3 for name in contract_topics(settings)}, f"round {round_}"
     finally:

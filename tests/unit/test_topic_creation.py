@@ -27,4 +27,4 @@ class ProvisionedCluster:
 async def test_a_worker_whose_topics_all_exist_sends_no_create_request() -> None:
     settings = Settings(topic_prefix="prov.")
     cluster = ProvisionedCluster(contract_topics(settings))
-    assert await _create_missing(cluster, settings) == []
+    assert (await _create_missing(cluster, settings)).names == []
