@@ -151,12 +151,17 @@ async def preload(settings: Settings, work: Workload) -> None:
         await producer.stop()
 
 
+class VariantTooSlow(RuntimeError):
+    """A variant did not finish within the bench's --timeout."""
+
+
 class Arrivals:
     """Counts distinct events on one output topic and when each key's first one arrived."""
 
-    def __init__(self, settings: Settings, topic: str) -> None:
+    def __init__(self, settings: Settings, topic: str, variant: str) -> None:
         self.settings = settings
         self.topic = topic
+        self.variant = variant
         self.first_seen: dict[bytes, float] = {}
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -175,15 +180,22 @@ class Arrivals:
     ) -> float:
         """Wait until `count` keys were seen; return the monotonic time it happened."""
         assert self._consumer is not None
-        async with asyncio.timeout(timeout):
-            while len(self.first_seen) < count:
-                alive()
-                for records in (
-                    await self._consumer.getmany(timeout_ms=100, max_records=5000)
-                ).values():
-                    now = time.monotonic()
-                    for record in records:
-                        self.first_seen.setdefault(record.key or b"", now)
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.first_seen) < count:
+                    alive()
+                    for records in (
+                        await self._consumer.getmany(timeout_ms=100, max_records=5000)
+                    ).values():
+                        now = time.monotonic()
+                        for record in records:
+                            self.first_seen.setdefault(record.key or b"", now)
+        except TimeoutError:
+            # Not an outage: the variant was too slow for --timeout.
+            raise VariantTooSlow(
+                f"{self.variant}: {len(self.first_seen):,} of {count:,} orders completed"
+                f" within {timeout:g} s"
+            ) from None
         return max(self.first_seen.values())
 
     async def stop(self) -> None:
@@ -221,7 +233,7 @@ async def run_workers(
     clock until every order's fulfillment.completed is out; CPU is counted over the same span."""
     lab = Lab(base, name)
     await ensure_topics(lab.settings)
-    arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED))
+    arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED), name)
     await arrivals.start()
     workers = lab.spawn(module, processes, args)
 
@@ -341,7 +353,8 @@ async def paced(
     """Orders arrive at `rate` per second (3 events each); latency from the last event to completion."""
     lab = Lab(base, "paced")
     await ensure_topics(lab.settings)
-    arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED))
+    completed = lab.settings.topic(Topic.FULFILLMENTS_COMPLETED)
+    arrivals = Arrivals(lab.settings, completed, "paced")
     await arrivals.start()
     workers = lab.spawn("consumers.worker", processes)
     producer = AIOKafkaProducer(bootstrap_servers=base.kafka_bootstrap, linger_ms=0, acks="all")

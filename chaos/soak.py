@@ -39,7 +39,7 @@ async def soak(base: Settings, minutes: float, rate: float, logs: Path, say: Say
     plan = Plan(orders=orders, duplicate_rate=0.0, malformed_rate=0.0, rate=rate)
     stream, *_ = build_stream(plan, lab.settings.group_id[-6:])
     workers = Workers(lab, 2, logs)
-    arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED))
+    arrivals = Arrivals(lab.settings, lab.settings.topic(Topic.FULFILLMENTS_COMPLETED), "soak")
     await arrivals.start()
     client = connect(lab.settings.mongodb_uri)
     pending = client[lab.settings.database]["outbox_pending"]

@@ -142,28 +142,39 @@ def bench_command(
         "bench-results", "--out", help="Folder for the JSON result and the PNG chart."
     ),
     timeout: float = typer.Option(
-        900, "--timeout", help="Seconds a variant may take before the run fails."
+        900, "--timeout", min=1, help="Seconds a variant may take before the run fails."
     ),
 ) -> None:
     """Throughput and latency: ceilings, the naive peer and our pipeline, on one stack in one run."""
     import logging
+    import math
     from pathlib import Path
 
-    from bench.run import bench, write
+    from bench.run import VariantTooSlow, bench, write
     from cli.common import run
 
+    if not math.isfinite(timeout):
+        fail(f"--timeout must be a number of seconds, not {timeout}", EXIT_USAGE)
+    # Checked before the run, whose results would otherwise be lost at its end.
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as problem:
+        fail(f"--out {out} cannot be a folder for the results: {problem.strerror}", EXIT_USAGE)
     # New topics answer NotLeaderForPartition for a moment; aiokafka retries and logs each one.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     stack.up(say)
-    report = run(
-        bench(
-            Settings.from_env(),
-            orders,
-            paced_orders,
-            lambda line: console.print(line, highlight=False),
-            timeout,
+    try:
+        report = run(
+            bench(
+                Settings.from_env(),
+                orders,
+                paced_orders,
+                lambda line: console.print(line, highlight=False),
+                timeout,
+            )
         )
-    )
+    except VariantTooSlow as slow:
+        fail(f"{slow}; give it more with --timeout")
     table = Table(
         "variant", "orders/s", "seconds", "CPU µs/event", "note", title=f"{orders:,} orders"
     )

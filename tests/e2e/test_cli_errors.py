@@ -212,3 +212,25 @@ def test_a_subject_that_is_a_lone_surrogate_is_listed_as_a_validation_problem(
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == "error: order.placed is not valid:"
     assert "Traceback" not in result.stderr and "UnicodeEncodeError" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (["--timeout", "0"], "Invalid value for '--timeout'"),
+        (["--timeout", "inf"], "error: --timeout must be a number of seconds, not inf"),
+        (["--out", "{file}"], "cannot be a folder for the results"),
+    ],
+    ids=["zero timeout", "endless timeout", "out is a file"],
+)
+def test_bench_options_that_cannot_work_are_refused_before_anything_runs(
+    tmp_path: Path, option: list[str], said: str
+) -> None:
+    taken = tmp_path / "results"
+    taken.write_text("a file, not a folder")
+    args = [part.replace("{file}", str(taken)) for part in option]
+    result, seconds = fulfillment("bench", "--orders", "10", *args)
+    assert result.returncode == 2
+    assert said in result.stderr and "Traceback" not in result.stderr
+    assert "stack" not in result.stdout  # refused before the stack was started
+    assert seconds < QUICKLY
