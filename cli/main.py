@@ -12,6 +12,7 @@ from rich.text import Text
 
 import stack
 from cli.common import (
+    EXIT_FAILURE,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     console,
@@ -395,6 +396,10 @@ def main() -> None:
         # Whichever command read the bad variable: exit 2, "usage or configuration".
         errors.print(error_line(str(problem)))
         sys.exit(EXIT_USAGE)
+    except stack.StackError as problem:
+        # The local stack would not start (bench, chaos, soak): said as `stack up` says it.
+        errors.print(error_line(str(problem)))
+        sys.exit(EXIT_FAILURE)
     except Exception as problem:
         if _debugging():
             raise

@@ -8,15 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FULFILLMENT = str(Path(sys.executable).parent / "fulfillment")
 
 
 def stack_up(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return starting(tmp_path, ("stack", "up"), env)
+
+
+def starting(
+    tmp_path: Path, command: tuple[str, ...], env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """`command`, which starts the local stack first, with its own stack folder."""
     clean = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "MONGODB_URI")
     }
     return subprocess.run(
-        [FULFILLMENT, "stack", "up"],
+        [FULFILLMENT, *command],
         env=clean | {"FULFILLMENT_STACK_DIR": str(tmp_path / "stack"), "COLUMNS": "300"} | env,
         capture_output=True,
         text=True,
@@ -24,12 +33,15 @@ def stack_up(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_missing_java_is_a_one_line_error(tmp_path: Path) -> None:
-    result = stack_up(
-        tmp_path, PATH=str(Path(sys.executable).parent), FULFILLMENT_KAFKA_PORT="19392"
-    )
+@pytest.mark.parametrize(
+    "command", [("stack", "up"), ("bench", "--orders", "10"), ("chaos", "--orders", "10")]
+)
+def test_missing_java_is_a_one_line_error(tmp_path: Path, command: tuple[str, ...]) -> None:
+    without_java = {"PATH": str(Path(sys.executable).parent), "FULFILLMENT_KAFKA_PORT": "19392"}
+    result = starting(tmp_path, command, without_java)
     assert result.returncode == 1
-    assert "Java is not installed" in result.stderr
+    assert result.stderr.startswith("error: Java is not installed")
+    assert "StackError" not in result.stderr and "FULFILLMENT_DEBUG" not in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
