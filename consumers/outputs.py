@@ -253,6 +253,7 @@ class KafkaOutputs:
         for (members, _), outcome in zip(pending, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 self._raise_outage(producer, outcome)
+                producer = await self._after_refusal(producer)
                 refused = await self._send_each(producer, [messages[i] for i in members])
                 for index, problem in zip(members, refused, strict=True):
                     results[index] = problem
@@ -312,7 +313,17 @@ class KafkaOutputs:
             except KafkaError as problem:
                 self._raise_outage(producer, problem)
                 results.append(problem)
+                producer = await self._after_refusal(producer)
         return results
+
+    async def _after_refusal(self, producer: AIOKafkaProducer) -> AIOKafkaProducer:
+        """The producer to go on with once the broker refused a batch of `producer`'s: a new one.
+
+        aiokafka does not take back the sequence numbers of a refused batch, so the broker
+        would refuse that producer's next batch to the partition as out of order, for ever.
+        """
+        self._refused = producer
+        return await self._current()
 
     async def _send_one(self, producer: AIOKafkaProducer, m: Message) -> asyncio.Future[Any]:
         if m.key is not None or m.value is not None:

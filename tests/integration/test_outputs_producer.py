@@ -6,9 +6,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from functools import partial
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import OutOfOrderSequenceNumber
 
 from config import Settings
@@ -207,3 +209,32 @@ async def test_a_dead_letter_without_key_and_value_sent_on_its_own_goes_out(
     finally:
         await outputs.stop()
     assert await published_records(infra, topic) == [(None, None)]
+
+
+@pytest.mark.parametrize("alone", [False, True], ids=["in one batch", "each on its own"])
+async def test_a_record_the_topic_refuses_leaves_the_records_after_it_on_its_partition_going_out(
+    outputs: KafkaOutputs, infra: Infra, names: Names, alone: bool
+) -> None:
+    # The topic's own limit is below ours (the contract names the case). aiokafka keeps the
+    # refused batch's sequence numbers, so the producer's next batch to the partition would
+    # be refused as out of order, and the same send tried again for ever.
+    topic = f"{names.prefix}small-limit"
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
+    await admin.start()
+    try:
+        configs = {"max.message.bytes": "200000"}
+        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
+    finally:
+        await admin.close()
+    big = Message(topic, b"ord-1", b"x" * 300_000, [])
+    small = [Message(topic, b"ord-1", f"small-{i}".encode(), []) for i in range(3)]
+    if alone:
+        producer = await outputs._current()
+        send = partial(outputs._send_each, producer, [big, *small])
+    else:
+        send = partial(outputs.send, [small[0], big, *small[1:]])
+    results = await asyncio.wait_for(retrying("sending", send), 60)
+    refused = [type(problem).__name__ for problem in results if problem is not None]
+    assert refused == ["MessageSizeTooLargeError"]
+    values = [value for _, value in await published_records(infra, topic)]
+    assert values == [b"small-0", b"small-1", b"small-2"]
