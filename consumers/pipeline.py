@@ -609,8 +609,28 @@ def without_key(letter: Message) -> Message:
 
 
 def _ours(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, bytes | None]]:
-    """The dead-letter headers among `headers`, without the record's own."""
-    return [(name, value) for name, value in headers if name in _DEAD_LETTER_HEADERS]
+    """The dead-letter headers among `headers`, without the record's own: of each name the
+    last (the pipeline adds its own after the record's), and a count only if it is one."""
+    last: dict[str, bytes | None] = {}
+    for name, value in headers:
+        if name in _DEAD_LETTER_HEADERS:
+            last[name] = value
+    return [
+        (name, value)
+        for name, value in last.items()
+        if name not in _COUNT_HEADERS or _is_count(value)
+    ]
+
+
+def _is_count(value: bytes | None) -> bool:
+    return value is not None and value.isdigit() and len(value) <= MAX_COUNT_DIGITS
 
 
 _DEAD_LETTER_HEADERS = frozenset(header.value for header in DeadLetterHeader)
+# Dead-letter headers whose value is a number: a record may carry its own (a replayed letter
+# its replay count), any bytes at all, which a letter cut down for its size must not keep.
+_COUNT_HEADERS = frozenset(
+    {DeadLetterHeader.REPLAYS, DeadLetterHeader.VALUE_OMITTED, DeadLetterHeader.KEY_OMITTED}
+)
+# Digits of the largest count a header holds (a length in bytes fits in 19).
+MAX_COUNT_DIGITS = 19

@@ -471,3 +471,27 @@ def test_parked_orders_are_counted_in_a_metric() -> None:
     assert REGISTRY.get_sample_value("fulfillment_parked_orders") == 2
     worker._unpark("ord-1")
     assert REGISTRY.get_sample_value("fulfillment_parked_orders") == 1
+
+
+@pytest.mark.parametrize(
+    "own",
+    [
+        [(DeadLetterHeader.ERROR.value, b"e" * 950_000)],
+        [(DeadLetterHeader.REPLAYS.value, b"7" * 950_000)],
+        [(DeadLetterHeader.VALUE_OMITTED.value, b"x" * 950_000)],
+    ],
+    ids=["error", "replays", "value omitted"],
+)
+async def test_a_record_carrying_its_own_huge_dead_letter_header_is_still_dead_lettered(
+    own: list[tuple[str, bytes]],
+) -> None:
+    # Kept by name, the record's own header would stay in every cut-down letter: refused for
+    # ever, its batch never committed.
+    store, outputs = FakeStore(), FakeOutputs()
+    outputs.refuse = small_broker(900_000)
+    odd = Record(Topic.ORDERS_PLACED.value, 0, next(_offsets), b"odd", b"not json", own)
+    await asyncio.wait_for(make(store, outputs).handle([odd, *order_records("canary")]), 30)
+    assert completed_orders(outputs) == ["canary"]
+    [letter] = outputs.on(".dlq")
+    assert letter.size < 1024
+    assert dict(letter.headers)[DeadLetterHeader.REASON] == b"not_json"
