@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,6 +28,9 @@ log = logging.getLogger("fulfillment.worker")
 STABLE_AFTER = 60.0
 FIRST_RESTART_DELAY = 0.5
 MAX_RESTART_DELAY = 30.0
+# How long a stopping worker may take: its batch in hand gets 30 s (the app's graceful
+# timeout), then it closes its clients.
+STOP_TIMEOUT_S = 45.0
 # Young objects the collector lets pile up before it runs (CPython's default is 700), and
 # young collections before a middle one (default 10). A batch of 500 records makes tens of
 # thousands of objects that live across its awaits on the broker and the store; with the
@@ -113,15 +117,22 @@ def run_many(processes: int) -> int:
         children[slot] = spawn_worker(env)
         started[slot] = time.monotonic()
 
+    # The children sent the stop signal: one started while the handler ran gets it later.
+    signalled: set[int] = set()
+    received = signal.SIGTERM
+
     def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children.values():
+        nonlocal stopping, received
+        stopping, received = True, signal.Signals(signum)
+        for child in list(children.values()):
             child.send_signal(signum)
+            signalled.add(child.pid)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for slot in range(processes):
+        if stopping:
+            break
         spawn(slot)
     while not stopping:
         now = time.monotonic()
@@ -141,13 +152,26 @@ def run_many(processes: int) -> int:
                     delay,
                     extra={"worker": slot},
                 )
-            elif now >= restart_at[slot]:
+            elif now >= restart_at[slot] and not stopping:
                 del restart_at[slot]
                 spawn(slot)
         time.sleep(0.2)
     # A slot waiting for its restart has no running child to report on.
     running = [child for slot, child in children.items() if slot not in restart_at]
-    return max((child.wait() for child in running), default=0)
+    for child in running:
+        if child.pid not in signalled:
+            child.send_signal(received)
+    return max((_stopped(child) for child in running), default=0)
+
+
+def _stopped(child: Process) -> int:
+    """The child's exit code once it stopped; killed if it takes longer than a worker may."""
+    try:
+        return child.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        log.warning("a worker did not stop within %.0fs; killing it", STOP_TIMEOUT_S)
+        child.kill()
+        return child.wait()
 
 
 def main() -> None:
