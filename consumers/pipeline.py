@@ -349,7 +349,13 @@ class Pipeline:
         `too_large` maps event ids to why they would overgrow their order: they are refused.
         """
         by_order = _by_order(received)
+        # Losers of a race go again at once; an order that keeps losing (a store that refuses
+        # its compare-and-set) is tried after a growing pause, never in a hot loop.
+        again, rounds = Backoff(first=0.05, cap=5.0), 0
         while by_order:
+            rounds += 1
+            if rounds > 2:
+                await again.wait()
             stored = await retrying("loading orders", self.store.load_many, list(by_order))
             unsent_ids = await retrying(
                 "checking outboxes", self.store.unsent_among, list(stored.values())

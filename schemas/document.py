@@ -431,6 +431,11 @@ class Stored:
     def __copy__(self) -> Stored:
         return Stored()
 
+    @property
+    def held(self) -> bool:
+        """Whether the store holds a copy (it measured one): a save replaces it, never inserts."""
+        return self.size > 0
+
 
 class OrderDocument(DocumentModel):
     id: str = Field(alias="_id")

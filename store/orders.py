@@ -330,8 +330,10 @@ class OrderStore:
             return set()
         operations: list[InsertOne[Any] | ReplaceOne[Any] | UpdateOne] = []
         for change in changes:
-            selector = {"_id": change.order.id, "version": change.loaded_version}
-            if change.loaded_version == 0:
+            # A stored document without a version (written by hand, say) is at version 0.
+            version = change.loaded_version or {"$in": [0, None]}
+            selector = {"_id": change.order.id, "version": version}
+            if change.loaded_version == 0 and not change.order.stored.held:
                 operations.append(InsertOne(change.write))
             elif change.appends:
                 operations.append(UpdateOne(selector, change.write))

@@ -183,3 +183,20 @@ async def test_a_document_written_before_1_1_is_written_whole_once_so_it_gets_ev
     assert raw["delivery_status"] == "none"
     assert all("shipment_status" in kept for kept in raw["fulfillments"])
     assert await saved(store, loaded, captured("ord-w", amount="0.00", payment_id="pay-3"))
+
+
+@pytest.mark.parametrize("stored", [{}, {"version": 0}], ids=["no version", "version 0"])
+async def test_a_stored_document_without_a_version_is_replaced_not_raced_for_ever(
+    infra: Infra, store: OrderStore, stored: dict[str, Any]
+) -> None:
+    """Written by hand or restored: an insert would meet its id and lose a race that nobody
+    won, again on every try."""
+    await store.orders.insert_one({"_id": "ord-v", **stored})
+    loaded = (await store.load_many(["ord-v"]))["ord-v"]
+    assert loaded.version == 0
+    apply(loaded, placed("ord-v"), NOW)
+    loaded.version = 1
+    token = uuid.uuid4().hex
+    assert await store.save_many([encode(loaded, 0, token)], token) == set()
+    raw = await store.orders.find_one({"_id": "ord-v"})
+    assert raw is not None and raw["version"] == 1 and raw["placed"] is True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import bson
@@ -24,6 +26,7 @@ from consumers.sealing import Sealer
 from schemas.document import OrderDocument
 from schemas.limits import MAX_RECORD_BYTES
 from schemas.names import DeadLetterHeader, DeadLetterReason, EventType, Topic
+from store.orders import Change
 from tests.factories import Record, envelope, line, placed_data
 from tests.fakes import FakeOutputs, FakeStore
 
@@ -495,3 +498,21 @@ async def test_a_record_carrying_its_own_huge_dead_letter_header_is_still_dead_l
     [letter] = outputs.on(".dlq")
     assert letter.size < 1024
     assert dict(letter.headers)[DeadLetterHeader.REASON] == b"not_json"
+
+
+async def test_an_order_the_store_refuses_again_and_again_is_tried_after_growing_pauses() -> None:
+    # A store that refuses an order's compare-and-set though nobody else wrote it: tried
+    # again, never in a hot loop.
+    class Refusing(FakeStore):
+        async def save_many(self, changes: Sequence[Change], token: str) -> set[str]:
+            self.saves += 1
+            return {change.order.id for change in changes}
+
+    store, outputs = Refusing(), FakeOutputs()
+    handling = asyncio.create_task(make(store, outputs).handle(order_records("stuck")[:1]))
+    await asyncio.sleep(1.0)
+    handling.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await handling
+    # Pauses of 0.05, 0.1, 0.2, 0.4 s after the first two tries: a handful in a second.
+    assert 3 <= store.saves <= 8
