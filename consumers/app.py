@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
@@ -88,8 +89,10 @@ def build_app(
             return f"kafka: {type(problem).__name__}"
         return None
 
+    polls = PollHealth()
+
     async def not_ready_or_stalled() -> str | None:
-        return await not_ready() or pipeline.stall(STALL_SECONDS)
+        return await not_ready() or pipeline.stall(STALL_SECONDS) or polls.problem(STALL_SECONDS)
 
     metrics.STALLED_SECONDS.set_function(pipeline.stalled_seconds)
 
@@ -143,7 +146,7 @@ def build_app(
             log.error("%s: stopping, to be started again", reason)
             app.exit()
 
-    wait_for_records(subscriber, stop_for_restart)
+    wait_for_records(subscriber, stop_for_restart, polls)
     app = FastStream(broker, logger=log)
 
     @app.on_startup
@@ -191,13 +194,43 @@ async def pause(failures: Backoff, what: str, problem: Exception) -> None:
     await failures.wait()
 
 
-def wait_for_records(subscriber: BatchSubscriber, on_fault: Callable[[str], None]) -> None:
+@dataclass
+class PollHealth:
+    """Since when every poll for a batch has failed, and with what. A consumer whose group
+    fenced it or whose heartbeat was refused fails each poll for ever, and no batch is ever
+    in hand for the stall check to see: readiness says so instead."""
+
+    failing_since: float | None = None
+    error: str = ""
+
+    def failed(self, problem: BaseException) -> None:
+        if self.failing_since is None:
+            self.failing_since = time.monotonic()
+        self.error = type(problem).__name__
+
+    def succeeded(self) -> None:
+        self.failing_since = None
+
+    def problem(self, after: float) -> str | None:
+        """Why the worker is not ready, once polls have failed for `after` seconds."""
+        if self.failing_since is None:
+            return None
+        lasted = time.monotonic() - self.failing_since
+        if lasted < after:
+            return None
+        return f"every read from Kafka has failed for {lasted:.0f}s ({self.error})"
+
+
+def wait_for_records(
+    subscriber: BatchSubscriber, on_fault: Callable[[str], None], polls: PollHealth | None = None
+) -> None:
     """Poll without FastStream's sleep after an empty poll, which held up the first record after
     a quiet spell by up to one poll (aiokafka's `getmany` already waits for records), with
     a pause after a failure FastStream does not expect, and `on_fault` when the consumer
     can no longer fetch."""
 
     failures = Backoff(first=0.5, cap=30.0)
+    health = polls if polls is not None else PollHealth()
     # A failed poll may have taken records of some partitions before it failed on another's,
     # moving their positions past records nobody got: the next batch's commit would skip them.
     rewind_due = False
@@ -211,15 +244,18 @@ def wait_for_records(subscriber: BatchSubscriber, on_fault: Callable[[str], None
             batches = await consumer.getmany(
                 timeout_ms=IDLE_POLL_MS, max_records=subscriber.max_records
             )
-        except (KafkaError, ConsumerStoppedError):
+        except (KafkaError, ConsumerStoppedError) as problem:
             rewind_due = True
+            health.failed(problem)
             raise  # FastStream pauses 5 s after a Kafka error, and stops on the other
         except Exception as problem:
             rewind_due = True
+            health.failed(problem)
             # FastStream would restart its consume task at once, again and again: a hot loop.
             await pause(failures, "reading a batch", problem)
             return ()
         failures.reset()
+        health.succeeded()
         if not batches and (ended := fetch_ended(consumer)):
             settle_fetch(consumer)
             on_fault(f"the Kafka consumer's fetch task ended ({ended})")

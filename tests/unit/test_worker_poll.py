@@ -8,12 +8,20 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, UnknownError
 from cryptography.fernet import Fernet
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from config import Settings
-from consumers.app import IDLE_POLL_MS, Fault, build_app, rewind
+from consumers.app import (
+    IDLE_POLL_MS,
+    STALL_SECONDS,
+    Fault,
+    PollHealth,
+    build_app,
+    rewind,
+    wait_for_records,
+)
 from consumers.sealing import Sealer
 
 
@@ -229,3 +237,38 @@ async def test_a_poll_that_failed_part_way_is_followed_by_a_rewind_to_the_commit
     assert consumer.seeks == [(consumer.a, 7)] and consumer.to_beginning == [consumer.b]
     await subscriber.get_msg(consumer)
     assert consumer.seeks == [(consumer.a, 7)]  # once: nothing failed since
+
+
+async def test_polls_failing_for_a_minute_make_the_worker_not_ready_until_one_succeeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fenced static member, or a group whose heartbeat is refused: every poll raises, no
+    # batch is ever in hand, and the store and producer still answer.
+    now = [1000.0]
+    monkeypatch.setattr("consumers.app.time.monotonic", lambda: now[0])
+
+    class Fenced:
+        def __init__(self) -> None:
+            self.fenced = True
+
+        async def getmany(
+            self, timeout_ms: int, max_records: int | None
+        ) -> dict[TopicPartition, list[Any]]:
+            if self.fenced:
+                raise UnknownError("FENCED_INSTANCE_ID")
+            return {}
+
+        def assignment(self) -> set[TopicPartition]:
+            return set()
+
+    subscriber, polls, consumer = subscriber_of_worker(), PollHealth(), Fenced()
+    wait_for_records(subscriber, lambda why: None, polls)
+    for _ in range(3):
+        with pytest.raises(UnknownError):
+            await subscriber.get_msg(consumer)
+        now[0] += 25
+    problem = polls.problem(STALL_SECONDS)
+    assert problem is not None and "UnknownError" in problem and "75s" in problem
+    consumer.fenced = False
+    assert await subscriber.get_msg(consumer) == ()
+    assert polls.problem(STALL_SECONDS) is None
