@@ -95,8 +95,12 @@ async def _create_missing(admin: AIOKafkaAdminClient, settings: Settings) -> Cre
     if not missing:
         return Created([])
     inputs = [settings.topic(topic) for topic in INPUT_TOPICS]
-    partitions = await _partitions_of(admin, [name for name in inputs if name not in missing])
-    count = partitions or settings.partitions
+    layout = await _layout_of(admin, [name for name in inputs if name not in missing])
+    count = layout[0] if layout else settings.partitions
+    if layout and settings.replication_factor is None:
+        # As the topics in use are replicated, not as many brokers as answer now: one down
+        # during an upgrade would leave the new topics with fewer copies for good.
+        replicas = layout[1]
     await _create(
         admin,
         [
@@ -144,12 +148,13 @@ def _refused(name: str, code: int, message: list[object], action: str = "create"
     raise RuntimeError(f"could not {action} topic {name}: {reason}")
 
 
-async def _partitions_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> int | None:
-    """How many partitions the existing input topics have (the most, should they differ).
+async def _layout_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> tuple[int, int] | None:
+    """How many partitions, and replicas of each, the existing input topics have (the most,
+    should they differ); None when there are none.
 
-    A topic added later (contract 1.1's, say) gets as many, whatever FULFILLMENT_PARTITIONS
-    says now: the contract promises producers the same count on every input topic, and range
-    assignment keeps one order's events on one worker only then.
+    A topic added later (contract 1.1's, say) gets as many partitions, whatever
+    FULFILLMENT_PARTITIONS says now: the contract promises producers the same count on every
+    input topic, and range assignment keeps one order's events on one worker only then.
     """
     if not inputs:
         return None
@@ -160,7 +165,9 @@ async def _partitions_of(admin: AIOKafkaAdminClient, inputs: list[str]) -> int |
             _refused(topic["topic"], topic["error_code"], [], "describe")
     if len(described) < len(inputs) or not all(topic["partitions"] for topic in described):
         raise UnknownTopicOrPartitionError("input topics not yet described by the broker")
-    return max(len(topic["partitions"]) for topic in described)
+    partitions = max(len(topic["partitions"]) for topic in described)
+    replicas = max(len(p["replicas"]) for topic in described for p in topic["partitions"])
+    return partitions, replicas
 
 
 async def delete_prefixed_topics(settings: Settings, prefixes: Collection[str]) -> int:
