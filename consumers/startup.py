@@ -7,6 +7,7 @@ import logging
 import signal
 from dataclasses import replace
 
+import pymongo
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
 from pymongo.errors import ConfigurationError, PyMongoError
@@ -76,7 +77,9 @@ async def store_unreachable(settings: Settings) -> str | None:
     except ConfigurationError as problem:
         raise ConfigError(f"MONGODB_URI is not usable: {reason(problem)}") from None
     try:
-        await client.admin.command("ping")
+        # A server that takes connections but never answers the ping counts as away.
+        with pymongo.timeout(PROBE_TIMEOUT_MS / 1000):
+            await client.admin.command("ping")
         return None
     except PyMongoError as problem:
         return reason(problem)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient
 
 # FerretDB v1 keeps one SQLite connection open per update statement until the whole command
@@ -17,6 +18,8 @@ PATCHED_FERRETDB_WRITE_CHUNK = 200
 MONGODB_WRITE_CHUNK = 1000
 # The version suffix the local stack's patched FerretDB reports.
 PATCHED_SUFFIX = "-fulfillment-patched"
+# A server that takes connections but does not answer the question is an outage, not a hang.
+PROBE_DEADLINE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,8 @@ class Server:
 
 async def probe(client: AsyncMongoClient[Any]) -> Server:
     """Ask the server what it is (`buildInfo`); FerretDB says so in its own field."""
-    info = await client.admin.command("buildInfo")
+    with pymongo.timeout(PROBE_DEADLINE_S):
+        info = await client.admin.command("buildInfo")
     if "ferretdbVersion" in info:
         version = str(info["ferretdbVersion"])
         patched = version.endswith(PATCHED_SUFFIX)

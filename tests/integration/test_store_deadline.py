@@ -9,11 +9,15 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
+from pymongo.errors import PyMongoError
 
+from config import Settings
 from consumers.metrics import RETRIES
-from consumers.retry import retrying
-from store import orders
+from consumers.retry import is_outage, retrying
+from consumers.startup import store_unreachable
+from store import orders, server
 from store.orders import OrderStore, connect
+from store.server import probe
 from tests.conftest import Infra
 from tests.proxies import pipe
 
@@ -32,36 +36,53 @@ HANDSHAKE = {
 OP_MSG = 2013
 
 
-async def _forward_handshakes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+# What a driver needs to find and keep a server, and nothing it asks of one.
+DISCOVERY = {b"hello", b"isMaster", b"ismaster", b"endSessions"}
+
+
+async def _forward_handshakes(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    answered: frozenset[bytes] | set[bytes] = HANDSHAKE,
+) -> None:
     with contextlib.suppress(Exception):
         while True:
             header = await reader.readexactly(16)
             length, _, _, opcode = struct.unpack("<iiii", header)
             body = await reader.readexactly(length - 16)
             # OP_MSG: flags (4), section kind (1), document length (4), first key's type (1).
-            if opcode == OP_MSG and body[10:].split(b"\0", 1)[0] not in HANDSHAKE:
+            if opcode == OP_MSG and body[10:].split(b"\0", 1)[0] not in answered:
                 continue
             writer.write(header + body)
             await writer.drain()
 
 
-@pytest.fixture
-async def silent_store(infra: Infra) -> AsyncIterator[str]:
-    """A MongoDB URI whose server answers the handshake and pings, and nothing else."""
+@contextlib.asynccontextmanager
+async def answering(infra: Infra, answered: set[bytes]) -> AsyncIterator[str]:
+    """A MongoDB URI whose server answers the `answered` commands, and nothing else."""
     address = urlsplit(infra.mongodb_uri)
     tasks: list[asyncio.Task[None]] = []
 
     async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream = await asyncio.open_connection(address.hostname, address.port)
         tasks.append(asyncio.create_task(pipe(upstream[0], writer)))
-        tasks.append(asyncio.create_task(_forward_handshakes(reader, upstream[1])))
+        tasks.append(asyncio.create_task(_forward_handshakes(reader, upstream[1], answered)))
 
     server = await asyncio.start_server(relay, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    server.close()
-    for task in tasks:
-        task.cancel()
+    try:
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        server.close()
+        for task in tasks:
+            task.cancel()
+
+
+@pytest.fixture
+async def silent_store(infra: Infra) -> AsyncIterator[str]:
+    """A MongoDB URI whose server answers the handshake and pings, and nothing else."""
+    async with answering(infra, HANDSHAKE) as uri:
+        yield uri
 
 
 async def test_a_store_that_answers_pings_but_no_command_is_waited_out_as_an_outage(
@@ -81,3 +102,23 @@ async def test_a_store_that_answers_pings_but_no_command_is_waited_out_as_an_out
         loading.cancel()
     finally:
         await client.close()
+
+
+async def test_a_store_that_answers_no_question_at_start_up_is_an_outage_within_seconds(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker's start-up asks `ping` (is it there?) and `buildInfo` (what is it?): a
+    # server that takes connections and answers neither would hold start-up for ever.
+    monkeypatch.setattr(server, "PROBE_DEADLINE_S", 1.0)
+    async with answering(infra, DISCOVERY) as uri:
+        settings = Settings(mongodb_uri=uri)
+        async with asyncio.timeout(15):
+            why = await store_unreachable(settings)
+            assert why is not None
+            client = connect(uri)
+            try:
+                with pytest.raises(PyMongoError) as probing:
+                    await probe(client)
+                assert is_outage(probing.value)
+            finally:
+                await client.close()
