@@ -72,6 +72,18 @@ def _deadline() -> AbstractContextManager[None]:
 ABANDONED_AFTER = timedelta(minutes=15)
 
 
+class UnreadableOrder(ValueError):
+    """A stored order this version cannot read: written by a newer version, or by hand."""
+
+    @classmethod
+    def of(cls, problem: ValueError) -> UnreadableOrder:
+        unreadable = cls(str(problem))
+        unreadable.__cause__ = problem
+        # What a dead letter of its events says (never the message, which may hold values).
+        unreadable.add_note("reading its stored order (written by a newer version?)")
+        return unreadable
+
+
 class WriteNotConfirmed(TimeoutError):
     """The store applied a write but did not confirm it as the write concern asks: an outage."""
 
@@ -318,7 +330,7 @@ class OrderStore:
                 try:
                     order = OrderDocument.model_validate(raw)
                 except ValueError as problem:  # pydantic's ValidationError among them
-                    unreadable[raw["_id"]] = problem
+                    unreadable[raw["_id"]] = UnreadableOrder.of(problem)
                     continue
                 order.remember_stored(measured(raw, len(found.raw)))
                 loaded[raw["_id"]] = order

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from pymongo import ReplaceOne, UpdateOne
 
+from consumers.pipeline import failure
 from lifecycle import apply
 from schemas.document import OrderDocument
 from schemas.events import Inbound
-from store.orders import OrderStore, connect, encode
+from store.orders import OrderStore, UnreadableOrder, connect, encode
 from tests.conftest import Infra, Names
 from tests.factories import captured, placed, requested, status_reported, tracking_updated
 
@@ -200,3 +201,18 @@ async def test_a_stored_document_without_a_version_is_replaced_not_raced_for_eve
     assert await store.save_many([encode(loaded, 0, token)], token) == set()
     raw = await store.orders.find_one({"_id": "ord-v"})
     assert raw is not None and raw["version"] == 1 and raw["placed"] is True
+
+
+async def test_a_stored_order_this_version_cannot_read_is_named_as_such(
+    store: OrderStore,
+) -> None:
+    """Its events' dead letters say why: the stored order, not the event, is what failed."""
+    order = OrderDocument(_id="ord-newer")
+    apply(order, placed("ord-newer"), NOW)
+    order.version = 1
+    await store.orders.insert_one(order.to_mongo() | {"status": "status_of_a_newer_version"})
+    with pytest.raises(UnreadableOrder) as unreadable:
+        await store.load_many(["ord-newer"])
+    assert failure(unreadable.value).error == (
+        "UnreadableOrder while reading its stored order (written by a newer version?)"
+    )
