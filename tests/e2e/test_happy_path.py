@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.names import EventType, OrderStatus, Topic
+from schemas.cloudevents import CONTENT_TYPE
+from schemas.names import SERVICE_SOURCE, EventType, OrderStatus, Topic
 from tests.e2e.harness import Harness
 from tests.factories import envelope, line, placed_data
+from tests.topic_reading import read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -45,3 +47,15 @@ async def test_paid_order_is_fulfilled_and_announced(harness: Harness) -> None:
         "unfulfilled",
         "fulfilled",
     ]
+    assert [s["data"]["from_status"] for s in statuses] == [None, "awaiting_payment", "unfulfilled"]
+    # Every output: a structured CloudEvent from this service, keyed by the order, on the
+    # partition number all of the order's messages share.
+    inputs = await read_topic(
+        harness.settings.kafka_bootstrap, harness.settings.topic(Topic.ORDERS_PLACED)
+    )
+    [placed] = [r for r in inputs if r.key == order_id.encode()]
+    for output in [*completed, *statuses]:
+        assert output["source"] == SERVICE_SOURCE and output["specversion"] == "1.0"
+        assert output["headers"]["content-type"] == CONTENT_TYPE.encode()
+        assert output["key"] == order_id.encode() and output["subject"] == order_id
+        assert output["partition"] == placed.partition
