@@ -157,7 +157,10 @@ def wait_until(check: Check, service: Service, what: str, timeout: float) -> Non
         if not service.started_process_alive():
             raise StackError(f"{what} exited during start-up: {service.log_tail()}")
         time.sleep(0.5)
-    raise StackError(f"{what} did not become ready within {timeout:.0f}s; see {service.log_file}")
+    raise StackError(
+        f"{what} did not become ready within {timeout:.0f}s; see {service.log_file}, then run"
+        " `fulfillment stack down` before starting it again"
+    )
 
 
 def run_step(
