@@ -26,6 +26,7 @@ __all__ = [
     "cache_dir",
     "check_range",
     "environment",
+    "is_loopback",
     "project_root",
     "stack_dir",
 ]
@@ -171,6 +172,11 @@ def _is_loopback(server: str) -> bool:
         host = host[1:].partition("]")[0]
     elif host.count(":") == 1:
         host = host.partition(":")[0]
+    return is_loopback(host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, no port) is this machine's loopback."""
     if host == "localhost":
         return True
     try:

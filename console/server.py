@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable
@@ -11,7 +10,7 @@ from collections.abc import Callable
 import uvicorn
 from fastapi import FastAPI
 
-from config import Settings
+from config import Settings, is_loopback
 from console.app import create_app
 from console.backend import LiveBackend
 from console.security import PASSWORD_VARIABLE, console_password
@@ -19,15 +18,6 @@ from console.security import PASSWORD_VARIABLE, console_password
 
 class ConsoleError(Exception):
     """The console cannot start; the message is one line for the operator."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_port(host: str, port: int) -> None:

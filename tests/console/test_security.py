@@ -17,9 +17,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 import console.app
+from config import is_loopback
 from console import letters, pages
 from console.security import COOKIE, console_password
-from console.server import ConsoleError, check_port, config, is_loopback, login_lines, serve
+from console.server import ConsoleError, check_port, config, login_lines, serve
 from schemas.names import Topic
 from tests.console.conftest import PASSWORD, hidden, log_in
 from tests.console.fakes import FakeBackend, letter, order_with
