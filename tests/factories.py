@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas import cloudevents
+from schemas.document import OrderDocument
 from schemas.events import INPUT_DATA, Inbound
 from schemas.names import EventType, Topic
 
@@ -193,3 +194,14 @@ def fulfillable_order(
             envelope(EventType.FULFILLMENT_REQUESTED, order_id, request),
         ),
     ]
+
+
+def stored_before_1_1(order: OrderDocument) -> dict[str, Any]:
+    """`order` as a worker before contract 1.1 stored it: without the fields 1.1 added."""
+    older = order.to_mongo()
+    for name in ("delivery_status", "early_shipment_news"):
+        del older[name]
+    for kept in older["fulfillments"]:
+        for name in ("shipment_status", "shipment_events", "holds"):
+            del kept[name]
+    return older

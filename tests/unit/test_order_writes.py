@@ -24,6 +24,7 @@ from tests.factories import (
     line,
     placed,
     requested,
+    stored_before_1_1,
     tracking_updated,
 )
 from tests.fakes import updated
@@ -127,17 +128,6 @@ def test_a_save_after_undoing_one_fulfillment_writes_the_same_bytes_however_many
     assert writes[0] == writes[1]
 
 
-def written_before_1_1(order: OrderDocument) -> bytes:
-    """`order` as stored before contract 1.1: without the fields 1.1 added."""
-    older = order.to_mongo()
-    for name in ("delivery_status", "early_shipment_news"):
-        del older[name]
-    for kept in older["fulfillments"]:
-        for name in ("shipment_status", "shipment_events", "holds"):
-            del kept[name]
-    return bson.encode(older)
-
-
 @pytest.mark.parametrize(
     "event",
     [
@@ -153,7 +143,7 @@ def test_a_document_stored_without_a_field_of_this_version_is_written_whole_once
     for before in (placed("ord-old"), captured("ord-old"), requested("ord-old")):
         apply(order, before, NOW)
     order.version = 1
-    stored = written_before_1_1(order)
+    stored = bson.encode(stored_before_1_1(order))
     document = bson.decode(stored, codec_options=AWARE)
     order.remember_stored(measured(document, len(stored)))
     apply(order, event, NOW)
