@@ -76,6 +76,11 @@ KAFKA_UNREACHABLE: tuple[type[Exception], ...] = (
 )
 
 
+# Kafka errors after which a record sent may or may not have been written: the broker did
+# not answer in time.
+UNACKNOWLEDGED: tuple[type[Exception], ...] = (kafka.KafkaTimeoutError, kafka.RequestTimedOutError)
+
+
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print one line on stderr and exit: operators get no tracebacks."""
     errors.print(error_line(message))

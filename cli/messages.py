@@ -15,12 +15,12 @@ from typing import Any
 
 import typer
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
 from rich.table import Table
 
 from cli.common import (
     EXIT_FAILURE,
     EXIT_UNAVAILABLE,
+    UNACKNOWLEDGED,
     cli_settings,
     console,
     error_line,
@@ -157,7 +157,7 @@ def publish(
                 await publisher.send_raw(
                     topic, str(event["subject"]).encode(), json.dumps(event).encode()
                 )
-            except (KafkaTimeoutError, RequestTimedOutError):
+            except UNACKNOWLEDGED:
                 # The broker may have written it: not "unreachable", and a retry should reuse
                 # the id (a new one would be a second event), which --order never printed.
                 fail(
@@ -309,7 +309,7 @@ def replayed_positions(letters: list[Any]) -> dict[TopicPartition, int]:
     """
     positions: dict[TopicPartition, int] = {}
     for letter in letters:
-        partition = TopicPartition(letter.topic, letter.partition)
+        partition = _partition(letter)
         positions[partition] = max(positions.get(partition, 0), letter.offset + 1)
     return positions
 
@@ -364,7 +364,7 @@ def _partition(letter: Any) -> TopicPartition:
 
 @dataclass
 class ReplayReading:
-    """The letters one replay run reads, and the consumers whose groups it commits to.
+    """What one replay run would send, and the consumers whose groups it commits to.
 
     The replay group reads from where it stands and skips letters that failed again after a
     replay. `--again` reads with a group of its own, from where the last `--again` run
@@ -372,7 +372,6 @@ class ReplayReading:
     it replayed.
     """
 
-    letters: list[Any]
     chosen: list[Any]
     outcome: Replay
     consumers: list[AIOKafkaConsumer]
@@ -403,7 +402,7 @@ async def read_replayable(
         if not again:
             letters = await _letters(consumers[0], dlq, True, after_snapshot)
             chosen, outcome = _choose(letters, again)
-            return ReplayReading(letters, chosen, outcome, consumers)
+            return ReplayReading(chosen, outcome, consumers)
         consumers.append(await _start_consumer(settings, f"{group}-{AGAIN_SUFFIX}"))
         letters = await _letters(consumers[1], dlq, True, after_snapshot)
         # The replay group commits too: its partitions assigned, never fetched.
@@ -412,7 +411,7 @@ async def read_replayable(
         consumers[0].pause(*partitions)
         stands = {p: await consumers[0].committed(p) or 0 for p in partitions}
         chosen, outcome = _choose(letters, again, stands)
-        return ReplayReading(letters, chosen, outcome, consumers)
+        return ReplayReading(chosen, outcome, consumers)
     except BaseException:
         for consumer in consumers:
             await consumer.stop()

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 import typer
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError, KafkaTimeoutError, RequestTimedOutError
+from aiokafka.errors import KafkaError
 
+from cli.common import UNACKNOWLEDGED
 from cli.messages import (
     _header,
     _letters,
@@ -185,7 +186,7 @@ class LiveBackend:
             if type(problem).__module__.startswith("aiokafka"):
                 self._discard(publisher)
                 # A request that timed out may still have reached the broker.
-                unanswered = isinstance(problem, KafkaTimeoutError | RequestTimedOutError)
+                unanswered = isinstance(problem, UNACKNOWLEDGED)
                 said = "did not answer in time" if unanswered else "refused"
                 raise Unavailable(
                     f"Kafka {said}: {type(problem).__name__}", maybe_sent=unanswered
