@@ -222,15 +222,14 @@ class PollHealth:
 
 
 def wait_for_records(
-    subscriber: BatchSubscriber, on_fault: Callable[[str], None], polls: PollHealth | None = None
+    subscriber: BatchSubscriber, on_fault: Callable[[str], None], health: PollHealth
 ) -> None:
     """Poll without FastStream's sleep after an empty poll, which held up the first record after
     a quiet spell by up to one poll (aiokafka's `getmany` already waits for records), with
-    a pause after a failure FastStream does not expect, and `on_fault` when the consumer
-    can no longer fetch."""
+    a pause after a failure FastStream does not expect, `on_fault` when the consumer can no
+    longer fetch, and each poll's outcome in `health` (readiness reads it)."""
 
     failures = Backoff(first=0.5, cap=30.0)
-    health = polls if polls is not None else PollHealth()
 
     async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
         try:
