@@ -64,10 +64,7 @@ def stack_up(
     ),
 ) -> None:
     """Start the local stack (idempotent); build it on first use."""
-    try:
-        stack.up(say, brokers=brokers, secure=secure)
-    except stack.StackError as problem:
-        fail(str(problem))
+    stack.up(say, brokers=brokers, secure=secure)
 
 
 @stack_app.command("down")
@@ -397,7 +394,7 @@ def main() -> None:
         errors.print(error_line(str(problem)))
         sys.exit(EXIT_USAGE)
     except stack.StackError as problem:
-        # The local stack would not start (bench, chaos, soak): said as `stack up` says it.
+        # The local stack would not start (stack up, bench, chaos, soak): one line, exit 1.
         errors.print(error_line(str(problem)))
         sys.exit(EXIT_FAILURE)
     except Exception as problem:
