@@ -13,7 +13,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import ConsumerStoppedError, KafkaError
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
@@ -116,8 +115,10 @@ def build_app(
         heartbeat_interval_ms=settings.heartbeat_interval_ms,
         # Range keeps partition N of every input topic (one order's events) on one worker for
         # any number of workers; round-robin splits them from 4 workers on (6 partitions).
-        # Round-robin stays second, so a rolling upgrade finds a protocol all members share.
-        partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
+        # Range alone: aiokafka 0.14 sends a JoinGroup per listed strategy, each one a new
+        # rebalance, and two members doing so can rebalance each other for ever
+        # (aio-libs/aiokafka#1168).
+        partition_assignment_strategy=(RangePartitionAssignor,),
         include_in_schema=False,
         parser=untouched_batch,
         decoder=no_body,
