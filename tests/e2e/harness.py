@@ -189,6 +189,14 @@ class Harness:
             code = worker.poll()
             assert code is None, f"worker exited with {code}:\n{self.logs()[-3000:]}"
 
+    def log_tail(self, lines: int = 12) -> str:
+        """The last lines of each worker's log, to say why outputs stopped coming."""
+        tails = []
+        for path in sorted(self.log_dir.glob("worker-*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            tails.append("\n".join([f"{path.name}:", *tail]))
+        return "\n".join(tails)
+
     def logs(self) -> str:
         return "\n".join(
             path.read_text(errors="replace") for path in sorted(self.log_dir.glob("worker-*.log"))
@@ -395,6 +403,7 @@ class Harness:
             # Also when an enclosing timeout (a bounded test) cancels the wait.
             awaited = what() if callable(what) else what
             stopped.add_note(f"stopped waiting for {awaited}")
+            stopped.add_note(f"the workers' last log lines:\n{self.log_tail()}")
             raise
         await self._read()
 

@@ -56,13 +56,18 @@ async def test_sigkilled_worker_restarts_without_loss_or_double_application(
 
     producing = asyncio.create_task(produce())
     completed = Topic.FULFILLMENTS_COMPLETED.value
-    await harness.until(lambda: len(harness.seen(completed)) >= ORDERS // 4, timeout=60)
+
+    def done() -> int:
+        return len({c["id"] for c in harness.seen(completed)})
+
+    def progress() -> str:
+        return f"fulfillment.completed of all {ORDERS} orders ({done()} seen)"
+
+    await harness.until(lambda: done() >= ORDERS // 4, timeout=60, what=progress)
     harness.kill_worker(harness.workers[0])
     harness.start_worker()
     await producing
-    await harness.until(
-        lambda: len({c["id"] for c in harness.seen(completed)}) >= ORDERS, timeout=120
-    )
+    await harness.until(lambda: done() >= ORDERS, timeout=120, what=progress)
 
     fulfilled = {c["data"]["fulfillment_id"] for c in harness.seen(completed)}
     assert fulfilled == {f"ful-{index}" for index in range(ORDERS)}
