@@ -231,16 +231,25 @@ def wait_for_records(
     longer fetch, and each poll's outcome in `health` (readiness reads it)."""
 
     failures = Backoff(first=0.5, cap=30.0)
+    # A failed poll may have taken records of some partitions before it failed on another's,
+    # moving their positions past records nobody got: the next batch's commit would skip them.
+    rewind_due = False
 
     async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
+        nonlocal rewind_due
         try:
+            if rewind_due:
+                await rewind_to_committed(consumer)
+                rewind_due = False
             batches = await consumer.getmany(
                 timeout_ms=IDLE_POLL_MS, max_records=subscriber.max_records
             )
         except (KafkaError, ConsumerStoppedError) as problem:
+            rewind_due = True
             health.failed(problem)
             raise  # FastStream pauses 5 s after a Kafka error, and stops on the other
         except Exception as problem:
+            rewind_due = True
             health.failed(problem)
             # FastStream would restart its consume task at once, again and again: a hot loop.
             await pause(failures, "reading a batch", problem)
@@ -321,6 +330,20 @@ def _readable(headers: Sequence[tuple[str, bytes | None]]) -> list[tuple[str, by
 
 async def no_body(message: KafkaMessage) -> None:
     """FastStream would parse bodies by their content-type; the pipeline decodes them itself."""
+
+
+async def rewind_to_committed(consumer: Any) -> None:
+    """Every partition assigned here back to its committed offset (its beginning if none, as
+    `auto_offset_reset` would): the worker commits after each batch it saved."""
+    unread = []
+    for partition in consumer.assignment():
+        committed = await consumer.committed(partition)
+        if committed is None:
+            unread.append(partition)
+        else:
+            consumer.seek(partition, committed)
+    if unread:
+        await consumer.seek_to_beginning(*unread)
 
 
 def rewind(consumer: Any, records: Sequence[Any]) -> None:

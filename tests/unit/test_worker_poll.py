@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -183,6 +184,59 @@ def test_a_failed_batch_is_rewound_on_every_partition_still_assigned_after_a_reb
     # Partition 0 went to another worker (it reads from the last commit); 1 goes back to 5.
     assert consumer.seeks == [(kept, 5)]
     assert taken not in consumer.assigned
+
+
+class FailsOnceMidway:
+    """A consumer whose first poll took partition A's records, then failed on partition B's
+    (a corrupt batch, say): A's position is past records nobody got."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.polls = 0
+        self.a, self.b = TopicPartition("t", 0), TopicPartition("t", 1)
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.to_beginning: list[TopicPartition] = []
+
+    async def getmany(
+        self, timeout_ms: int, max_records: int | None
+    ) -> dict[TopicPartition, list[Any]]:
+        self.polls += 1
+        if self.polls == 1:
+            raise self.error
+        return {self.a: [record("t", 7)]}
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.a, self.b}
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        return 7 if partition == self.a else None
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self.seeks.append((partition, offset))
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        self.to_beginning += partitions
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("corrupt batch"), KafkaConnectionError()], ids=["unexpected", "kafka"]
+)
+async def test_a_poll_that_failed_part_way_is_followed_by_a_rewind_to_the_committed_offsets(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr("asyncio.sleep", no_wait)
+    subscriber = subscriber_of_worker()
+    consumer = FailsOnceMidway(error)
+    with contextlib.suppress(KafkaConnectionError):
+        assert await subscriber.get_msg(consumer) == ()
+    assert consumer.seeks == []
+    assert [r.offset for r in await subscriber.get_msg(consumer)] == [7]
+    assert consumer.seeks == [(consumer.a, 7)] and consumer.to_beginning == [consumer.b]
+    await subscriber.get_msg(consumer)
+    assert consumer.seeks == [(consumer.a, 7)]  # once: nothing failed since
 
 
 async def test_polls_failing_for_a_minute_make_the_worker_not_ready_until_one_succeeds(
