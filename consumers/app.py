@@ -66,6 +66,7 @@ def build_app(
         # A list: FastStream would take "a:9092,b:9092" as one address.
         settings.kafka_bootstrap.split(","),
         graceful_timeout=30.0,
+        request_timeout_ms=consumer_request_timeout_ms(settings),
         security=settings.broker_security(),
         middlewares=tracing_middlewares(),
     )
@@ -189,6 +190,14 @@ def build_app(
     return app
 
 
+def consumer_request_timeout_ms(settings: Settings) -> int:
+    """How long the consumer waits for one answer. aiokafka checks the group session only
+    after a heartbeat's answer came, so with its 40 s default a coordinator that hangs (not
+    refuses) would leave the worker on partitions the group gave away. Above the longest
+    JoinGroup wait: the rebalance timeout, which is the session timeout here."""
+    return max(settings.kafka_request_timeout_ms or 0, settings.session_timeout_ms + 6_000)
+
+
 async def pause(failures: Backoff, what: str, problem: Exception) -> None:
     """Say that `what` failed and wait the backoff's next delay before it is tried again."""
     log.error("%s failed (%s); trying again in %.1fs", what, type(problem).__name__, failures.delay)
@@ -247,6 +256,10 @@ def wait_for_records(
         except (KafkaError, ConsumerStoppedError) as problem:
             rewind_due = True
             health.failed(problem)
+            if ended := group_task_ended(consumer):
+                # Every poll would raise its error again, for ever: nothing restarts the task.
+                on_fault(f"the Kafka consumer's {ended}")
+                return ()
             raise  # FastStream pauses 5 s after a Kafka error, and stops on the other
         except Exception as problem:
             rewind_due = True
@@ -268,7 +281,21 @@ def wait_for_records(
 def fetch_ended(consumer: AIOKafkaConsumer) -> str | None:
     """What ended the consumer's background fetch task, if it ended: `getmany` then returns
     nothing for ever, without an error (aiokafka 0.14), and its partitions would stall unseen."""
-    task = getattr(getattr(consumer, "_fetcher", None), "error_future", None)
+    return _ended_by(getattr(getattr(consumer, "_fetcher", None), "error_future", None))
+
+
+def group_task_ended(consumer: AIOKafkaConsumer) -> str | None:
+    """Which of the consumer's group tasks an error ended, and what error: aiokafka 0.14 starts
+    neither again, and an ended heartbeat leaves the member to be dropped from its group."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    tasks = (("_coordination_task", "group coordination"), ("_heartbeat_task", "heartbeat"))
+    for attribute, name in tasks:
+        if ended := _ended_by(getattr(coordinator, attribute, None)):
+            return f"{name} task ended ({ended})"
+    return None
+
+
+def _ended_by(task: object) -> str | None:
     # Stopping the consumer cancels the task, which then returns (or shows as cancelled): only
     # an error is a fault.
     if not isinstance(task, asyncio.Future) or not task.done() or task.cancelled():

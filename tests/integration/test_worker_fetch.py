@@ -29,7 +29,13 @@ async def fetching(subscriber: BatchSubscriber) -> AIOKafkaConsumer:
 async def test_a_worker_whose_fetch_task_ended_stops_itself_saying_why(
     infra: Infra, names: Names
 ) -> None:
-    settings = Settings(infra.kafka_bootstrap, infra.mongodb_uri, names.database, names.prefix)
+    settings = Settings(
+        infra.kafka_bootstrap,
+        infra.mongodb_uri,
+        names.database,
+        names.prefix,
+        group_id=names.group_id,
+    )
     fault = Fault()
     app = build_app(settings, Sealer(Fernet.generate_key().decode()), None, fault)
     assert app.broker is not None
