@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,9 @@ from schemas.names import TYPE_TOPIC, EventType
 
 __all__ = ["FulfillmentPublisher", "cloud_event"]
 
+# Seconds a failed producer may take to stop before a new one takes its place.
+CLOSE_TIMEOUT_S = 10.0
+
 
 class FulfillmentPublisher:
     """Validates and publishes input events; keyed by order id, acknowledged by the broker.
@@ -40,21 +44,50 @@ class FulfillmentPublisher:
         self.settings = settings
         self.source = source
         self._producer: AIOKafkaProducer | None = None
+        self._failed = False
 
     async def __aenter__(self) -> FulfillmentPublisher:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-            **self.settings.kafka_options(),
-        )
+        self._producer = self._new_producer()
         await self._producer.start()
         return self
 
     async def __aexit__(self, *_: object) -> None:
         if self._producer is not None:
             await self._producer.stop()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            **self.settings.kafka_options(),
+        )
+
+    async def _ready_producer(self) -> AIOKafkaProducer:
+        """The producer to send with: a new one after a send failed. aiokafka (0.14) keeps the
+        sequence numbers of a batch the broker refused or that expired unsent, and the broker
+        then refuses every later batch of that producer to the partition
+        (aio-libs/aiokafka#1017): without this, one failure would fail every later send."""
+        assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
+        if self._failed:
+            with contextlib.suppress(Exception):
+                # Stopping may wait on a broker that is away; the new producer does not need it.
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await self._producer.stop()
+            self._producer = self._new_producer()
+            await self._producer.start()  # an outage raises here, and the next send tries again
+            self._failed = False
+        return self._producer
+
+    @contextlib.asynccontextmanager
+    async def _sending(self) -> AsyncIterator[AIOKafkaProducer]:
+        producer = await self._ready_producer()
+        try:
+            yield producer
+        except BaseException:
+            self._failed = True
+            raise
 
     async def order_placed(self, order_id: str, data: OrderPlaced, **envelope: Any) -> str:
         return await self.publish(EventType.ORDER_PLACED, order_id, data, **envelope)
@@ -119,13 +152,13 @@ class FulfillmentPublisher:
 
     async def send_many(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
         """Send many records, then wait for every ack (faster than one round trip each)."""
-        assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
         headers = [("content-type", CONTENT_TYPE.encode())]
-        pending = [
-            await self._producer.send(topic, value, key=key, headers=headers)
-            for topic, key, value in records
-        ]
-        await asyncio.gather(*pending)
+        async with self._sending() as producer:
+            pending = [
+                await producer.send(topic, value, key=key, headers=headers)
+                for topic, key, value in records
+            ]
+            await asyncio.gather(*pending)
 
     async def send_raw(
         self,
@@ -135,8 +168,8 @@ class FulfillmentPublisher:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Send bytes as they are (for replays and tests); waits for the broker's ack."""
-        assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
         default = [("content-type", CONTENT_TYPE.encode())]
-        await self._producer.send_and_wait(
-            topic, value, key=key, headers=headers if headers is not None else default
-        )
+        async with self._sending() as producer:
+            await producer.send_and_wait(
+                topic, value, key=key, headers=headers if headers is not None else default
+            )
