@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from consumers.kafka_records import printable_name
 from schemas.cloudevents import envelope_model
 from schemas.errors import problems
 from schemas.events import INPUT_DATA, Envelope, Inbound, InputData
@@ -113,7 +114,8 @@ def _from_headers(
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            return Rejection(DeadLetterReason.NOT_CLOUDEVENT, f"header {name} is not UTF-8")
+            problem = f"header {printable_name(name)} is not UTF-8"
+            return Rejection(DeadLetterReason.NOT_CLOUDEVENT, problem)
         document[attribute] = text
     data = _json(value)
     if isinstance(data, Rejection):

@@ -580,7 +580,9 @@ def dead_letter(record: Record, rejection: Rejection) -> Message:
         # \xNN text, since a producer sends names as UTF-8.
         *((printable_name(name), value) for name, value in record.headers),
         (DeadLetterHeader.REASON.value, rejection.reason.value.encode()),
-        (DeadLetterHeader.ERROR.value, rejection.error.encode()),
+        # A text that quotes what a record holds may carry a lone surrogate (an escape in its
+        # JSON, a name read with surrogate escapes): written as \uXXXX, never a stalled batch.
+        (DeadLetterHeader.ERROR.value, rejection.error.encode("utf-8", "backslashreplace")),
         (DeadLetterHeader.ORIGINAL_TOPIC.value, record.topic.encode()),
         (DeadLetterHeader.ORIGINAL_PARTITION.value, str(record.partition).encode()),
         (DeadLetterHeader.ORIGINAL_OFFSET.value, str(record.offset).encode()),

@@ -435,9 +435,9 @@ class Harness:
             raise
 
 
-def batch_with_header_name(records: Sequence[Raw], name: bytes) -> bytes:
+def batch_with_header_name(records: Sequence[Raw], name: bytes, value: bytes = b"v") -> bytes:
     """One record batch of `records`, each with a header named `name` (any bytes, UTF-8 or not,
-    as librdkafka lets a producer send), valued b"v"."""
+    as librdkafka lets a producer send), valued `value`."""
     placeholder = b"Q" * len(name)
     builder = _DefaultRecordBatchBuilderPy(
         magic=2,
@@ -449,7 +449,7 @@ def batch_with_header_name(records: Sequence[Raw], name: bytes) -> bytes:
         batch_size=4 * 1024 * 1024,
     )
     for offset, record in enumerate(records):
-        headers = [*(record.headers or []), (placeholder.decode(), b"v")]
+        headers = [*(record.headers or []), (placeholder.decode(), value)]
         builder.append(offset, timestamp=None, key=record.key, value=record.value, headers=headers)
     batch = bytearray(builder.build())
     assert batch.count(placeholder) == len(records), "the placeholder must occur only as the name"

@@ -131,6 +131,25 @@ async def test_events_whose_header_name_is_not_utf8_are_read_and_applied(
 
 
 @bounded(90)
+async def test_a_binary_mode_attribute_whose_name_and_value_are_not_utf8_is_dead_lettered(
+    harness: Harness,
+) -> None:
+    # Its error names the header: a name read with surrogate escapes once stalled the batch.
+    odd = Raw(Topic.ORDERS_PLACED, b"ord-odd-attribute", b"{}", [("ce_specversion", b"1.0")])
+    batch = batch_with_header_name([odd], b"ce_\xff", value=b"\xff")
+    burst = await harness.burst(
+        [], partition=harness.partition_of(odd.key or b""), odd_batches=[(odd.topic, batch)]
+    )
+    await harness.completes(burst.orders)
+    letter = await harness.dead_letter(Topic.ORDERS_PLACED, odd.key)
+    headers = letter["headers"]
+    assert headers[DeadLetterHeader.REASON] == DeadLetterReason.NOT_CLOUDEVENT.value.encode()
+    assert headers[DeadLetterHeader.ERROR] == b"header ce_\\xff is not UTF-8"
+    assert own_headers(letter) == [("ce_specversion", b"1.0"), ("ce_\\xff", b"\xff")]
+    assert letter["raw"] == odd.value
+
+
+@bounded(90)
 async def test_an_invalid_event_whose_header_name_is_not_utf8_is_dead_lettered_with_the_name_escaped(
     harness: Harness,
 ) -> None:

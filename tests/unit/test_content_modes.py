@@ -66,6 +66,16 @@ def test_binary_mode_attribute_header_that_is_not_utf8_is_not_a_cloudevent() -> 
     assert result.error == "header ce_source is not UTF-8"
 
 
+def test_binary_mode_attribute_header_whose_name_and_value_are_not_utf8_is_named_escaped() -> None:
+    key, value, headers = as_record(to_binary(sdk_event(), key_mapper=lambda e: e["subject"]))
+    # A name that is not UTF-8, as the worker reads it (surrogate escapes).
+    odd = b"ce_\xff".decode("utf-8", "surrogateescape")
+    result = decode(Topic.ORDERS_PLACED, key, value, [*headers, (odd, b"\xff")])
+    assert isinstance(result, Rejection) and result.reason is DeadLetterReason.NOT_CLOUDEVENT
+    assert result.error == "header ce_\\xff is not UTF-8"
+    result.error.encode()  # a header value as it stands
+
+
 def test_binary_mode_media_type_parameters_are_ignored_but_other_media_types_refused() -> None:
     key, value, headers = as_record(to_binary(sdk_event(), key_mapper=lambda e: e["subject"]))
     with_charset = [

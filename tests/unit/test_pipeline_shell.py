@@ -354,6 +354,14 @@ def test_a_dead_letter_too_large_for_the_broker_keeps_key_and_headers_without_it
     assert headers[DeadLetterHeader.ORIGINAL_OFFSET] == b"7"
 
 
+def test_a_dead_letter_error_quoting_a_lone_surrogate_is_written_escaped() -> None:
+    # A JSON escape or a header name read with surrogate escapes puts one in a quoted text.
+    original = Record("orders.placed", 0, 3, b"ord-1", b"{}", [])
+    error = "data.lines.0.\udcff: not a field"
+    letter = dead_letter(original, Rejection(DeadLetterReason.INVALID_DATA, error))
+    assert dict(letter.headers)[DeadLetterHeader.ERROR] == b"data.lines.0.\\udcff: not a field"
+
+
 def small_broker(limit: int) -> Any:
     """A broker whose record limit is below ours, counting as aiokafka does (framing aside)."""
 
