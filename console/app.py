@@ -77,23 +77,34 @@ templates.env.globals["refusals"] = REFUSALS
 
 
 class Submissions:
-    """Nonces of forms already sent, with their event ids: a form is sent once."""
+    """The sends of forms, by nonce, done or under way: a form is sent once, and the same form
+    sent again while its first send is under way (a browser or proxy retrying the POST) waits
+    for that send's outcome instead of claiming it went out."""
 
     def __init__(self) -> None:
-        self._sent: OrderedDict[str, str] = OrderedDict()
+        self._sends: OrderedDict[str, asyncio.Future[str | None]] = OrderedDict()
 
-    def reserve(self, nonce: str, event_id: str) -> bool:
-        """True if this form was not sent before; it now counts as sent."""
-        if nonce in self._sent:
-            return False
-        self._sent[nonce] = event_id
-        while len(self._sent) > MAX_SUBMISSIONS:
-            self._sent.popitem(last=False)
-        return True
+    def start(self, nonce: str) -> asyncio.Future[str | None] | None:
+        """None if this form is new: the caller sends it, then calls `finish`. Else the outcome
+        of its send: None once sent, else why it was not."""
+        earlier = self._sends.get(nonce)
+        if earlier is not None:
+            return earlier
+        self._sends[nonce] = asyncio.get_running_loop().create_future()
+        while len(self._sends) > MAX_SUBMISSIONS:
+            self._sends.popitem(last=False)
+        return None
 
-    def release(self, nonce: str) -> None:
-        """Sending failed: the same form may be sent again."""
-        self._sent.pop(nonce, None)
+    def finish(self, nonce: str, problem: str | None) -> None:
+        """The send's outcome: None if sent, else why not; a form not sent may be sent again."""
+        send = self._sends.pop(nonce, None) if problem is not None else self._sends.get(nonce)
+        if send is not None and not send.done():
+            send.set_result(problem)
+
+
+async def outcome_of(send: asyncio.Future[str | None]) -> str | None:
+    """The outcome of a send under way, waited for without cancelling it if this request ends."""
+    return await asyncio.shield(send)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from console.app import checked_form, error_page, flash, redirect, render, state
+from console.app import checked_form, error_page, flash, outcome_of, redirect, render, state
 from console.backend import Unavailable
 from console.forms import text, valid_nonce
 from console.paths import path_segment
@@ -100,21 +100,30 @@ async def replay(request: Request, name: str) -> Response:
     console = state(request)
     if not valid_nonce(nonce):
         return error_page(request, 400, "This form cannot be used", "Reload the page.", back)
-    if not console.submissions.reserve(nonce, f"replay:{topic.value}"):
-        flash(request, Flash("This replay was already sent; nothing was replayed again."))
+    earlier = console.submissions.start(nonce)
+    if earlier is not None:
+        problem = await outcome_of(earlier)
+        # This page is the one the browser shows: it says what became of the first replay.
+        flash(
+            request,
+            Flash(
+                problem or "This replay was already sent; nothing was replayed again.",
+                "error" if problem else "info",
+            ),
+        )
         return redirect(back)
+    problem = "The replay did not finish. Replay again for the rest."
     try:
         summary = await console.backend.replay(topic, text(form, "again") == "1")
+        problem = None
     except Unavailable as unavailable:
-        console.submissions.release(nonce)
-        message = (
+        problem = (
             f"The replay did not finish: {unavailable}. Replay again for the rest; a letter it"
             " re-published may go out again, and the pipeline applies its event once."
         )
-        flash(request, Flash(message, "error"))
+        flash(request, Flash(problem, "error"))
         return redirect(back)
-    except BaseException:
-        console.submissions.release(nonce)
-        raise
+    finally:
+        console.submissions.finish(nonce, problem)
     flash(request, Flash(f"{summary[0].upper()}{summary[1:]}.", "success"))
     return redirect(back)

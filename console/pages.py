@@ -16,6 +16,7 @@ from console.app import (
     error_page,
     flash,
     local_path,
+    outcome_of,
     redirect,
     render,
     session,
@@ -189,7 +190,12 @@ async def send(
     a sentence saying why it was not."""
     console = state(request)
     event = event_id(nonce, action, order_id)
-    if not console.submissions.reserve(nonce, event):
+    earlier = console.submissions.start(nonce)
+    if earlier is not None:
+        problem = await outcome_of(earlier)
+        if problem is not None:
+            # This page is the one the browser shows: it says what became of the first send.
+            return problem
         flash(
             request,
             Flash(
@@ -200,21 +206,22 @@ async def send(
             ),
         )
         return None
+    problem = f"{what} was not sent. Try again."
     try:
         await console.backend.publish(event_type, order_id, data, event)
-    except Unavailable as problem:
-        console.submissions.release(nonce)
-        if problem.maybe_sent:
-            return (
-                f"{what} may not have been sent: {problem}. It may still arrive; sending this"
-                " form again unchanged is safe (the pipeline applies it once), but check the"
-                " order's timeline before you change it."
-            )
-        return f"{what} was not sent: {problem}. Try again."
-    except BaseException:
+        problem = None
+    except Unavailable as unavailable:
+        problem = (
+            f"{what} may not have been sent: {unavailable}. It may still arrive; sending this"
+            " form again unchanged is safe (the pipeline applies it once), but check the"
+            " order's timeline before you change it."
+            if unavailable.maybe_sent
+            else f"{what} was not sent: {unavailable}. Try again."
+        )
+        return problem
+    finally:
         # Whatever went wrong, the same form may be sent again.
-        console.submissions.release(nonce)
-        raise
+        console.submissions.finish(nonce, problem)
     flash(
         request, Flash(f"{what}: sent {event_type.value} (event {event}).", "info", order_id, event)
     )

@@ -3,13 +3,16 @@ show the pipeline's answer. The worker is played by the fake backend."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 
 import console.app
+from console.app import create_app
 from console.backend import Unavailable
 from console.forms import event_id, fulfillment_id
 from console.queries import Search, search_filter
@@ -23,7 +26,7 @@ from schemas.events import (
 )
 from schemas.limits import MAX_ITEMS
 from schemas.names import EventType, OrderStatus, Topic
-from tests.console.conftest import hidden
+from tests.console.conftest import PASSWORD, hidden
 from tests.console.fakes import FakeBackend, letter, order_with
 from tests.factories import ADDRESS, captured, line, placed
 
@@ -62,6 +65,45 @@ def test_a_form_sent_twice_publishes_one_event(client: TestClient, backend: Fake
         assert client.post("/orders/ord-unpaid/capture", data=data).status_code == 303
     assert len(backend.published) == 1
     assert "already sent" in client.get("/orders/ord-unpaid").text
+
+
+class SlowlyFailing(FakeBackend):
+    """A broker that takes a while to answer, then refuses."""
+
+    async def publish(self, *args: Any) -> None:
+        await asyncio.sleep(0.3)
+        raise Unavailable("Kafka is unreachable")
+
+
+@pytest.mark.parametrize("then", ["refused", "sent"])
+async def test_a_form_sent_again_while_its_first_send_is_under_way_says_what_became_of_it(
+    backend: FakeBackend, then: str
+) -> None:
+    # A browser or proxy retrying the POST: the page it shows is the second answer's.
+    slow = SlowlyFailing() if then == "refused" else backend
+    if then == "sent":
+        slow.failure = None
+    slow.orders = backend.orders
+    transport = httpx2.ASGITransport(app=create_app(slow, PASSWORD))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as browser:
+        page = await browser.get("/login")
+        token = hidden(page.text, "csrf_token", "/login")
+        await browser.post("/login", data={"csrf_token": token, "password": PASSWORD})
+        action = "/orders/ord-unpaid/capture"
+        page = await browser.get("/orders/ord-unpaid")
+        data = {"csrf_token": hidden(page.text, "csrf_token", action)}
+        data["nonce"] = hidden(page.text, "nonce", action)
+        first, second = await asyncio.gather(
+            browser.post(action, data=data), browser.post(action, data=data)
+        )
+        shown = (await browser.get("/orders/ord-unpaid")).text
+    assert first.status_code == second.status_code == 303
+    if then == "refused":
+        assert "was not sent: Kafka is unreachable" in shown
+        assert "already sent" not in shown
+    else:
+        assert len(slow.published) == 1
+        assert "already sent" in shown
 
 
 def test_two_capture_forms_of_the_same_state_capture_once(
