@@ -47,6 +47,7 @@ from console.paths import path_segment
 from console.queries import Search, typed
 from console.security import Flash, password_matches, transient
 from console.views import FulfillmentView, OrderView, label, outcome
+from producers.publisher import EventTooLarge
 from schemas.events import WireModel
 from schemas.names import DeliveryStatus, EventType, OrderStatus, ShipmentStatus
 
@@ -210,6 +211,9 @@ async def send(
     try:
         await console.backend.publish(event_type, order_id, data, event)
         problem = None
+    except EventTooLarge as too_large:
+        problem = f"{what} was not sent: {too_large}."
+        return problem
     except Unavailable as unavailable:
         problem = (
             f"{what} may not have been sent: {unavailable}. It may still arrive; sending this"

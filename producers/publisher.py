@@ -24,12 +24,17 @@ from schemas.events import (
     ShipmentStatusReported,
     WireModel,
 )
+from schemas.limits import MAX_INPUT_BYTES
 from schemas.names import TYPE_TOPIC, EventType
 
-__all__ = ["FulfillmentPublisher", "cloud_event"]
+__all__ = ["EventTooLarge", "FulfillmentPublisher", "cloud_event"]
 
 # Seconds a failed producer may take to stop before a new one takes its place.
 CLOSE_TIMEOUT_S = 10.0
+
+
+class EventTooLarge(ValueError):
+    """An event above the contract's size limit: the worker would dead-letter it unapplied."""
 
 
 class FulfillmentPublisher:
@@ -136,18 +141,20 @@ class FulfillmentPublisher:
     ) -> str:
         """Publish one event; returns its id (reuse it to re-send safely). An event the worker
         would refuse (an empty order id, say) raises pydantic's ValidationError, a ValueError,
-        before anything is sent."""
+        before anything is sent; so does one too large (`EventTooLarge`)."""
         if not isinstance(data, INPUT_DATA[event_type]):
             raise TypeError(f"{event_type.value} takes {INPUT_DATA[event_type].__name__}")
         event = cloud_event(event_type, order_id, data, self.source, event_id, time)
         # The envelope as the worker validates it: the data alone says nothing of the order
         # id, the source or the event id.
         envelope_model(event_type).model_validate(event)
-        await self.send_raw(
-            self.settings.topic(TYPE_TOPIC[event_type]),
-            order_id.encode(),
-            json.dumps(event).encode(),
-        )
+        value = json.dumps(event).encode()
+        if len(value) > MAX_INPUT_BYTES:
+            raise EventTooLarge(
+                f"the event would be {len(value):,} bytes, above the contract's limit of"
+                f" {MAX_INPUT_BYTES:,}: split it (fewer lines per fulfillment, say)"
+            )
+        await self.send_raw(self.settings.topic(TYPE_TOPIC[event_type]), order_id.encode(), value)
         return str(event["id"])
 
     async def send_many(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:

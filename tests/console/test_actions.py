@@ -16,6 +16,7 @@ from console.app import create_app
 from console.backend import Unavailable
 from console.forms import event_id, fulfillment_id
 from console.queries import Search, search_filter
+from producers.publisher import EventTooLarge
 from schemas.events import (
     FulfillmentCancelRequested,
     FulfillmentRequested,
@@ -581,6 +582,17 @@ def test_a_send_that_failed_unexpectedly_leaves_the_form_sendable_again(
     assert client.post(action, data=data).status_code == 303
     assert len(backend.published) == 1
     assert "already sent" not in client.get("/orders/ord-unpaid").text
+
+
+def test_an_event_too_large_for_the_contract_says_so_and_not_to_try_again(
+    client: TestClient, backend: FakeBackend
+) -> None:
+    action = "/orders/ord-unpaid/capture"
+    data = _form(client, "/orders/ord-unpaid", action)
+    backend.failure = EventTooLarge("the event would be 1,200,000 bytes, above the limit")
+    answer = client.post(action, data=data, follow_redirects=True).text
+    assert "was not sent: the event would be 1,200,000 bytes" in answer
+    assert "Try again" not in answer and backend.published == []
 
 
 def test_a_send_kafka_did_not_acknowledge_says_it_may_still_arrive_and_may_be_sent_again(

@@ -8,9 +8,11 @@ import pytest
 from pydantic import ValidationError
 
 from config import Settings
-from producers.publisher import FulfillmentPublisher
-from schemas.events import FulfillmentRequested
+from producers.publisher import EventTooLarge, FulfillmentPublisher
+from schemas.events import FulfillmentRequested, OrderPlaced
+from schemas.limits import MAX_ITEMS
 from schemas.names import EventType
+from tests.factories import line, placed_data
 
 REQUEST = FulfillmentRequested(fulfillment_id="ful-1")
 
@@ -38,3 +40,13 @@ async def test_a_valid_event_gets_past_validation_to_the_producer() -> None:
     publisher = FulfillmentPublisher(Settings(), source="urn:shop")
     with pytest.raises(AssertionError, match="async context manager"):
         await publisher.fulfillment_requested("ord-1", REQUEST)
+
+
+async def test_an_event_above_the_contracts_size_limit_is_refused_before_anything_is_sent() -> None:
+    # Each part is valid; together they are over 1 MiB, which the worker would dead-letter.
+    data = placed_data([line(f"L{i}", 1, "shipment") for i in range(MAX_ITEMS)])
+    for each in data["lines"]:
+        each["title"] = "T" * 1000
+    publisher = FulfillmentPublisher(Settings(), source="urn:shop")
+    with pytest.raises(EventTooLarge, match="above the contract's limit of 1,048,576: split it"):
+        await publisher.order_placed("ord-1", OrderPlaced.model_validate(data))
