@@ -255,6 +255,9 @@ async def authenticate(
     current = session(request)
     if current.token and current.token != cookie:
         response.set_cookie(COOKIE, current.token, **cookie_options(_secure(request)))
+    elif cookie and not current.token:
+        # Ended (logout) or unknown here (a restart): the browser forgets it too.
+        response.delete_cookie(COOKIE, **cookie_options(_secure(request)))
     return response
 
 
@@ -308,7 +311,10 @@ async def _http_error(request: Request, problem: Exception) -> Response:
     assert isinstance(problem, StarletteHTTPException)
     if problem.status_code == 404:
         return error_page(request, 404, "Not found", "There is no such page.")
-    return error_page(request, problem.status_code, "Request refused", str(problem.detail))
+    page = error_page(request, problem.status_code, "Request refused", str(problem.detail))
+    # A 405 says which methods the path takes (`Allow`), as HTTP requires.
+    page.headers.update(problem.headers or {})
+    return page
 
 
 async def _store_unavailable(request: Request, problem: Exception) -> Response:

@@ -92,6 +92,23 @@ def test_logging_out_ends_the_session(client: TestClient) -> None:
     assert client.get("/orders").status_code == 303
 
 
+def test_logging_out_has_the_browser_forget_the_session_cookie(client: TestClient) -> None:
+    token = hidden(client.get("/orders").text, "csrf_token", "/logout")
+    response = client.post("/logout", data={"csrf_token": token})
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=") and "Max-Age=0" in cookie
+    assert "HttpOnly" in cookie and "Path=/" in cookie
+    assert COOKIE not in client.cookies
+
+
+def test_a_method_a_path_does_not_take_is_refused_saying_which_it_takes(
+    client: TestClient,
+) -> None:
+    response = client.delete("/orders")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+
+
 def test_login_returns_only_to_a_local_path(app: FastAPI) -> None:
     for target, expected in [
         ("/orders?q=x", "/orders?q=x"),
