@@ -222,10 +222,25 @@ async def _letters(
 ) -> list[Any]:
     """Every dead letter below the end offsets as they stood when called, from the group's
     committed offsets (or from the beginning)."""
+    letters, _ = await _letters_below(consumer, topic, from_committed, after_snapshot)
+    return letters
+
+
+async def _letters_below(
+    consumer: AIOKafkaConsumer,
+    topic: str,
+    from_committed: bool,
+    after_snapshot: Hook | None = None,
+    until: Mapping[int, int] | None = None,
+) -> tuple[list[Any], dict[int, int]]:
+    """`_letters`, and the end offset of each partition it read up to; with `until`, no
+    further than those (a snapshot taken before, by partition)."""
     partitions = await _partitions(consumer, topic)
     # The snapshot is taken before anything is assigned or fetched: letters arriving later
     # are left for the next run, whatever the fetcher happens to read ahead.
     ends = await consumer.end_offsets(partitions)
+    if until is not None:
+        ends = {p: min(end, until.get(p.partition, 0)) for p, end in ends.items()}
     if after_snapshot is not None:
         await after_snapshot()
     consumer.assign(partitions)
@@ -250,7 +265,7 @@ async def _letters(
         elif time.monotonic() - progress > READ_STALL_S:
             # Letters known to be there and none coming: the broker went away mid-read.
             raise TimeoutError(f"no dead letters arrived for {READ_STALL_S:.0f} s")
-    return letters
+    return letters, {p.partition: end for p, end in ends.items()}
 
 
 def _header(letter: Any, name: DeadLetterHeader, default: str = "") -> str:
@@ -375,6 +390,9 @@ class ReplayReading:
     chosen: list[Any]
     outcome: Replay
     consumers: list[AIOKafkaConsumer]
+    # The end offset each partition was read up to: a later run given these (`until`)
+    # replays what this one chose, never letters that arrived since.
+    ends: dict[int, int]
 
     async def commit(self, sent: Sequence[Any]) -> None:
         """Both groups past the letters sent, never back."""
@@ -393,25 +411,30 @@ class ReplayReading:
 
 
 async def read_replayable(
-    settings: Settings, dlq: str, again: bool, after_snapshot: Hook | None = None
+    settings: Settings,
+    dlq: str,
+    again: bool,
+    after_snapshot: Hook | None = None,
+    until: Mapping[int, int] | None = None,
 ) -> ReplayReading:
-    """What a replay of `dlq` reads and would send now (see `ReplayReading`)."""
+    """What a replay of `dlq` reads and would send now, no further than `until` if given (see
+    `ReplayReading`)."""
     group = f"{settings.group_id}-{REPLAY_GROUP}"
     consumers = [await _start_consumer(settings, group)]
     try:
         if not again:
-            letters = await _letters(consumers[0], dlq, True, after_snapshot)
+            letters, ends = await _letters_below(consumers[0], dlq, True, after_snapshot, until)
             chosen, outcome = _choose(letters, again)
-            return ReplayReading(chosen, outcome, consumers)
+            return ReplayReading(chosen, outcome, consumers, ends)
         consumers.append(await _start_consumer(settings, f"{group}-{AGAIN_SUFFIX}"))
-        letters = await _letters(consumers[1], dlq, True, after_snapshot)
+        letters, ends = await _letters_below(consumers[1], dlq, True, after_snapshot, until)
         # The replay group commits too: its partitions assigned, never fetched.
         partitions = await _partitions(consumers[0], dlq)
         consumers[0].assign(partitions)
         consumers[0].pause(*partitions)
         stands = {p: await consumers[0].committed(p) or 0 for p in partitions}
         chosen, outcome = _choose(letters, again, stands)
-        return ReplayReading(chosen, outcome, consumers)
+        return ReplayReading(chosen, outcome, consumers, ends)
     except BaseException:
         for consumer in consumers:
             await consumer.stop()
@@ -424,9 +447,11 @@ async def replay_letters(
     again: bool = False,
     dry_run: bool = False,
     after_snapshot: Hook | None = None,
+    until: Mapping[int, int] | None = None,
 ) -> Replay:
-    """Re-publish the unread letters of `dlq` to their original topics (see `ReplayReading`)."""
-    reading = await read_replayable(settings, dlq, again, after_snapshot)
+    """Re-publish the unread letters of `dlq` to their original topics, no further than
+    `until` if given (see `ReplayReading`)."""
+    reading = await read_replayable(settings, dlq, again, after_snapshot, until)
     try:
         if dry_run or not reading.chosen:
             return reading.outcome

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import typer
@@ -85,6 +85,8 @@ class ReplayPreview:
     letters: list[Letter]
     failed_again: int
     value_omitted: int
+    # The end offset of each partition read up to: the replay confirmed goes no further.
+    ends: dict[int, int] = field(default_factory=dict)
 
 
 class Backend(Protocol):
@@ -103,7 +105,7 @@ class Backend(Protocol):
 
     async def replay_preview(self, topic: Topic, again: bool) -> ReplayPreview: ...
 
-    async def replay(self, topic: Topic, again: bool) -> str: ...
+    async def replay(self, topic: Topic, again: bool, until: Mapping[int, int]) -> str: ...
 
 
 def as_letter(record: Any) -> Letter:
@@ -284,10 +286,12 @@ class LiveBackend:
             [as_letter(record) for record in reading.chosen],
             outcome.failed_again,
             outcome.value_omitted,
+            reading.ends,
         )
 
-    async def replay(self, topic: Topic, again: bool) -> str:
-        """Replay with the CLI's function; one at a time, so two clicks cannot interleave."""
+    async def replay(self, topic: Topic, again: bool, until: Mapping[int, int]) -> str:
+        """Replay with the CLI's function, no further than the preview read (`until`); one at
+        a time, so two clicks cannot interleave."""
         dlq = self._dlq(topic)
         async with self._replaying:
             async with self._consumer() as consumer:
@@ -295,7 +299,7 @@ class LiveBackend:
             if not exists:
                 return f"no dead letters in {dlq}"
             try:
-                outcome = await replay_letters(self.settings, dlq, again)
+                outcome = await replay_letters(self.settings, dlq, again, until=until)
             except (KafkaError, OSError, TimeoutError) as problem:
                 raise Unavailable(f"Kafka failed: {type(problem).__name__}") from None
         return outcome.summary("replayed", dlq)

@@ -68,6 +68,24 @@ def valid_nonce(nonce: str) -> bool:
     return bool(NONCE_PATTERN.fullmatch(nonce))
 
 
+# "partition:offset" pairs, comma-separated: as many as a topic may have partitions.
+_ENDS = re.compile(r"[0-9]{1,6}:[0-9]{1,19}(?:,[0-9]{1,6}:[0-9]{1,19}){0,9999}")
+
+
+def ends_text(ends: Mapping[int, int]) -> str:
+    """The end offsets a replay preview read up to, as its confirming form carries them."""
+    return ",".join(f"{partition}:{offset}" for partition, offset in sorted(ends.items()))
+
+
+def parse_ends(text: str) -> dict[int, int] | None:
+    """The end offsets from `ends_text`; None if the text is not that (a topic has at least
+    one partition)."""
+    if not _ENDS.fullmatch(text):
+        return None
+    pairs = (pair.split(":") for pair in filter(None, text.split(",")))
+    return {int(partition): int(offset) for partition, offset in pairs}
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 

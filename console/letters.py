@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from console.app import checked_form, error_page, flash, outcome_of, redirect, render, state
 from console.backend import Unavailable
-from console.forms import text, valid_nonce
+from console.forms import ends_text, parse_ends, text, valid_nonce
 from console.paths import path_segment
 from console.security import Flash
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, Topic
@@ -85,7 +85,13 @@ async def replay_preview(request: Request, name: str) -> Response:
             f"/dead-letters/{path_segment(topic.value)}",
         )
     return render(
-        request, "replay.html", section="letters", topic=topic.value, preview=preview, again=again
+        request,
+        "replay.html",
+        section="letters",
+        topic=topic.value,
+        preview=preview,
+        again=again,
+        upto=ends_text(preview.ends),
     )
 
 
@@ -98,7 +104,8 @@ async def replay(request: Request, name: str) -> Response:
     back = f"/dead-letters/{path_segment(topic.value)}"
     nonce = text(form, "nonce")
     console = state(request)
-    if not valid_nonce(nonce):
+    until = parse_ends(text(form, "upto"))
+    if not valid_nonce(nonce) or until is None:
         return error_page(request, 400, "This form cannot be used", "Reload the page.", back)
     earlier = console.submissions.start(nonce)
     if earlier is not None:
@@ -114,7 +121,8 @@ async def replay(request: Request, name: str) -> Response:
         return redirect(back)
     problem = "The replay did not finish. Replay again for the rest."
     try:
-        summary = await console.backend.replay(topic, text(form, "again") == "1")
+        # No further than the preview read: letters that arrived since were not reviewed.
+        summary = await console.backend.replay(topic, text(form, "again") == "1", until)
         problem = None
     except Unavailable as unavailable:
         problem = (

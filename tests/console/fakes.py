@@ -3,6 +3,7 @@ worker simulated on demand (`apply_published`), so HTTP tests need no broker or 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -82,6 +83,7 @@ class FakeBackend:
     published: list[Published] = field(default_factory=list)
     letters: dict[Topic, list[Letter]] = field(default_factory=dict)
     replayed: list[Topic] = field(default_factory=list)
+    replayed_until: list[dict[int, int]] = field(default_factory=list)
     failure: Exception | None = None
     _applied: int = 0
 
@@ -126,11 +128,12 @@ class FakeBackend:
         if self.failure is not None:
             raise Unavailable("cannot reach Kafka")
         chosen = [] if topic in self.replayed else self.letters.get(topic, [])
-        return ReplayPreview(chosen, 0, 0)
+        return ReplayPreview(chosen, 0, 0, {0: len(self.letters.get(topic, []))})
 
-    async def replay(self, topic: Topic, again: bool) -> str:
+    async def replay(self, topic: Topic, again: bool, until: Mapping[int, int]) -> str:
         if self.failure is not None:
             raise self.failure
+        self.replayed_until.append(dict(until))
         count = 0 if topic in self.replayed else len(self.letters.get(topic, []))
         self.replayed.append(topic)
         return f"replayed {count} dead letters from {topic.value}.dlq"

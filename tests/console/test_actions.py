@@ -360,10 +360,13 @@ def test_dead_letters_are_listed_and_replayed_after_a_preview(
     data = {
         "csrf_token": hidden(preview, "csrf_token", action),
         "nonce": hidden(preview, "nonce", action),
+        "upto": hidden(preview, "upto", action),
     }
     assert client.post("/dead-letters/orders.placed/replay", data=data).status_code == 303
     assert client.post("/dead-letters/orders.placed/replay", data=data).status_code == 303
     assert backend.replayed == [Topic.ORDERS_PLACED]
+    # No further than the preview read: a letter arriving since was not reviewed.
+    assert backend.replayed_until == [{0: 2}]
     assert "Replayed 2 dead letters" in client.get("/dead-letters/orders.placed").text
     assert client.get("/dead-letters/nope").status_code == 404
 
@@ -373,7 +376,7 @@ def test_a_replay_that_failed_says_it_did_not_finish_and_the_same_form_replays_l
 ) -> None:
     backend.letters[Topic.ORDERS_PLACED] = [letter("ord-a")]
     action = "/dead-letters/orders.placed/replay"
-    data = _form(client, action, action)
+    data = _form(client, action, action) | {"upto": "0:1"}
     backend.failure = Unavailable("Kafka failed: KafkaTimeoutError")
     client.post(action, data=data)
     answer = client.get("/dead-letters/orders.placed").text
@@ -384,6 +387,18 @@ def test_a_replay_that_failed_says_it_did_not_finish_and_the_same_form_replays_l
     backend.failure = None
     assert client.post(action, data=data).status_code == 303
     assert backend.replayed == [Topic.ORDERS_PLACED]
+
+
+@pytest.mark.parametrize("upto", [None, "", "0:x", "-1:3", "0:1,"], ids=repr)
+def test_a_replay_form_without_the_previews_end_offsets_is_refused(
+    client: TestClient, backend: FakeBackend, upto: str | None
+) -> None:
+    backend.letters[Topic.ORDERS_PLACED] = [letter("ord-a")]
+    action = "/dead-letters/orders.placed/replay"
+    data = _form(client, action, action) | ({} if upto is None else {"upto": upto})
+    response = client.post(action, data=data)
+    assert response.status_code == 400 and "Reload the page" in response.text
+    assert backend.replayed == []
 
 
 def test_update_tracking_sends_only_what_changed(client: TestClient, backend: FakeBackend) -> None:

@@ -17,7 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaTimeoutError
 
-from cli.messages import replay_letters, replayed_positions
+from cli.messages import read_replayable, replay_letters, replayed_positions
 from config import Settings
 from consumers.topics import ensure_topics
 from producers.publisher import FulfillmentPublisher
@@ -299,6 +299,24 @@ async def test_letters_arriving_after_a_replay_read_its_snapshot_are_replayed_by
     for key, headers in replayed:
         assert headers[DeadLetterHeader.REPLAYS] == b"1" and headers["trace-id"] == key.encode()
         assert not {DeadLetterHeader.REASON, DeadLetterHeader.ORIGINAL_TOPIC} & set(headers)
+
+
+async def test_a_replay_given_a_previews_end_offsets_replays_only_what_that_preview_read(
+    dead_letters: DeadLetters,
+) -> None:
+    # The console's confirm button: letters that arrived after the preview were not reviewed.
+    reviewed = [f"ord-reviewed-{i}" for i in range(4)]
+    for key in reviewed:
+        await dead_letters.letter(key)
+    preview = await read_replayable(dead_letters.settings, dead_letters.dlq, again=False)
+    await preview.close()
+    assert len(preview.chosen) == len(reviewed)
+    for key in ("ord-unreviewed-0", "ord-unreviewed-1"):
+        await dead_letters.letter(key)
+    confirmed = await replay_letters(dead_letters.settings, dead_letters.dlq, until=preview.ends)
+    assert confirmed.replayed == len(reviewed)
+    assert sorted(key for key, _ in await dead_letters.replayed()) == sorted(reviewed)
+    assert "replayed 2 dead letters" in dead_letters.replay()
 
 
 async def test_a_letter_that_failed_again_stays_within_reach_of_again_once_others_are_replayed(
