@@ -39,6 +39,8 @@ log = logging.getLogger("fulfillment.worker")
 IDLE_POLL_MS = 1000
 # /readyz turns 503 when one batch has waited this long (an outage being waited out).
 STALL_SECONDS = 60.0
+# How long the rewind after a failed poll may wait for the committed offsets.
+REWIND_TIMEOUT_S = 30.0
 # The exit status of a worker that stopped itself on a fault it cannot mend in-process
 # (EX_SOFTWARE): its supervisor (`worker --processes`, or a deployment's) starts it again.
 FAULT_EXIT = 70
@@ -248,7 +250,10 @@ def wait_for_records(
         nonlocal rewind_due
         try:
             if rewind_due:
-                await rewind_to_committed(consumer)
+                # Bounded: the committed offsets come from the group coordinator, which aiokafka
+                # waits for without end while it is away; a timeout is a failed poll like any.
+                async with asyncio.timeout(REWIND_TIMEOUT_S):
+                    await rewind_to_committed(consumer)
                 rewind_due = False
             batches = await consumer.getmany(
                 timeout_ms=IDLE_POLL_MS, max_records=subscriber.max_records

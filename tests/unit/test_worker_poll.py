@@ -239,6 +239,35 @@ async def test_a_poll_that_failed_part_way_is_followed_by_a_rewind_to_the_commit
     assert consumer.seeks == [(consumer.a, 7)]  # once: nothing failed since
 
 
+class CoordinatorAway(FailsOnceMidway):
+    """The same, then the group coordinator does not answer for the committed offsets (aiokafka
+    waits for it without end)."""
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+async def test_the_rewind_after_a_failed_poll_gives_up_in_time_and_counts_as_a_failed_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    monkeypatch.setattr("consumers.app.REWIND_TIMEOUT_S", 0.05)
+    monkeypatch.setattr("asyncio.sleep", no_wait)
+    subscriber, polls, consumer = (
+        subscriber_of_worker(),
+        PollHealth(),
+        CoordinatorAway(ValueError("corrupt batch")),
+    )
+    wait_for_records(subscriber, lambda why: None, polls)
+    assert await subscriber.get_msg(consumer) == ()
+    assert await asyncio.wait_for(subscriber.get_msg(consumer), 5) == ()
+    assert consumer.seeks == [] and consumer.polls == 1  # not read past the unrewound position
+    assert polls.failing_since is not None and polls.error == "TimeoutError"
+
+
 async def test_polls_failing_for_a_minute_make_the_worker_not_ready_until_one_succeeds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
