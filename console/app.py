@@ -76,6 +76,10 @@ templates.env.globals["distributions"] = distributions
 templates.env.globals["refusals"] = REFUSALS
 
 
+# Unreachable, or not answering in time: an outage of the store, not a defect of ours.
+STORE_OUTAGES = (ConnectionFailure, ExecutionTimeout)
+
+
 class Submissions:
     """The sends of forms, by nonce, done or under way: a form is sent once, and the same form
     sent again while its first send is under way (a browser or proxy retrying the POST) waits
@@ -317,16 +321,27 @@ async def _http_error(request: Request, problem: Exception) -> Response:
     return page
 
 
-async def _store_unavailable(request: Request, problem: Exception) -> Response:
-    # One line, not a traceback per request while the store is away.
+def store_away_page(
+    request: Request,
+    problem: Exception,
+    advice: str = "Try again in a moment; if it persists, check that the store is running.",
+    back: str = "/orders",
+    back_label: str | None = None,
+) -> HTMLResponse:
+    """The page for a store outage, and its one log line (not a traceback per request)."""
     log.warning("the order store did not answer (%s)", type(problem).__name__)
     return error_page(
         request,
         503,
         "The order store is not answering",
-        "The console cannot reach the order store (MongoDB) right now. Nothing was sent. "
-        "Try again in a moment; if it persists, check that the store is running.",
+        f"The console cannot reach the order store (MongoDB) right now. Nothing was sent. {advice}",
+        back,
+        back_label,
     )
+
+
+async def _store_unavailable(request: Request, problem: Exception) -> Response:
+    return store_away_page(request, problem)
 
 
 def create_app(backend: Backend, password: str, secure_cookies: bool | None = None) -> FastAPI:
@@ -343,8 +358,7 @@ def create_app(backend: Backend, password: str, secure_cookies: bool | None = No
     app.add_exception_handler(CsrfRefused, _csrf_refused)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    # Unreachable, or not answering in time: an outage of the store, not a defect of ours.
-    for outage in (ConnectionFailure, ExecutionTimeout):
+    for outage in STORE_OUTAGES:
         app.add_exception_handler(outage, _store_unavailable)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.auth)

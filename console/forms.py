@@ -341,6 +341,34 @@ def _check_distribution(
     )
 
 
+# Marks a draft whose credentials were typed and not kept: they must be typed again.
+CREDENTIALS_DROPPED = "credentials-dropped"
+
+
+def draft_of(raw: Mapping[str, Any]) -> dict[str, str]:
+    """What `submitted` reads of a Manual Fulfillment form, to show it again later: never a
+    credential (`CREDENTIALS_DROPPED` says some were typed)."""
+    kept = ("qty-", "access_url-", "instructions-", "ship-")
+    draft = {
+        name: value
+        for name, value in raw.items()
+        if isinstance(value, str)
+        and (name.startswith(kept) or name in ("carrier", "tracking_number", "tracking_url"))
+    }
+    typed = [name for name in raw if name.startswith(("username-", "password-", "token-"))]
+    indexes = {name.rsplit("-", 1)[1] for name in typed}
+    if any(index.isdigit() and _credential_values(raw, int(index)) for index in indexes):
+        draft[CREDENTIALS_DROPPED] = "1"
+    return draft
+
+
+def from_draft(order: OrderDocument, draft: Mapping[str, str]) -> FulfillForm:
+    """The form as it was submitted when the store could not take it."""
+    form = submitted(order, draft)
+    form.credentials_dropped = CREDENTIALS_DROPPED in draft
+    return form
+
+
 def fulfillment_request(
     order: OrderDocument, raw: Mapping[str, Any], fulfillment: str
 ) -> tuple[FulfillForm, FulfillmentRequested | None]:

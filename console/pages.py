@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from console.app import (
+    STORE_OUTAGES,
     checked_form,
     error_page,
     flash,
@@ -22,6 +23,7 @@ from console.app import (
     session,
     slow_down,
     state,
+    store_away_page,
 )
 from console.backend import Unavailable
 from console.forms import (
@@ -31,7 +33,9 @@ from console.forms import (
     cancel_fulfillment,
     cancel_order,
     capture,
+    draft_of,
     event_id,
+    from_draft,
     fulfillment_id,
     fulfillment_request,
     prefilled,
@@ -162,6 +166,10 @@ async def _view(request: Request, order_id: str) -> OrderView | None:
 
 def _order_path(order_id: str) -> str:
     return f"/orders/{path_segment(order_id)}"
+
+
+# Fulfillment forms kept per session while the store is away; the oldest goes first.
+MAX_DRAFTS = 10
 
 
 def _not_found(request: Request, order_id: str) -> HTMLResponse:
@@ -313,7 +321,10 @@ async def fulfill_page(request: Request, order_id: str) -> Response:
             ),
         )
         return redirect(_order_path(order_id))
-    return _fulfill_form(request, view, prefilled(view.order))
+    draft = session(request).drafts.pop(order_id, None)
+    if draft is None:
+        return _fulfill_form(request, view, prefilled(view.order))
+    return _fulfill_form(request, view, from_draft(view.order, draft))
 
 
 def _fulfill_form(
@@ -340,7 +351,22 @@ async def fulfill(request: Request, order_id: str) -> Response:
     nonce = _nonce(raw)
     if nonce is None:
         return _bad_form(request, order_id)
-    view = await _view(request, order_id)
+    try:
+        view = await _view(request, order_id)
+    except STORE_OUTAGES as outage:
+        # Kept for the next opening of the form: what was typed is not lost with this page.
+        drafts = session(request).drafts
+        drafts[order_id] = draft_of(raw)
+        while len(drafts) > MAX_DRAFTS:
+            drafts.pop(next(iter(drafts)))
+        return store_away_page(
+            request,
+            outage,
+            "What you typed is kept, except credentials: open the form again once the store"
+            " answers.",
+            f"{_order_path(order_id)}/fulfill",
+            "Open the form again",
+        )
     if view is None:
         return _not_found(request, order_id)
     form, request_data = fulfillment_request(view.order, raw, fulfillment_id(nonce, order_id))

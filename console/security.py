@@ -84,6 +84,9 @@ class Session:
     authenticated: bool = False
     last_seen: float = field(default_factory=time.monotonic)
     flashes: list[Flash] = field(default_factory=list)
+    # A Manual Fulfillment form the store could not take, by order id, without credentials:
+    # the next opening of that form shows it again.
+    drafts: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def csrf_ok(self, given: str) -> bool:
         return bool(given) and hmac.compare_digest(given.encode(), self.csrf.encode())

@@ -19,6 +19,7 @@ from consumers.outputs import partition_for
 from schemas.events import PaymentCaptured
 from schemas.names import EventType, Topic
 from tests.conftest import Infra, Names
+from tests.console.conftest import hidden
 from tests.console.fakes import FakeBackend
 from tests.integration.test_outputs_producer import published_ids
 
@@ -44,6 +45,37 @@ def test_a_page_the_store_cannot_serve_says_so_with_503_and_logs_one_line(
         "the order store did not answer (ServerSelectionTimeoutError)"
     ]
     assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_a_fulfillment_form_the_store_could_not_take_is_shown_again_without_its_credentials(
+    client: TestClient, backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    action = "/orders/ord-paid/fulfill"
+    page = client.get(action).text
+    typed = {
+        "csrf_token": hidden(page, "csrf_token", action),
+        "nonce": hidden(page, "nonce", action),
+        "qty-0": "1",
+        "carrier": "DHL",
+        "tracking_number": "AWB-TYPED-1",
+        "password-0": "s3cret-typed",
+    }
+    stored = backend.orders.load
+
+    async def store_away_now(order_id: str) -> None:
+        raise ServerSelectionTimeoutError("127.0.0.1:1: [Errno 111] Connection refused")
+
+    monkeypatch.setattr(backend.orders, "load", store_away_now)
+    response = client.post(action, data=typed)
+    assert response.status_code == 503
+    assert "What you typed is kept, except credentials" in response.text
+    assert "s3cret-typed" not in response.text and backend.published == []
+    monkeypatch.setattr(backend.orders, "load", stored)
+    again = client.get(action).text
+    assert 'value="AWB-TYPED-1"' in again and 'value="DHL"' in again
+    assert "please enter them again" in again and "s3cret-typed" not in again
+    # Shown once: the next opening starts from the order again.
+    assert "AWB-TYPED-1" not in client.get(action).text
 
 
 async def test_the_dead_letter_page_gives_up_on_a_hung_broker_within_seconds() -> None:
