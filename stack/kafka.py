@@ -279,6 +279,10 @@ def _write_config(node: Node, secrets: tls.Secrets | None) -> Path:
                 "rootLogger.appenderRef.stdout.ref = STDOUT",
                 "logger.kafka.name = kafka.server.KafkaServer",
                 "logger.kafka.level = INFO",
+                # Each group's joins, rebalances and departures: what says why a worker
+                # reads nothing (a group that keeps rebalancing, a member that was dropped).
+                "logger.groups.name = org.apache.kafka.coordinator.group.GroupMetadataManager",
+                "logger.groups.level = INFO",
                 "",
             ]
         )
