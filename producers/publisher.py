@@ -29,9 +29,6 @@ from schemas.names import TYPE_TOPIC, EventType
 
 __all__ = ["EventTooLarge", "FulfillmentPublisher", "cloud_event"]
 
-# Seconds a failed producer may take to stop before a new one takes its place.
-CLOSE_TIMEOUT_S = 10.0
-
 
 class EventTooLarge(ValueError):
     """An event above the contract's size limit: the worker would dead-letter it unapplied."""
@@ -49,7 +46,10 @@ class FulfillmentPublisher:
         self.settings = settings
         self.source = source
         self._producer: AIOKafkaProducer | None = None
-        self._failed = False
+        # The current producer, once a send failed on it: the next send replaces it.
+        self._failed: AIOKafkaProducer | None = None
+        self._replacing = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> FulfillmentPublisher:
         self._producer = self._new_producer()
@@ -59,6 +59,8 @@ class FulfillmentPublisher:
     async def __aexit__(self, *_: object) -> None:
         if self._producer is not None:
             await self._producer.stop()
+        if self._retired:
+            await asyncio.gather(*self._retired)
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -75,15 +77,24 @@ class FulfillmentPublisher:
         then refuses every later batch of that producer to the partition
         (aio-libs/aiokafka#1017): without this, one failure would fail every later send."""
         assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
-        if self._failed:
-            with contextlib.suppress(Exception):
-                # Stopping may wait on a broker that is away; the new producer does not need it.
-                async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await self._producer.stop()
-            self._producer = self._new_producer()
-            await self._producer.start()  # an outage raises here, and the next send tries again
-            self._failed = False
-        return self._producer
+        # One replacement for sends that wait together.
+        async with self._replacing:
+            if self._failed is not None and self._failed is self._producer:
+                self._retire(self._producer)
+                self._producer = self._new_producer()
+                # An outage raises here; the unstarted producer counts as failed, for the next
+                # send to replace.
+                self._failed = self._producer
+                await self._producer.start()
+                self._failed = None
+            return self._producer
+
+    def _retire(self, producer: AIOKafkaProducer) -> None:
+        """Stop a failed producer in the background: stopping waits for what it holds queued
+        (up to its request timeout), and the next send need not."""
+        task = asyncio.create_task(_stop_quietly(producer))
+        self._retired.add(task)
+        task.add_done_callback(self._retired.discard)
 
     @contextlib.asynccontextmanager
     async def _sending(self) -> AsyncIterator[AIOKafkaProducer]:
@@ -91,7 +102,9 @@ class FulfillmentPublisher:
         try:
             yield producer
         except BaseException:
-            self._failed = True
+            # A send that failed on a producer already replaced says nothing of the new one.
+            if producer is self._producer:
+                self._failed = producer
             raise
 
     async def order_placed(self, order_id: str, data: OrderPlaced, **envelope: Any) -> str:
@@ -180,3 +193,8 @@ class FulfillmentPublisher:
             await producer.send_and_wait(
                 topic, value, key=key, headers=headers if headers is not None else default
             )
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(Exception):
+        await producer.stop()
