@@ -88,22 +88,26 @@ class Submissions:
     def __init__(self) -> None:
         self._sends: OrderedDict[str, asyncio.Future[str | None]] = OrderedDict()
 
-    def start(self, nonce: str) -> asyncio.Future[str | None] | None:
-        """None if this form is new: the caller sends it, then calls `finish`. Else the outcome
-        of its send: None once sent, else why it was not."""
+    def start(self, nonce: str) -> tuple[asyncio.Future[str | None], bool]:
+        """The send of this form, and whether it is new: the caller of a new one sends it,
+        then calls `finish` with it; a repeat waits for its outcome (`outcome_of`): None once
+        sent, else why it was not."""
         earlier = self._sends.get(nonce)
         if earlier is not None:
-            return earlier
-        self._sends[nonce] = asyncio.get_running_loop().create_future()
+            return earlier, False
+        send: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._sends[nonce] = send
         while len(self._sends) > MAX_SUBMISSIONS:
             self._sends.popitem(last=False)
-        return None
+        return send, True
 
-    def finish(self, nonce: str, problem: str | None) -> None:
-        """The send's outcome: None if sent, else why not; a form not sent may be sent again."""
-        send = self._sends.pop(nonce, None) if problem is not None else self._sends.get(nonce)
-        if send is not None and not send.done():
+    def finish(self, nonce: str, send: asyncio.Future[str | None], problem: str | None) -> None:
+        """The send's outcome: None if sent, else why not; a form not sent may be sent again.
+        Given the send itself: one forgotten meanwhile still tells those waiting for it."""
+        if not send.done():
             send.set_result(problem)
+        if problem is not None and self._sends.get(nonce) is send:
+            del self._sends[nonce]
 
 
 async def outcome_of(send: asyncio.Future[str | None]) -> str | None:

@@ -107,9 +107,9 @@ async def replay(request: Request, name: str) -> Response:
     until = parse_ends(text(form, "upto"))
     if not valid_nonce(nonce) or until is None:
         return error_page(request, 400, "This form cannot be used", "Reload the page.", back)
-    earlier = console.submissions.start(nonce)
-    if earlier is not None:
-        problem = await outcome_of(earlier)
+    submission, new = console.submissions.start(nonce)
+    if not new:
+        problem = await outcome_of(submission)
         # This page is the one the browser shows: it says what became of the first replay.
         flash(
             request,
@@ -132,6 +132,6 @@ async def replay(request: Request, name: str) -> Response:
         flash(request, Flash(problem, "error"))
         return redirect(back)
     finally:
-        console.submissions.finish(nonce, problem)
+        console.submissions.finish(nonce, submission, problem)
     flash(request, Flash(f"{summary[0].upper()}{summary[1:]}.", "success"))
     return redirect(back)

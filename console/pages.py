@@ -199,9 +199,9 @@ async def send(
     a sentence saying why it was not."""
     console = state(request)
     event = event_id(nonce, action, order_id)
-    earlier = console.submissions.start(nonce)
-    if earlier is not None:
-        problem = await outcome_of(earlier)
+    submission, new = console.submissions.start(nonce)
+    if not new:
+        problem = await outcome_of(submission)
         if problem is not None:
             # This page is the one the browser shows: it says what became of the first send.
             return problem
@@ -233,7 +233,7 @@ async def send(
         return problem
     finally:
         # Whatever went wrong, the same form may be sent again.
-        console.submissions.finish(nonce, problem)
+        console.submissions.finish(nonce, submission, problem)
     flash(
         request, Flash(f"{what}: sent {event_type.value} (event {event}).", "info", order_id, event)
     )

@@ -68,22 +68,28 @@ def test_a_form_sent_twice_publishes_one_event(client: TestClient, backend: Fake
     assert "already sent" in client.get("/orders/ord-unpaid").text
 
 
-class SlowlyFailing(FakeBackend):
-    """A broker that takes a while to answer, then refuses."""
+class Slow(FakeBackend):
+    """A broker that takes a while to answer each send, then refuses it or takes it."""
+
+    def __init__(self, refuses: bool) -> None:
+        super().__init__()
+        self.refuses = refuses
+        self.attempts = 0
 
     async def publish(self, *args: Any) -> None:
+        self.attempts += 1
         await asyncio.sleep(0.3)
-        raise Unavailable("Kafka is unreachable")
+        if self.refuses:
+            raise Unavailable("Kafka is unreachable")
+        await super().publish(*args)
 
 
-@pytest.mark.parametrize("then", ["refused", "sent"])
+@pytest.mark.parametrize("refuses", [True, False], ids=["refused", "sent"])
 async def test_a_form_sent_again_while_its_first_send_is_under_way_says_what_became_of_it(
-    backend: FakeBackend, then: str
+    backend: FakeBackend, refuses: bool
 ) -> None:
     # A browser or proxy retrying the POST: the page it shows is the second answer's.
-    slow = SlowlyFailing() if then == "refused" else backend
-    if then == "sent":
-        slow.failure = None
+    slow = Slow(refuses)
     slow.orders = backend.orders
     transport = httpx2.ASGITransport(app=create_app(slow, PASSWORD))
     async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as browser:
@@ -99,12 +105,27 @@ async def test_a_form_sent_again_while_its_first_send_is_under_way_says_what_bec
         )
         shown = (await browser.get("/orders/ord-unpaid")).text
     assert first.status_code == second.status_code == 303
-    if then == "refused":
-        assert "was not sent: Kafka is unreachable" in shown
+    assert slow.attempts == 1  # the second waited for the first, and did not send
+    if refuses:
+        assert shown.count("was not sent: Kafka is unreachable") == 2
         assert "already sent" not in shown
     else:
         assert len(slow.published) == 1
         assert "already sent" in shown
+
+
+async def test_a_send_forgotten_while_under_way_still_tells_those_waiting_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(console.app, "MAX_SUBMISSIONS", 1)
+    submissions = console.app.Submissions()
+    first, _ = submissions.start("a" * 32)
+    repeat, new = submissions.start("a" * 32)
+    assert repeat is first and not new
+    waiting = asyncio.create_task(console.app.outcome_of(repeat))
+    submissions.start("b" * 32)  # the first is forgotten: only one is kept
+    submissions.finish("a" * 32, first, "it was not sent")
+    assert await asyncio.wait_for(waiting, 1) == "it was not sent"
 
 
 def test_two_capture_forms_of_the_same_state_capture_once(
