@@ -246,6 +246,15 @@ def wait_for_records(
     # moving their positions past records nobody got: the next batch's commit would skip them.
     rewind_due = False
 
+    async def stop_polling(reason: str) -> tuple[ConsumerRecord, ...]:
+        """Every poll would fail the same way for ever (nothing restarts the task): the worker
+        stops, and until it has, polls come no faster than idle ones."""
+        nonlocal rewind_due
+        rewind_due = False
+        on_fault(reason)
+        await asyncio.sleep(IDLE_POLL_MS / 1000)
+        return ()
+
     async def get_msg(consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
         nonlocal rewind_due
         try:
@@ -262,13 +271,13 @@ def wait_for_records(
             rewind_due = True
             health.failed(problem)
             if ended := group_task_ended(consumer):
-                # Every poll would raise its error again, for ever: nothing restarts the task.
-                on_fault(f"the Kafka consumer's {ended}")
-                return ()
+                return await stop_polling(f"the Kafka consumer's {ended}")
             raise  # FastStream pauses 5 s after a Kafka error, and stops on the other
         except Exception as problem:
             rewind_due = True
             health.failed(problem)
+            if ended := group_task_ended(consumer):
+                return await stop_polling(f"the Kafka consumer's {ended}")
             # FastStream would restart its consume task at once, again and again: a hot loop.
             await pause(failures, "reading a batch", problem)
             return ()

@@ -239,6 +239,43 @@ async def test_a_poll_that_failed_part_way_is_followed_by_a_rewind_to_the_commit
     assert consumer.seeks == [(consumer.a, 7)]  # once: nothing failed since
 
 
+class HeartbeatEnded(FailsOnceMidway):
+    """A consumer whose heartbeat task ended on an error: every poll raises it again."""
+
+    def __init__(self, heartbeat: asyncio.Future[None]) -> None:
+        super().__init__(KafkaError("Unexpected exception in heartbeat task"))
+        self._coordinator = type("Coordinator", (), {"_heartbeat_task": heartbeat})()
+        self.asked_committed = 0
+
+    async def getmany(
+        self, timeout_ms: int, max_records: int | None
+    ) -> dict[TopicPartition, list[Any]]:
+        raise self.error
+
+    async def committed(self, partition: TopicPartition) -> int | None:
+        self.asked_committed += 1
+        return 0
+
+
+async def test_polls_after_the_heartbeat_task_ended_stop_the_worker_and_come_no_faster_than_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr("asyncio.sleep", sleep)
+    fault = Fault()
+    subscriber = subscriber_of_worker(fault)
+    consumer = HeartbeatEnded(await ended_task(KafkaError("UnknownServerError")))
+    for _ in range(3):  # until the worker has stopped, FastStream polls on
+        assert await subscriber.get_msg(consumer) == ()
+    assert fault.reason == "the Kafka consumer's heartbeat task ended (KafkaError)"
+    assert slept == [IDLE_POLL_MS / 1000] * 3
+    assert consumer.asked_committed == 0  # no rewind for a worker that is stopping
+
+
 class CoordinatorAway(FailsOnceMidway):
     """The same, then the group coordinator does not answer for the committed offsets (aiokafka
     waits for it without end)."""
