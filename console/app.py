@@ -240,7 +240,8 @@ def _is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
-def _secure(request: Request) -> bool:
+def secure_request(request: Request) -> bool:
+    """Whether cookies go out with Secure: as configured, else when reached over https."""
     configured = state(request).secure_cookies
     return request.url.scheme == "https" if configured is None else configured
 
@@ -262,10 +263,7 @@ async def authenticate(
     # The handler may have replaced the session (login, logout): the cookie follows it.
     current = session(request)
     if current.token and current.token != cookie:
-        response.set_cookie(COOKIE, current.token, **cookie_options(_secure(request)))
-    elif cookie and not current.token:
-        # Ended (logout) or unknown here (a restart): the browser forgets it too.
-        response.delete_cookie(COOKIE, **cookie_options(_secure(request)))
+        response.set_cookie(COOKIE, current.token, **cookie_options(secure_request(request)))
     return response
 
 

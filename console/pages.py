@@ -20,6 +20,7 @@ from console.app import (
     outcome_of,
     redirect,
     render,
+    secure_request,
     session,
     slow_down,
     state,
@@ -49,7 +50,7 @@ from console.forms import (
 )
 from console.paths import path_segment
 from console.queries import Search, typed
-from console.security import Flash, password_matches, transient
+from console.security import COOKIE, Flash, cookie_options, password_matches, transient
 from console.views import FulfillmentView, OrderView, label, outcome
 from producers.publisher import EventTooLarge
 from schemas.events import WireModel
@@ -98,7 +99,10 @@ async def logout(request: Request) -> Response:
     await checked_form(request)
     state(request).sessions.end(session(request))
     request.state.session = transient()
-    return redirect("/login")
+    response = redirect("/login")
+    # Here only: a poll still under way with an old cookie must not drop a newer login's.
+    response.delete_cookie(COOKIE, **cookie_options(secure_request(request)))
+    return response
 
 
 @auth.get("/favicon.ico")

@@ -101,6 +101,15 @@ def test_logging_out_has_the_browser_forget_the_session_cookie(client: TestClien
     assert COOKIE not in client.cookies
 
 
+def test_a_request_with_an_unknown_session_cookie_leaves_the_browsers_cookies_alone(
+    anonymous: TestClient,
+) -> None:
+    # It may be a poll from before a login whose answer lands after the login's own.
+    anonymous.cookies.set(COOKIE, "a-session-this-console-never-made")
+    response = anonymous.get("/orders/ord-paid/state.json")
+    assert "Max-Age=0" not in response.headers.get("set-cookie", "")
+
+
 def test_a_method_a_path_does_not_take_is_refused_saying_which_it_takes(
     client: TestClient,
 ) -> None:
