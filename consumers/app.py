@@ -197,7 +197,7 @@ def consumer_request_timeout_ms(settings: Settings) -> int:
     after a heartbeat's answer came, so with its 40 s default a coordinator that hangs (not
     refuses) would leave the worker on partitions the group gave away. Above the longest
     JoinGroup wait: the rebalance timeout, which is the session timeout here."""
-    return max(settings.kafka_request_timeout_ms or 0, settings.session_timeout_ms + 6_000)
+    return settings.session_timeout_ms + 6_000
 
 
 async def pause(failures: Backoff, what: str, problem: Exception) -> None:
@@ -209,8 +209,8 @@ async def pause(failures: Backoff, what: str, problem: Exception) -> None:
 @dataclass
 class PollHealth:
     """Since when every poll for a batch has failed, and with what. A consumer whose group
-    fenced it or whose heartbeat was refused fails each poll for ever, and no batch is ever
-    in hand for the stall check to see: readiness says so instead."""
+    refused its join or its heartbeat fails each poll for ever, and no batch is ever in hand
+    for the stall check to see: readiness says so instead."""
 
     failing_since: float | None = None
     error: str = ""

@@ -60,7 +60,7 @@ async def test_a_worker_joins_its_group_in_one_round_so_members_cannot_keep_reba
         assert consumer._coordinator.generation == 1
 
 
-async def test_a_worker_gives_up_on_an_unanswered_kafka_request_soon_after_its_session_would_end(
+async def test_a_workers_kafka_requests_wait_no_longer_than_its_session_and_a_margin(
     infra: Infra, names: Names
 ) -> None:
     # aiokafka checks the session only once a heartbeat is answered: with its 40 s default, a
