@@ -55,6 +55,8 @@ MAX_FORM_FIELDS = 8 * MAX_ITEMS
 # A form's body at most, refused before it is read (the login form is public): room for a
 # fulfill form whose event reaches the input limit, percent-encoded.
 MAX_FORM_BYTES = 16 * MiB
+# The login form, read before anyone has logged in: a password and the page to return to.
+MAX_LOGIN_FORM_BYTES = 64 * 1024
 # A wrong password costs this long: guessing gets slow, a typo barely notices.
 FAILED_LOGIN_DELAY_S = 1.0
 
@@ -201,16 +203,16 @@ def error_page(
     )
 
 
-async def checked_form(request: Request) -> FormData:
-    """The submitted form, once its CSRF token is this session's; one too large is refused
-    unread."""
+async def checked_form(request: Request, limit: int | None = None) -> FormData:
+    """The submitted form, once its CSRF token is this session's; one larger than `limit`
+    bytes (`MAX_FORM_BYTES` unless given) is refused unread."""
+    limit = limit or MAX_FORM_BYTES
     length = request.headers.get("content-length", "")
     if not length.isdigit():
         raise StarletteHTTPException(411, "A form must say how long it is.")
-    if int(length) > MAX_FORM_BYTES:
-        raise StarletteHTTPException(
-            413, f"The form is larger than the console takes ({MAX_FORM_BYTES // MiB} MiB)."
-        )
+    if int(length) > limit:
+        size = f"{limit // MiB} MiB" if limit >= MiB else f"{limit // 1024} KiB"
+        raise StarletteHTTPException(413, f"The form is larger than the console takes ({size}).")
     form = await request.form(max_fields=MAX_FORM_FIELDS)
     token = form.get(CSRF_FIELD)
     if not isinstance(token, str) or not session(request).csrf_ok(token):

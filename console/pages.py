@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from console.app import (
+    MAX_LOGIN_FORM_BYTES,
     STORE_OUTAGES,
     checked_form,
     error_page,
@@ -80,7 +81,7 @@ async def login_page(request: Request) -> Response:
 
 @auth.post("/login")
 async def login(request: Request) -> Response:
-    form = await checked_form(request)
+    form = await checked_form(request, MAX_LOGIN_FORM_BYTES)
     wanted = local_path(text(form, "next"))
     given = form.get("password")
     async with state(request).login_turn:
