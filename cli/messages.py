@@ -31,6 +31,7 @@ from cli.common import (
 )
 from config import Settings
 from consumers.decode import Rejection, decode
+from consumers.offsets import seek_to_committed
 from consumers.topics import create_missing
 from schemas.cloudevents import envelope
 from schemas.events import INPUT_DATA
@@ -244,16 +245,10 @@ async def _letters_below(
     if after_snapshot is not None:
         await after_snapshot()
     consumer.assign(partitions)
-    from_start = []
-    for partition in partitions:
-        committed = await consumer.committed(partition) if from_committed else None
-        if committed is None:
-            from_start.append(partition)
-        else:
-            consumer.seek(partition, committed)
-    if from_start:
-        # One call for all: each call waits for its reset, half a second on an empty partition.
-        await consumer.seek_to_beginning(*from_start)
+    if from_committed:
+        await seek_to_committed(consumer, partitions)
+    else:
+        await consumer.seek_to_beginning(*partitions)
     letters: list[Any] = []
     progress = time.monotonic()
     while [p for p in partitions if await consumer.position(p) < ends[p]]:

@@ -22,6 +22,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 from config import Settings
 from consumers import kafka_records, metrics
 from consumers.health import HealthServer
+from consumers.offsets import seek_to_committed
 from consumers.outputs import KafkaOutputs
 from consumers.pipeline import Pipeline
 from consumers.relay import relay_forever
@@ -374,17 +375,9 @@ async def no_body(message: KafkaMessage) -> None:
 
 
 async def rewind_to_committed(consumer: Any) -> None:
-    """Every partition assigned here back to its committed offset (its beginning if none, as
-    `auto_offset_reset` would): the worker commits after each batch it saved."""
-    unread = []
-    for partition in consumer.assignment():
-        committed = await consumer.committed(partition)
-        if committed is None:
-            unread.append(partition)
-        else:
-            consumer.seek(partition, committed)
-    if unread:
-        await consumer.seek_to_beginning(*unread)
+    """Every partition assigned here back to its committed offset (its beginning if none):
+    the worker commits after each batch it saved."""
+    await seek_to_committed(consumer, consumer.assignment())
 
 
 def rewind(consumer: Any, records: Sequence[Any]) -> None:
