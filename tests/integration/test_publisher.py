@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import MessageSizeTooLargeError
 
 from config import Settings
 from producers.publisher import FulfillmentPublisher
 from tests.conftest import Infra, Names
-from tests.integration.test_outputs_producer import published_records
+from tests.integration.test_outputs_producer import published_records, small_limit_topic
 
 pytestmark = pytest.mark.integration
 
@@ -21,14 +20,7 @@ async def test_a_send_the_broker_refused_leaves_later_sends_to_its_partition_goi
 ) -> None:
     # aiokafka keeps a refused batch's sequence numbers: the same producer's next batch to the
     # partition would be refused as out of order, and so every later one.
-    topic = f"{names.prefix}small-limit"
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka_bootstrap)
-    await admin.start()
-    try:
-        configs = {"max.message.bytes": "200000"}
-        await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
-    finally:
-        await admin.close()
+    topic = await small_limit_topic(infra, names)
     settings = Settings(infra.kafka_bootstrap, infra.mongodb_uri, names.database, names.prefix)
     async with FulfillmentPublisher(settings) as publisher:
         await publisher.send_raw(topic, b"ord-1", b"before")

@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from cryptography.fernet import Fernet
-from faststream.kafka.subscriber.usecase import BatchSubscriber
 
-from config import Settings
-from consumers.app import Fault, build_app
-from consumers.sealing import Sealer
+from consumers.app import Fault
 from tests.conftest import Infra, Names
-from tests.integration.test_worker_fetch import fetching
+from tests.integration.worker_app import reported, settings_of, worker
 
 pytestmark = pytest.mark.integration
-
-
-def settings_of(infra: Infra, names: Names) -> Settings:
-    return Settings(
-        infra.kafka_bootstrap,
-        infra.mongodb_uri,
-        names.database,
-        names.prefix,
-        group_id=names.group_id,
-    )
-
-
-@asynccontextmanager
-async def worker(settings: Settings, fault: Fault) -> AsyncIterator[AIOKafkaConsumer]:
-    """A worker app running in this loop, as its consumer once it has partitions; on leaving,
-    the app is stopped unless it stopped itself."""
-    app = build_app(settings, Sealer(Fernet.generate_key().decode()), None, fault)
-    assert app.broker is not None
-    (subscriber,) = app.broker.subscribers
-    assert isinstance(subscriber, BatchSubscriber)
-    running = asyncio.create_task(app.run())
-    try:
-        yield await asyncio.wait_for(fetching(subscriber), 60)
-        if fault.reason is not None or running.done():
-            await asyncio.wait_for(running, 30)
-    finally:
-        if not running.done():
-            app.exit()
-            await running
 
 
 async def test_a_worker_joins_its_group_in_one_round_so_members_cannot_keep_rebalancing_each_other(
@@ -83,8 +45,5 @@ async def test_a_worker_whose_heartbeat_task_ended_stops_itself_saying_why(
 
         consumer._coordinator._do_heartbeat = unexpected
         # Every poll would fail for ever and the group would drop the member; it stops instead.
-        for _ in range(300):
-            if fault.reason is not None:
-                break
-            await asyncio.sleep(0.1)
+        await reported(fault)
     assert fault.reason == "the Kafka consumer's heartbeat task ended (KafkaError)"

@@ -41,11 +41,14 @@ class Producer:
         self.sent.append(value)
 
 
-async def test_sends_after_a_failure_go_through_one_new_producer_and_the_failed_one_stops(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture(autouse=True)
+def producers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each publisher's producers are `Producer`s, counted afresh for each test."""
     Producer.made = []
     monkeypatch.setattr(FulfillmentPublisher, "_new_producer", lambda self: Producer())
+
+
+async def test_sends_after_a_failure_go_through_one_new_producer_and_the_failed_one_stops() -> None:
     async with FulfillmentPublisher(Settings()) as publisher:
         with pytest.raises(KafkaTimeoutError):
             await publisher.send_raw("t", b"k", b"lost")
@@ -56,11 +59,7 @@ async def test_sends_after_a_failure_go_through_one_new_producer_and_the_failed_
     assert (second.started, second.stopped) == (1, 1)
 
 
-async def test_a_send_that_fails_on_a_producer_already_replaced_keeps_the_new_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    Producer.made = []
-    monkeypatch.setattr(FulfillmentPublisher, "_new_producer", lambda self: Producer())
+async def test_a_send_that_fails_on_a_producer_already_replaced_keeps_the_new_one() -> None:
     async with FulfillmentPublisher(Settings()) as publisher:
         Producer.made[0].fails_all = True
         slow = asyncio.create_task(publisher.send_raw("t", b"k", b"slow-on-the-first"))

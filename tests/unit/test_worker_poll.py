@@ -53,6 +53,18 @@ def record(topic: str, offset: int, partition: int = 0) -> ConsumerRecord[bytes,
     return ConsumerRecord(topic, partition, offset, 0, 0, b"k", b"v", None, 1, 1, [])
 
 
+@pytest.fixture
+def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """`asyncio.sleep` made instant: the delays asked for, in order."""
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    monkeypatch.setattr("asyncio.sleep", sleep)
+    return delays
+
+
 async def test_an_empty_poll_returns_without_sleeping(monkeypatch: pytest.MonkeyPatch) -> None:
     async def no_sleep(seconds: float) -> None:
         raise AssertionError(f"slept {seconds}s after an empty poll")
@@ -134,18 +146,12 @@ class Failing:
 
 
 async def test_a_poll_that_fails_unexpectedly_waits_longer_each_time_before_the_next(
-    monkeypatch: pytest.MonkeyPatch,
+    slept: list[float],
 ) -> None:
-    waited: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waited.append(seconds)
-
-    monkeypatch.setattr("asyncio.sleep", sleep)
     subscriber = subscriber_of_worker()
     for _ in range(3):
         assert await subscriber.get_msg(Failing()) == ()
-    assert waited == [0.5, 1.0, 2.0]
+    assert slept == [0.5, 1.0, 2.0]
 
 
 async def test_a_kafka_error_in_a_poll_is_left_to_faststream_which_pauses_on_it() -> None:
@@ -222,12 +228,8 @@ class FailsOnceMidway:
     "error", [ValueError("corrupt batch"), KafkaConnectionError()], ids=["unexpected", "kafka"]
 )
 async def test_a_poll_that_failed_part_way_is_followed_by_a_rewind_to_the_committed_offsets(
-    monkeypatch: pytest.MonkeyPatch, error: Exception
+    slept: list[float], error: Exception
 ) -> None:
-    async def no_wait(seconds: float) -> None:
-        pass
-
-    monkeypatch.setattr("asyncio.sleep", no_wait)
     subscriber = subscriber_of_worker()
     consumer = FailsOnceMidway(error)
     with contextlib.suppress(KafkaConnectionError):
@@ -258,14 +260,8 @@ class HeartbeatEnded(FailsOnceMidway):
 
 
 async def test_polls_after_the_heartbeat_task_ended_stop_the_worker_and_come_no_faster_than_idle(
-    monkeypatch: pytest.MonkeyPatch,
+    slept: list[float],
 ) -> None:
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr("asyncio.sleep", sleep)
     fault = Fault()
     subscriber = subscriber_of_worker(fault)
     consumer = HeartbeatEnded(await ended_task(KafkaError("UnknownServerError")))
@@ -286,13 +282,9 @@ class CoordinatorAway(FailsOnceMidway):
 
 
 async def test_the_rewind_after_a_failed_poll_gives_up_in_time_and_counts_as_a_failed_poll(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, slept: list[float]
 ) -> None:
-    async def no_wait(seconds: float) -> None:
-        pass
-
     monkeypatch.setattr("consumers.app.REWIND_TIMEOUT_S", 0.05)
-    monkeypatch.setattr("asyncio.sleep", no_wait)
     subscriber, polls, consumer = (
         subscriber_of_worker(),
         PollHealth(),
