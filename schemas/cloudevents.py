@@ -97,7 +97,9 @@ def cloud_event(
     return envelope(
         event_type,
         subject,
-        data.model_dump(mode="json", exclude_none=True),
+        # No serializer warnings: they quote the values (a credential, say) of what does not
+        # fit its model, and the envelope's validation refuses that anyway.
+        data.model_dump(mode="json", exclude_none=True, warnings=False),
         event_id=event_id or f"evt-{uuid.uuid4()}",
         source=source,
         time=time or datetime.now(UTC),

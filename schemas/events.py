@@ -116,7 +116,9 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValida
 class WireModel(BaseModel):
     """Unknown extra fields are accepted and ignored (contract: envelope rules)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # A validation error's text leaves out the values: an integrator's logs may keep it, and
+    # a request's value may be a credential.
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
 
 
 class Envelope(WireModel):
@@ -201,9 +203,10 @@ class Shipment(WireModel):
 
 
 class Credentials(WireModel):
-    username: OptionalText | None = None
-    password: OptionalText | None = None
-    token: OptionalText | None = None
+    # Out of repr: a debugging log line of an event must not carry its secrets.
+    username: OptionalText | None = Field(default=None, repr=False)
+    password: OptionalText | None = Field(default=None, repr=False)
+    token: OptionalText | None = Field(default=None, repr=False)
 
     @model_serializer(mode="wrap")
     def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytest
@@ -9,7 +10,7 @@ from pydantic import ValidationError
 
 from config import Settings
 from producers.publisher import EventTooLarge, FulfillmentPublisher
-from schemas.events import FulfillmentRequested, OrderPlaced
+from schemas.events import Credentials, Distribution, FulfillmentRequested, OrderPlaced
 from schemas.limits import MAX_ITEMS
 from schemas.names import EventType
 from tests.factories import line, placed_data
@@ -50,3 +51,31 @@ async def test_an_event_above_the_contracts_size_limit_is_refused_before_anythin
     publisher = FulfillmentPublisher(Settings(), source="urn:shop")
     with pytest.raises(EventTooLarge, match="above the contract's limit of 1,048,576: split it"):
         await publisher.order_placed("ord-1", OrderPlaced.model_validate(data))
+
+
+@pytest.mark.parametrize("password", [12345, "SUPERSECRET-" * 100], ids=["wrong type", "too long"])
+def test_a_refused_credential_is_never_quoted_in_the_error(password: object) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Credentials(password=password)  # type: ignore[arg-type]
+    assert "12345" not in str(refused.value)
+    assert "SUPERSECRET" not in str(refused.value)
+    assert "password" in str(refused.value)  # the field is still named
+
+
+async def test_a_request_refused_before_sending_never_quotes_its_credentials() -> None:
+    # Smuggled past the models' own checks, as an integrator's model_copy can.
+    secret = {"credentials": {"password": "S3CR3T"}}  # no line_id
+    request = REQUEST.model_copy(update={"distributions": [secret]})
+    publisher = FulfillmentPublisher(Settings(), source="urn:shop")
+    with warnings.catch_warnings(record=True) as warned, pytest.raises(ValidationError) as refused:
+        warnings.simplefilter("always")
+        await publisher.publish(EventType.FULFILLMENT_REQUESTED, "ord-1", request)
+    assert "S3CR3T" not in str(refused.value)
+    assert not [w for w in warned if "S3CR3T" in str(w.message)]
+
+
+def test_an_events_repr_leaves_its_credentials_out() -> None:
+    given = Credentials(username="ann", password="SUPERSECRET1", token="tok-SUPERSECRET2")
+    shown = repr(Distribution(line_id="L1", credentials=given))
+    assert "SUPERSECRET" not in shown
+    assert "ann" not in shown
