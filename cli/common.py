@@ -19,7 +19,7 @@ from rich.text import Text
 
 from config import ConfigError, Settings
 from config.kafka_security import refusal
-from consumers.startup import reason
+from consumers.startup import reason, store_refusal
 from producers.publisher import FulfillmentPublisher
 
 # Control characters but the newline and the tab: what could move the cursor, retitle the
@@ -63,8 +63,6 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69
 # A command waits this long for one Kafka answer, not aiokafka's 40 s: a hung broker fails fast.
 CLI_KAFKA_TIMEOUT_MS = 4000
-# MongoDB's code for a login it refused (wrong user, password or mechanism).
-AUTHENTICATION_FAILED = 18
 # Kafka errors that mean "cannot be reached", as opposed to a refused request.
 KAFKA_UNREACHABLE: tuple[type[Exception], ...] = (
     kafka.KafkaConnectionError,
@@ -132,9 +130,10 @@ def failing_in_one_line() -> Iterator[None]:
         # A connection string pymongo cannot use (an SRV name without records, say).
         fail(f"MONGODB_URI is not usable: {reason(problem)}", EXIT_USAGE)
     except OperationFailure as problem:
-        if problem.code != AUTHENTICATION_FAILED:
+        refused = store_refusal(problem)
+        if refused is None:
             raise
-        fail(f"the store refused the credentials in MONGODB_URI: {reason(problem)}", EXIT_USAGE)
+        fail(refused, EXIT_USAGE)
     except KAFKA_UNREACHABLE as problem:
         fail(
             _kafka_refusal() or f"cannot reach Kafka at {_kafka_address()}: {reason(problem)}",

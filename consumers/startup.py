@@ -10,13 +10,14 @@ from dataclasses import replace
 import pymongo
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
-from pymongo.errors import ConfigurationError, PyMongoError
+from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
 from config import ConfigError, Settings
 from config.kafka_security import KafkaRefused, refusal
 from consumers.health import HealthServer
 from consumers.retry import delays
 from store.orders import connect
+from store.server import AUTHENTICATION_FAILED
 
 log = logging.getLogger("fulfillment.startup")
 FIRST_DELAY = 0.5
@@ -60,6 +61,13 @@ async def kafka_unreachable(settings: Settings) -> str | None:
         await admin.close()
 
 
+def store_refusal(problem: OperationFailure) -> str | None:
+    """Why the store refused our login, in one line; None for any other failure."""
+    if problem.code != AUTHENTICATION_FAILED:
+        return None
+    return f"the store refused the credentials in MONGODB_URI: {reason(problem)}"
+
+
 async def store_problem(settings: Settings) -> str | None:
     """None when the store answers `ping`, else why not, naming it."""
     why = await store_unreachable(settings)
@@ -81,6 +89,11 @@ async def store_unreachable(settings: Settings) -> str | None:
         with pymongo.timeout(PROBE_TIMEOUT_MS / 1000):
             await client.admin.command("ping")
         return None
+    except OperationFailure as problem:
+        refused = store_refusal(problem)
+        if refused:
+            raise ConfigError(refused) from None  # waiting cannot help: exit 2, as the CLI
+        return reason(problem)
     except PyMongoError as problem:
         return reason(problem)
     finally:

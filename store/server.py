@@ -20,6 +20,8 @@ MONGODB_WRITE_CHUNK = 1000
 PATCHED_SUFFIX = "-fulfillment-patched"
 # A server that takes connections but does not answer the question is an outage, not a hang.
 PROBE_DEADLINE_S = 10.0
+# MongoDB's code for a login it refused (wrong user, password or mechanism): not an outage.
+AUTHENTICATION_FAILED = 18
 
 
 @dataclass(frozen=True)

@@ -237,3 +237,28 @@ def test_each_worker_slot_has_its_own_backoff() -> None:
     first, second = RestartBackoff(), RestartBackoff()
     assert [first.delay(1), first.delay(1), first.delay(1)] == [0.5, 1, 2]
     assert second.delay(1) == 0.5
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    "argv",
+    [[sys.executable, "-m", "consumers.worker"], [FULFILLMENT, "worker"]],
+    ids=["module", "command"],
+)
+def test_a_worker_whose_store_login_is_refused_exits_2_with_one_line_instead_of_waiting(
+    infra: Infra, names: Names, argv: list[str]
+) -> None:
+    scheme, _, rest = infra.mongodb_uri.partition("://")
+    wrong = f"{scheme}://nobody:wrong-password@{rest.rpartition('@')[2]}"
+    result = subprocess.run(
+        argv,
+        env=worker_env(infra, names, MONGODB_URI=wrong),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: the store refused the credentials in MONGODB_URI: ")
+    assert "wrong-password" not in result.stderr
