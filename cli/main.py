@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
+from typing import Protocol
 
 import typer
 from pydantic import ValidationError
@@ -28,6 +30,9 @@ from config import ConfigError, Settings, environment
 from config.environment import is_text
 from config.kafka_security import KafkaRefused, refusal
 
+# Typer's click (a copy of its own in recent Typer): its usage errors, reached through a
+# public class since the module's path is Typer's to change.
+_CLICK = importlib.import_module(typer.BadParameter.__module__)
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
     no_args_is_help=True, help="Start, stop and show the local Kafka broker and store."
@@ -385,8 +390,18 @@ def main() -> None:
             errors.print(error_line(f"argument {position} is not valid UTF-8"))
             sys.exit(EXIT_USAGE)
     try:
-        app()
-    except KeyboardInterrupt:
+        # Not standalone: a usage error comes here, to be one line rather than Typer's box.
+        code = app(standalone_mode=False)
+    except _CLICK.NoArgsIsHelpError as problem:
+        # The help, as a bare command asks for it: Typer has printed it already, plain
+        # click leaves it in the message.
+        if problem.format_message().strip():
+            problem.show()
+        sys.exit(EXIT_USAGE)
+    except _CLICK.ClickException as problem:
+        errors.print(error_line(_usage(problem)))
+        sys.exit(problem.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         errors.print("interrupted")
         sys.exit(130)
     except ConfigError as problem:
@@ -408,6 +423,18 @@ def main() -> None:
             )
         )
         sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+class _UsageError(Protocol):
+    def format_message(self) -> str: ...
+
+
+def _usage(problem: _UsageError) -> str:
+    """A usage error in one line, pointing at the command's help."""
+    said = " ".join(problem.format_message().split())
+    context = getattr(problem, "ctx", None)
+    return f"{said} (see `{context.command_path} --help`)" if context else said
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from rich.table import Table
 from cli.common import (
     EXIT_FAILURE,
     EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     UNACKNOWLEDGED,
     cli_settings,
     console,
@@ -180,7 +181,8 @@ def _dlq_topic(settings: Settings, name: str) -> str:
     base = name.removesuffix(DLQ_SUFFIX)
     if base not in {topic.value for topic in INPUT_TOPICS}:
         fail(
-            f"{name} is not an input topic; choose one of: {', '.join(t.value for t in INPUT_TOPICS)}"
+            f"{name} is not an input topic; choose one of: {', '.join(t.value for t in INPUT_TOPICS)}",
+            EXIT_USAGE,
         )
     return f"{settings.topic(Topic(base))}{DLQ_SUFFIX}"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -234,3 +235,44 @@ def test_bench_options_that_cannot_work_are_refused_before_anything_runs(
     assert said in result.stderr and "Traceback" not in result.stderr
     assert "stack" not in result.stdout  # refused before the stack was started
     assert seconds < QUICKLY
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["orders", "search", "--limit", "0"], "Invalid value for '--limit'"),
+        (["publish"], "Missing argument 'TYPE'"),
+        (["bogus"], "No such command 'bogus'"),
+        (["publish", "order.placed", "--bogus"], "No such option: --bogus"),
+        (["dlq", "list", "bogus"], "bogus is not an input topic"),
+    ],
+    ids=["out of range", "missing argument", "unknown command", "unknown option", "no such topic"],
+)
+def test_a_usage_error_is_one_line_and_exit_2(args: list[str], said: str) -> None:
+    result, _ = fulfillment(*args)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and said in lines[0], lines
+
+
+def test_a_bare_command_shows_its_help_and_exits_2() -> None:
+    result, _ = fulfillment("dlq")
+    assert result.returncode == 2
+    shown = result.stdout + result.stderr
+    assert "list" in shown and "replay" in shown
+    assert not result.stderr.strip() or "Usage" in result.stderr  # no stray error line
+
+
+@pytest.mark.parametrize("after", [0.2, 0.4, 0.8])
+def test_ctrl_c_while_the_cli_starts_prints_no_traceback(after: float) -> None:
+    started = subprocess.Popen(
+        [FULFILLMENT, "dlq", "list", "orders.placed"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after)
+    started.send_signal(signal.SIGINT)
+    _, stderr = started.communicate(timeout=60)
+    assert "Traceback" not in stderr, stderr
+    assert started.returncode in (130, -signal.SIGINT, 0), stderr
