@@ -36,6 +36,7 @@ from consumers.offsets import seek_to_committed
 from consumers.topics import create_missing
 from schemas.cloudevents import envelope
 from schemas.events import INPUT_DATA
+from schemas.limits import MAX_INPUT_BYTES, MiB
 from schemas.names import (
     DLQ_SUFFIX,
     INPUT_TOPICS,
@@ -54,6 +55,8 @@ CLI_SOURCE = "urn:fulfillment-cli"
 # The headers a dead letter gained; a replay sends the record back without them.
 # REPLAYS counts replays: a replayed letter that fails again is not replayed again unless asked.
 DLQ_HEADERS = tuple(DeadLetterHeader)
+# A file to publish may be pretty-printed, so larger than its event: read up to this much.
+MAX_SOURCE_BYTES = 16 * MiB
 # Awaited between reading the end offsets and reading the letters (a seam for tests).
 Hook = Callable[[], Awaitable[None]]
 
@@ -64,9 +67,19 @@ def _read_source(path: str) -> str:
     if not path:
         fail("--file is empty: give a file's path, or - for stdin")
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        if path == "-":
+            raw = sys.stdin.buffer.read(MAX_SOURCE_BYTES + 1)
+        else:
+            with Path(path).open("rb") as source:
+                raw = source.read(MAX_SOURCE_BYTES + 1)
     except OSError as problem:
         fail(f"cannot read {path}: {problem.strerror}")
+    if len(raw) > MAX_SOURCE_BYTES:
+        # Read no further: /dev/zero, or a log file given by mistake, would fill the memory.
+        fail(
+            f"{name} is larger than {MAX_SOURCE_BYTES // MiB} MiB;"
+            f" an event may be at most {MAX_INPUT_BYTES // MiB} MiB"
+        )
     try:
         # A byte-order mark, which some editors write, is not an error.
         return raw.decode("utf-8").removeprefix("\ufeff")

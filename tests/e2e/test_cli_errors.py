@@ -276,3 +276,12 @@ def test_ctrl_c_while_the_cli_starts_prints_no_traceback(after: float) -> None:
     _, stderr = started.communicate(timeout=60)
     assert "Traceback" not in stderr, stderr
     assert started.returncode in (130, -signal.SIGINT, 0), stderr
+
+
+def test_a_file_without_end_is_refused_after_16_mib_in_one_line() -> None:
+    result, seconds = fulfillment("publish", "order.placed", "--dry-run", "--file", "/dev/zero")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "error: /dev/zero is larger than 16 MiB; an event may be at most 1 MiB"
+    ]
+    assert seconds < QUICKLY
