@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
+from pathlib import Path
 from typing import Protocol
 
 import typer
@@ -133,6 +135,33 @@ def contracts_write() -> None:
         console.print(f"wrote {path}", highlight=False)
 
 
+def results_folder(out: str, report: str | None = None, logs: str | None = None) -> Path:
+    """`out` and its `logs` folder, made if needed, where `report` can be written: checked
+    before a long run, whose results would otherwise be lost at its end."""
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if logs:
+            (folder / logs).mkdir(exist_ok=True)
+    except OSError as problem:
+        fail(f"--out {out} cannot be a folder for the results: {problem.strerror}", EXIT_USAGE)
+    if report and (folder / report).is_dir():
+        fail(f"--out {out} holds a folder named {report}, where the report goes", EXIT_USAGE)
+    if not os.access(folder, os.W_OK):
+        fail(f"--out {out} cannot be a folder for the results: not writable", EXIT_USAGE)
+    return folder
+
+
+def write_results(path: Path, text: str) -> None:
+    """Write a run's report, or say in one line why it could not be (the run's verdict was
+    printed already)."""
+    try:
+        path.write_text(text)
+    except OSError as problem:
+        fail(f"cannot write {path}: {problem.strerror}")
+    console.print(f"wrote {path}", highlight=False)
+
+
 @app.command("bench")
 def bench_command(
     orders: int = typer.Option(
@@ -151,18 +180,13 @@ def bench_command(
     """Throughput and latency: ceilings, the naive peer and our pipeline, on one stack in one run."""
     import logging
     import math
-    from pathlib import Path
 
     from bench.run import VariantTooSlow, bench, write
     from cli.common import run
 
     if not math.isfinite(timeout):
         fail(f"--timeout must be a number of seconds, not {timeout}", EXIT_USAGE)
-    # Checked before the run, whose results would otherwise be lost at its end.
-    try:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    except OSError as problem:
-        fail(f"--out {out} cannot be a folder for the results: {problem.strerror}", EXIT_USAGE)
+    results_folder(out)
     # New topics answer NotLeaderForPartition for a moment; aiokafka retries and logs each one.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     stack.up(say)
@@ -232,13 +256,13 @@ def chaos_command(
     import json
     import logging
     from dataclasses import asdict
-    from pathlib import Path
 
     from chaos.oracle import MUST_BE_ZERO
     from chaos.run import Plan, chaos
     from cli.common import run
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    folder = results_folder(out, "latest.json", "logs")
     stack.up(say)
     local = environment().local_stack
     plan = Plan(
@@ -252,7 +276,6 @@ def chaos_command(
         leader_kills=leader_kills,
         controller_kills=controller_kills,
     )
-    folder = Path(out)
     report = run(
         chaos(
             Settings.from_env(),
@@ -262,8 +285,6 @@ def chaos_command(
             local,
         )
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "latest.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     table = Table(
         "check",
         "count",
@@ -276,7 +297,7 @@ def chaos_command(
     console.print(table)
     for example in report.verdict["examples"][:5]:
         console.print(f"  {example}", highlight=False)
-    console.print(f"wrote {folder / 'latest.json'}", highlight=False)
+    write_results(folder / "latest.json", json.dumps(asdict(report), indent=2) + "\n")
     clean = all(report.verdict[count] == 0 for count in MUST_BE_ZERO)
     if not clean:
         fail("the chaos run found lost, differing or doubly applied records; see the report")
@@ -291,13 +312,12 @@ def soak_command(
     """Steady load for a while: worker memory and the outbox backlog must stay flat."""
     import json
     from dataclasses import asdict
-    from pathlib import Path
 
     from chaos.soak import soak
     from cli.common import run
 
+    folder = results_folder(out, "soak.json", "soak-logs")
     stack.up(say)
-    folder = Path(out)
     report = run(
         soak(
             Settings.from_env(),
@@ -307,13 +327,14 @@ def soak_command(
             lambda line: console.print(line, highlight=False),
         )
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "soak.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
     first, last = report.samples[0], report.samples[-1]
     console.print(
         f"completed {report.completed:,}/{report.orders:,} orders; first sample {first}; last sample {last}",
         highlight=False,
     )
+    write_results(folder / "soak.json", json.dumps(asdict(report), indent=2) + "\n")
+    if report.completed < report.orders:
+        fail(f"{report.orders - report.completed:,} orders did not complete; see the report")
 
 
 @app.command()

@@ -285,3 +285,21 @@ def test_a_file_without_end_is_refused_after_16_mib_in_one_line() -> None:
         "error: /dev/zero is larger than 16 MiB; an event may be at most 1 MiB"
     ]
     assert seconds < QUICKLY
+
+
+@pytest.mark.parametrize(
+    ("command", "report"),
+    [(["chaos"], "latest.json"), (["soak"], "soak.json")],
+    ids=["chaos", "soak"],
+)
+def test_a_results_folder_that_cannot_take_the_report_is_refused_before_the_run(
+    tmp_path: Path, command: list[str], report: str
+) -> None:
+    (tmp_path / report).mkdir()  # where the report would be written at the run's end
+    result, seconds = fulfillment(*command, "--out", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: --out {tmp_path} holds a folder named {report}, where the report goes"
+    ]
+    assert "stack" not in result.stdout  # refused before the stack was started
+    assert seconds < QUICKLY
