@@ -127,6 +127,12 @@ async def wait_for_group(settings: Settings, members: int, timeout: float = 60) 
                     if group[2] == "Stable" and len(group[5]) == members:
                         return
                 await asyncio.sleep(0.2)
+    except TimeoutError:
+        # Not a TimeoutError: the CLI would report that as Kafka or the store out of reach.
+        raise GroupNotStable(
+            f"the workers' consumer group was not stable with {members} member(s) within"
+            f" {timeout:.0f}s; see the worker logs"
+        ) from None
     finally:
         await admin.close()
 
@@ -149,6 +155,10 @@ async def preload(settings: Settings, work: Workload) -> None:
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+
+
+class GroupNotStable(RuntimeError):
+    """The measured workers never formed their consumer group: the run failed, nothing is away."""
 
 
 class VariantTooSlow(RuntimeError):

@@ -272,6 +272,8 @@ class Workers:
 
 # Seconds one lag measurement (or closing its clients) may take before the clients are replaced.
 MEASURE_TIMEOUT = 10.0
+# Seconds the workers get, after the last input, to catch up.
+DRAIN_TIMEOUT_S = 600.0
 
 
 class LagMonitor:
@@ -349,6 +351,24 @@ class LagMonitor:
             return None
         finally:
             await admin.close()
+
+
+class NotDrained(RuntimeError):
+    """The workers did not catch up with the inputs in time: the run failed, nothing is away."""
+
+
+async def drained(monitor: LagMonitor, timeout: float) -> None:
+    """Until the workers' lag is 0; NotDrained after `timeout` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while monitor.lag != 0:
+                await asyncio.sleep(0.5)
+    except TimeoutError:
+        # Not a TimeoutError: the CLI would report that as Kafka or the store out of reach.
+        raise NotDrained(
+            f"the workers' lag was still {monitor.lag} records {timeout:.0f}s after the last"
+            " input; see the worker logs"
+        ) from None
 
 
 async def _send(settings: Settings, stream: list[Send], rate: float, plan: Plan) -> None:
@@ -580,9 +600,7 @@ async def chaos(
         windows = await _faults(plan, workers, monitor, duration, local_stack, say)
         await sending
         sent_until = time.monotonic()
-        async with asyncio.timeout(600):
-            while monitor.lag != 0:
-                await asyncio.sleep(0.5)
+        await drained(monitor, DRAIN_TIMEOUT_S)
         await asyncio.sleep(35)  # past the relay's grace, so outboxes a kill left behind are out
         seconds = time.monotonic() - started
     finally:

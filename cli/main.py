@@ -181,7 +181,7 @@ def bench_command(
     import logging
     import math
 
-    from bench.run import VariantTooSlow, bench, write
+    from bench.run import GroupNotStable, VariantTooSlow, bench, write
     from cli.common import run
 
     if not math.isfinite(timeout):
@@ -202,6 +202,8 @@ def bench_command(
         )
     except VariantTooSlow as slow:
         fail(f"{slow}; give it more with --timeout")
+    except GroupNotStable as problem:
+        fail(str(problem))
     table = Table(
         "variant", "orders/s", "seconds", "CPU µs/event", "note", title=f"{orders:,} orders"
     )
@@ -258,7 +260,7 @@ def chaos_command(
     from dataclasses import asdict
 
     from chaos.oracle import MUST_BE_ZERO
-    from chaos.run import Plan, chaos
+    from chaos.run import NotDrained, Plan, chaos
     from cli.common import run
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -276,15 +278,18 @@ def chaos_command(
         leader_kills=leader_kills,
         controller_kills=controller_kills,
     )
-    report = run(
-        chaos(
-            Settings.from_env(),
-            plan,
-            folder / "logs",
-            lambda line: console.print(line, highlight=False),
-            local,
+    try:
+        report = run(
+            chaos(
+                Settings.from_env(),
+                plan,
+                folder / "logs",
+                lambda line: console.print(line, highlight=False),
+                local,
+            )
         )
-    )
+    except NotDrained as problem:
+        fail(str(problem))
     table = Table(
         "check",
         "count",

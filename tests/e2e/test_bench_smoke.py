@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.run import bench, write
+from bench.run import GroupNotStable, bench, wait_for_group, write
 from config import Settings
 from tests.conftest import Infra
 
@@ -66,3 +67,11 @@ async def test_bench_runs_every_variant_and_writes_json_and_chart(
     data, chart = write(report, tmp_path)
     assert json.loads(data.read_text())["orders"] == 60
     assert chart is not None and chart.read_bytes().startswith(b"\x89PNG")
+
+
+async def test_a_group_that_never_forms_fails_the_run_not_as_an_outage(infra: Infra) -> None:
+    settings = Settings(
+        kafka_bootstrap=infra.kafka_bootstrap, group_id=f"bench-no-members-{uuid.uuid4().hex[:6]}"
+    )
+    with pytest.raises(GroupNotStable, match="not stable with 1 member"):
+        await wait_for_group(settings, members=1, timeout=1)
