@@ -23,6 +23,7 @@ from cli.tables import history_table, shipment_heading, timeline_table
 from config import Settings, stack_dir
 from config.kafka_security import KafkaRefused
 from consumers.processes import spawn_worker, stop_processes
+from consumers.sealing import Sealer
 from consumers.startup import kafka_unreachable, store_unreachable
 from consumers.topics import ensure_topics
 from producers.publisher import FulfillmentPublisher, cloud_event
@@ -41,6 +42,10 @@ from schemas.names import (
 from stack import ferretdb, kafka
 from store.orders import OrderStore, connect
 from tools.scenarios import Phase, Plan, build
+
+# Seconds each of the demo's waits for the workers may take: a phase's orders held for
+# payment, then its fulfillments completed or cancelled, then its news applied.
+PHASE_TIMEOUT_S = 120
 
 
 @dataclass
@@ -229,8 +234,9 @@ async def run_demo(settings: Settings, workers: int, console: Console) -> Plan:
             earlier_news = 0
             for phase, (want_completed, want_cancelled) in zip(plan.phases, targets, strict=True):
                 sent += await _send(publisher, phase, settings)
-                await _wait_held(store, phase.wait_held, watcher)
-                async with asyncio.timeout(120):
+                async with asyncio.timeout(PHASE_TIMEOUT_S):
+                    await _wait_held(store, phase.wait_held, watcher)
+                async with asyncio.timeout(PHASE_TIMEOUT_S):
                     while (
                         len(watcher.seen.completed) < want_completed
                         or len(watcher.seen.cancelled) < want_cancelled
@@ -243,7 +249,7 @@ async def run_demo(settings: Settings, workers: int, console: Console) -> Plan:
                 def applied(count: int, before: int = earlier_news) -> None:
                     progress.update(news, completed=before + count)
 
-                async with asyncio.timeout(120):
+                async with asyncio.timeout(PHASE_TIMEOUT_S):
                     await _wait_applied(store, phase.news_ids(), watcher, applied)
                 earlier_news += sum(len(ids) for ids in phase.news_ids().values())
         async with asyncio.timeout(60):
@@ -396,10 +402,12 @@ def demo(
 
         check_port("127.0.0.1", console_port)  # before the demo runs, not after
         keep_stack = True
+    os.environ.setdefault("FULFILLMENT_SECRET_KEY", stack.ensure_secret_key())
+    # Checked first: workers refusing it would leave the demo waiting for their outputs.
+    Sealer.from_env()
     started = stopped_services(stack.status())
     stack.up(say=say)
     settings = Settings.from_env()
-    os.environ.setdefault("FULFILLMENT_SECRET_KEY", stack.ensure_secret_key())
     processes: list[subprocess.Popen[bytes]] = []
     try:
         asyncio.run(check_reachable(settings))

@@ -303,3 +303,12 @@ def test_a_results_folder_that_cannot_take_the_report_is_refused_before_the_run(
     ]
     assert "stack" not in result.stdout  # refused before the stack was started
     assert seconds < QUICKLY
+
+
+def test_the_demo_refuses_a_secret_key_its_workers_would_refuse_before_starting_anything() -> None:
+    result, seconds = fulfillment("demo", FULFILLMENT_SECRET_KEY="not-a-fernet-key")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: FULFILLMENT_SECRET_KEY must be"), lines
+    assert "stack" not in result.stdout and "not-a-fernet-key" not in result.stderr
+    assert seconds < QUICKLY
