@@ -367,7 +367,9 @@ def demo(
     try:
         with failing_in_one_line():
             run_demo(workers, keep_stack, console, with_console=with_console, console_port=port)
-    except (stack.StackError, ConsoleError) as problem:
+    except stack.StackError as problem:
+        fail(str(problem))  # as `stack up` says it
+    except ConsoleError as problem:
         fail(str(problem), EXIT_USAGE)
     except Unreachable as problem:
         fail(str(problem), EXIT_UNAVAILABLE)

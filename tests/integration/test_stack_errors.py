@@ -34,7 +34,8 @@ def starting(
 
 
 @pytest.mark.parametrize(
-    "command", [("stack", "up"), ("bench", "--orders", "10"), ("chaos", "--orders", "10")]
+    "command",
+    [("stack", "up"), ("bench", "--orders", "10"), ("chaos", "--orders", "10"), ("demo",)],
 )
 def test_missing_java_is_a_one_line_error(tmp_path: Path, command: tuple[str, ...]) -> None:
     without_java = {"PATH": str(Path(sys.executable).parent), "FULFILLMENT_KAFKA_PORT": "19392"}
