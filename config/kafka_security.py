@@ -76,8 +76,9 @@ async def refusal(bootstrap: str, options: Mapping[str, str], timeout_ms: int = 
     if broker_security(options) is None:
         return None
     from aiokafka.conn import create_conn
-    from aiokafka.errors import KafkaError, SaslAuthenticationFailed
+    from aiokafka.errors import IllegalSaslStateError, KafkaError, SaslAuthenticationFailed
 
+    protocol = options.get("security_protocol", "PLAINTEXT").upper()
     kwargs = client_options(options)
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
@@ -96,6 +97,19 @@ async def refusal(bootstrap: str, options: Mapping[str, str], timeout_ms: int = 
             return (
                 f"Kafka at {address} refused the {mechanism} login of {user!r}: "
                 "check KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
+        except IllegalSaslStateError:
+            return (
+                f"Kafka at {address} takes no SASL login on this listener:"
+                f" KAFKA_SECURITY_PROTOCOL is {protocol}; check the listener's protocol"
+            )
+        except ConnectionResetError:
+            if "SSL" not in protocol:
+                continue
+            # It took the connection and dropped the TLS handshake: a plaintext listener.
+            return (
+                f"Kafka at {address} closed the connection at the TLS handshake:"
+                f" KAFKA_SECURITY_PROTOCOL is {protocol}; check the listener's protocol"
             )
         except (OSError, KafkaError, TimeoutError, ValueError):
             continue  # not answering: the next address, else an outage
