@@ -109,7 +109,7 @@ def test_publish_shows_every_validation_error_on_its_own_line_without_a_tracebac
         (["order", "show", "[bold red]x"], 1, "order '[bold red]x' not found"),
         (["publish", "order.placed", "--file", "/no/[x].json"], 1, "/no/[x].json"),
         (["publish", "order.placed", "--file", "/no/such/file"], 1, "cannot read"),
-        (["dlq", "list", "not-a-topic"], 1, "not an input topic"),
+        (["dlq", "list", "not-a-topic"], 2, "not an input topic"),
         (["publish", "fulfillment.completed", "--file", "-"], 1, "output event"),
         (
             ["publish", "order.placed", "--file", "-", "--order", "ord-other"],
