@@ -34,6 +34,8 @@ __all__ = [
 DEFAULT_KAFKA = f"localhost:{DEFAULT_KAFKA_PORT}"
 DEFAULT_MONGODB = f"mongodb://localhost:{DEFAULT_MONGODB_PORT}"
 DEFAULT_DATABASE = "fulfillment"
+# aiokafka's own request timeout, which a client gets when `kafka_request_timeout_ms` is None.
+AIOKAFKA_REQUEST_TIMEOUT_MS = 40_000
 
 
 def project_root() -> Path:
@@ -99,7 +101,7 @@ class Settings:
     replication_factor: int | None = None
     batch_size: int = 500
     kafka_security: dict[str, str] = field(default_factory=dict)
-    # Short-lived commands set this so a hung broker fails fast; None keeps aiokafka's 40 s.
+    # Short-lived commands set this so a hung broker fails fast; None keeps aiokafka's.
     kafka_request_timeout_ms: int | None = None
     # Static group membership (KIP-345): a restarted worker with the same id takes its
     # partitions back at once, without a rebalance. None: a dynamic member.
@@ -135,6 +137,11 @@ class Settings:
             kafka_security=_kafka_security(env),
             group_instance_id=_instance_id(env),
         )
+
+    @property
+    def kafka_request_timeout_s(self) -> float:
+        """How long one Kafka request may take, in seconds, aiokafka's default included."""
+        return (self.kafka_request_timeout_ms or AIOKAFKA_REQUEST_TIMEOUT_MS) / 1000
 
     def kafka_options(self) -> dict[str, Any]:
         """TLS/SASL keyword arguments for aiokafka clients."""

@@ -27,7 +27,7 @@ from cli.messages import (
 from config import Settings
 from console.queries import OrderReader, ReadOnlyOrders
 from consumers.topics import ensure_topics
-from producers.publisher import FulfillmentPublisher
+from producers.publisher import FulfillmentPublisher, SendFailed
 from schemas.events import WireModel
 from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, DeadLetterHeader, EventType, Topic
 from store.orders import connect
@@ -174,7 +174,11 @@ class LiveBackend:
         try:
             async with asyncio.timeout(PUBLISH_TIMEOUT_S):
                 publisher = await self._started()
-                await publisher.publish(event_type, order_id, data, event_id=event_id)
+                try:
+                    await publisher.publish(event_type, order_id, data, event_id=event_id)
+                except SendFailed as failed:
+                    # The Kafka client's own error tells refused from unanswered, below.
+                    raise failed.__cause__ or failed from None
         except TimeoutError:
             self._discard(publisher)
             # Closing the publisher still sends what it holds: the event may yet arrive.

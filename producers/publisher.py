@@ -27,11 +27,28 @@ from schemas.events import (
 from schemas.limits import MAX_INPUT_BYTES
 from schemas.names import TYPE_TOPIC, EventType
 
-__all__ = ["EventTooLarge", "FulfillmentPublisher", "cloud_event"]
+__all__ = ["EventTooLarge", "FulfillmentPublisher", "PublisherClosed", "SendFailed", "cloud_event"]
 
 
 class EventTooLarge(ValueError):
     """An event above the contract's size limit: the worker would dead-letter it unapplied."""
+
+
+class SendFailed(Exception):
+    """The broker did not acknowledge the event: it may or may not have arrived. Sending it
+    again with `event_id` is safe, since the pipeline applies an event id once; the Kafka
+    client's error is the `__cause__`."""
+
+    def __init__(self, event_id: str, cause: BaseException) -> None:
+        super().__init__(
+            f"event {event_id} was not acknowledged ({type(cause).__name__}):"
+            f" send it again with event_id={event_id!r}"
+        )
+        self.event_id = event_id
+
+
+class PublisherClosed(RuntimeError):
+    """The publisher was used outside its `async with` block."""
 
 
 class FulfillmentPublisher:
@@ -50,13 +67,21 @@ class FulfillmentPublisher:
         self._failed: AIOKafkaProducer | None = None
         self._replacing = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def __aenter__(self) -> FulfillmentPublisher:
+        self._closed = False
         self._producer = self._new_producer()
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await _stop_quietly(self._producer)  # its connections, opened or half-opened
+            self._producer = None
+            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
+        self._closed = True
         if self._producer is not None:
             await self._producer.stop()
         if self._retired:
@@ -76,11 +101,18 @@ class FulfillmentPublisher:
         sequence numbers of a batch the broker refused or that expired unsent, and the broker
         then refuses every later batch of that producer to the partition
         (aio-libs/aiokafka#1017): without this, one failure would fail every later send."""
-        assert self._producer is not None, "use FulfillmentPublisher as an async context manager"
+        if self._producer is None or self._closed:
+            # Never a producer of its own that nothing would stop.
+            raise PublisherClosed("use FulfillmentPublisher inside `async with`, not after it")
         # One replacement for sends that wait together.
         async with self._replacing:
             if self._failed is not None and self._failed is self._producer:
-                self._retire(self._producer)
+                # What the failed producer still holds goes out (or fails) before anything
+                # sent after it, so that one order's events keep their order; up to its
+                # request timeout, then the new producer goes on regardless.
+                await asyncio.wait(
+                    {self._retire(self._producer)}, timeout=self.settings.kafka_request_timeout_s
+                )
                 self._producer = self._new_producer()
                 # An outage raises here; the unstarted producer counts as failed, for the next
                 # send to replace.
@@ -89,12 +121,13 @@ class FulfillmentPublisher:
                 self._failed = None
             return self._producer
 
-    def _retire(self, producer: AIOKafkaProducer) -> None:
-        """Stop a failed producer in the background: stopping waits for what it holds queued
-        (up to its request timeout), and the next send need not."""
+    def _retire(self, producer: AIOKafkaProducer) -> asyncio.Task[None]:
+        """Stop a failed producer: stopping delivers (or fails) what it holds queued; awaited
+        on exit if the caller does not wait for it all."""
         task = asyncio.create_task(_stop_quietly(producer))
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
+        return task
 
     @contextlib.asynccontextmanager
     async def _sending(self) -> AsyncIterator[AIOKafkaProducer]:
@@ -152,23 +185,36 @@ class FulfillmentPublisher:
         event_id: str | None = None,
         time: datetime | None = None,
     ) -> str:
-        """Publish one event; returns its id (reuse it to re-send safely). An event the worker
-        would refuse (an empty order id, say) raises pydantic's ValidationError, a ValueError,
-        before anything is sent; so does one too large (`EventTooLarge`)."""
+        """Publish one event; returns its id. An event the worker would refuse (an empty order
+        id, say) raises pydantic's ValidationError, a ValueError, before anything is sent; so
+        does one too large (`EventTooLarge`). A send not acknowledged raises `SendFailed`,
+        which carries the event id to send it again with (give your own `event_id` if you
+        may cancel the call: a cancelled send may still arrive)."""
         if not isinstance(data, INPUT_DATA[event_type]):
             raise TypeError(f"{event_type.value} takes {INPUT_DATA[event_type].__name__}")
+        if event_id == "":
+            raise ValueError("event_id is empty: give one, or None for a new one")
         event = cloud_event(event_type, order_id, data, self.source, event_id, time)
         # The envelope as the worker validates it: the data alone says nothing of the order
         # id, the source or the event id.
         envelope_model(event_type).model_validate(event)
-        value = json.dumps(event).encode()
+        # Non-ASCII as UTF-8, not \u escapes: what is measured is what is sent, no larger.
+        value = json.dumps(event, ensure_ascii=False).encode()
         if len(value) > MAX_INPUT_BYTES:
             raise EventTooLarge(
                 f"the event would be {len(value):,} bytes, above the contract's limit of"
                 f" {MAX_INPUT_BYTES:,}: split it (fewer lines per fulfillment, say)"
             )
-        await self.send_raw(self.settings.topic(TYPE_TOPIC[event_type]), order_id.encode(), value)
-        return str(event["id"])
+        sent_id = str(event["id"])
+        try:
+            await self.send_raw(
+                self.settings.topic(TYPE_TOPIC[event_type]), order_id.encode(), value
+            )
+        except PublisherClosed:
+            raise
+        except Exception as problem:
+            raise SendFailed(sent_id, problem) from problem
+        return sent_id
 
     async def send_many(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
         """Send many records, then wait for every ack (faster than one round trip each)."""

@@ -60,6 +60,9 @@ def envelope_model(event_type: EventType) -> type[BaseModel]:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, as every event this project writes carries it."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        # Python would take it for the machine's local time: a guess, not a fact.
+        raise ValueError(f"time {moment.isoformat()} has no time zone: give an aware datetime")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 

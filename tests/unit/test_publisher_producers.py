@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any, ClassVar
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 
 from config import Settings
-from producers.publisher import FulfillmentPublisher
+from producers.publisher import FulfillmentPublisher, PublisherClosed, SendFailed
+from schemas.events import FulfillmentTrackingUpdated
+
+TRACKING = FulfillmentTrackingUpdated(fulfillment_id="ful-1", tracking_number="AWB-2")
 
 
 class Producer:
@@ -22,6 +26,7 @@ class Producer:
         self.sent: list[bytes | None] = []
         self.fail_next = not Producer.made
         self.fails_all = False
+        self.stop_takes = 0.01
         Producer.made.append(self)
 
     async def start(self) -> None:
@@ -29,7 +34,7 @@ class Producer:
         self.started += 1
 
     async def stop(self) -> None:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(self.stop_takes)
         self.stopped += 1
 
     async def send_and_wait(self, topic: str, value: bytes | None, **_: Any) -> None:
@@ -71,3 +76,56 @@ async def test_a_send_that_fails_on_a_producer_already_replaced_keeps_the_new_on
         await publisher.send_raw("t", b"k", b"still-on-the-second")
     assert len(Producer.made) == 2
     assert Producer.made[1].sent == [b"on-the-second", b"still-on-the-second"]
+
+
+async def test_after_a_failure_the_failed_producer_has_stopped_before_the_next_send_goes_out() -> (
+    None
+):
+    # Stopping a real producer delivers what it still holds: those must not overtake.
+    async with FulfillmentPublisher(Settings()) as publisher:
+        with pytest.raises(KafkaTimeoutError):
+            await publisher.send_raw("t", b"k", b"lost")
+        first = Producer.made[0]
+        first.stop_takes = 0.1
+        await publisher.send_raw("t", b"k", b"next")
+        assert first.stopped == 1  # before "next" went out on the new producer
+    assert Producer.made[1].sent == [b"next"]
+
+
+async def test_a_publish_the_broker_did_not_acknowledge_says_which_event_id_to_send_again() -> None:
+    async with FulfillmentPublisher(Settings(), source="urn:shop") as publisher:
+        with pytest.raises(SendFailed) as failed:
+            await publisher.tracking_updated("ord-1", TRACKING)
+        assert isinstance(failed.value.__cause__, KafkaTimeoutError)
+        assert failed.value.event_id in str(failed.value)
+        again = await publisher.tracking_updated("ord-1", TRACKING, event_id=failed.value.event_id)
+    assert again == failed.value.event_id
+    assert len(Producer.made[1].sent) == 1
+    assert failed.value.event_id.encode() in (Producer.made[1].sent[0] or b"")
+
+
+async def test_a_closed_publisher_refuses_to_send_and_opens_no_producer() -> None:
+    async with FulfillmentPublisher(Settings()) as publisher:
+        pass
+    for _ in range(2):
+        with pytest.raises(PublisherClosed):
+            await publisher.send_raw("t", b"k", b"after")
+    assert len(Producer.made) == 1
+
+
+async def test_a_naive_time_or_an_empty_event_id_is_refused_before_sending() -> None:
+    async with FulfillmentPublisher(Settings()) as publisher:
+        with pytest.raises(ValueError, match="no time zone"):
+            await publisher.tracking_updated("ord-1", TRACKING, time=datetime(2026, 1, 1))
+        with pytest.raises(ValueError, match="event_id is empty"):
+            await publisher.tracking_updated("ord-1", TRACKING, event_id="")
+    assert Producer.made[0].sent == []
+
+
+async def test_non_ascii_text_is_sent_and_measured_as_utf8_not_escapes() -> None:
+    async with FulfillmentPublisher(Settings()) as publisher:
+        Producer.made[0].fail_next = False
+        await publisher.tracking_updated(
+            "ord-1", FulfillmentTrackingUpdated(fulfillment_id="ful-1", carrier="日本郵便")
+        )
+    assert "日本郵便".encode() in (Producer.made[0].sent[0] or b"")
