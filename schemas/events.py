@@ -42,7 +42,16 @@ OptionalText = Annotated[str, StringConstraints(max_length=1000)]
 # regex (and Python's) \d also matches other scripts' digits, such as Arabic-Indic ones.
 MONEY_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,6})?$"
 Money = Annotated[str, StringConstraints(pattern=MONEY_PATTERN)]
-Quantity = Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
+Quantity = Annotated[
+    int,
+    Field(
+        strict=True,
+        ge=1,
+        le=1_000_000,
+        # JSON Schema takes 2.0 for an integer; the worker does not.
+        description="A whole number written without a fraction: 2, not 2.0.",
+    ),
+]
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320)]
 # JSON, with or without media type parameters ("application/json; charset=utf-8"), in
@@ -85,8 +94,14 @@ def _country(code: str) -> str:
     return code
 
 
-Currency = Annotated[str, AfterValidator(_currency)]
-Country = Annotated[str, AfterValidator(_country)]
+# The code lists in the JSON Schemas too: a producer validating against them is refused
+# nothing the worker would take, and takes nothing it would refuse.
+Currency = Annotated[
+    str, AfterValidator(_currency), Field(json_schema_extra={"enum": sorted(CURRENCIES)})
+]
+Country = Annotated[
+    str, AfterValidator(_country), Field(json_schema_extra={"enum": sorted(COUNTRIES)})
+]
 
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
@@ -110,7 +125,14 @@ def _storable(value: datetime) -> datetime:
 
 
 # An RFC 3339 string whose UTC instant a BSON date can hold (CloudEvents `time`, `happened_at`).
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_storable)]
+# `format: date-time` alone is not checked by most JSON Schema validators: the layout is a
+# pattern too (the year range and leap seconds are the worker's to refuse).
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_text),
+    AfterValidator(_storable),
+    Field(json_schema_extra={"pattern": f"^{_RFC3339.pattern}$"}),
+]
 
 
 class WireModel(BaseModel):

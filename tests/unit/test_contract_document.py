@@ -93,8 +93,15 @@ def test_the_field_limits_table_states_the_bounds_the_models_enforce() -> None:
     assert "at most 1,000 characters (1 to 1,000 when required)" in DOCUMENT
     assert schema(Money)["pattern"] == r"^[0-9]{1,15}(\.[0-9]{1,6})?$"
     assert "up to 15 digits (0-9), and up to 6 after the point" in DOCUMENT
-    assert schema(Quantity) == {"type": "integer", "minimum": 1, "maximum": 1_000_000}
-    assert "| a JSON integer from 1 to 1,000,000 |" in DOCUMENT
+    assert schema(Quantity) == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1_000_000,
+        "description": "A whole number written without a fraction: 2, not 2.0.",
+    }
+    assert "| a JSON integer from 1 to 1,000,000, written without a fraction (2, not 2.0) |" in (
+        DOCUMENT
+    )
     assert schema(Email)["maxLength"] == 320 and "at most 320 characters" in DOCUMENT
     most = {
         field.metadata[-1].max_length

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import json
+from typing import Any
 
+import jsonschema
+import pytest
+
+from consumers.decode import Rejection, decode
 from schemas.contracts import event_model
-from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_TYPE, EventType
+from schemas.names import DLQ_SUFFIX, INPUT_TOPICS, OUTPUT_TOPICS, TOPIC_TYPE, TYPE_TOPIC, EventType
 from tests.factories import envelope, placed_data
 from tools.contracts import CONTRACTS_DIR, rendered
 
@@ -35,3 +41,39 @@ def test_typed_event_model_accepts_a_contract_event_and_hides_sealed_credentials
     event = envelope(EventType.ORDER_PLACED, "ord-1", placed_data())
     assert event_model(EventType.ORDER_PLACED).model_validate(event)
     assert "sealed_credentials" not in json.dumps(rendered())
+
+
+def _published_schema(event_type: EventType) -> jsonschema.Draft202012Validator:
+    schema = json.loads((CONTRACTS_DIR / "json-schema" / f"{event_type.value}.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _with(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of `document` with the item at `path` ("data.lines.0.quantity") set to `value`."""
+    changed = copy.deepcopy(document)
+    *parents, last = path.split(".")
+    target: Any = changed
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    target[last] = value
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("data.currency", "usd"),
+        ("data.currency", "ZZZ"),
+        ("data.shipping_address.country", "Narnia"),
+        ("time", "21 Nov 2026 10:00"),
+        ("time", "2026-11-21 10:00:00"),
+    ],
+)
+def test_a_value_the_worker_refuses_the_published_schema_refuses_too(path: str, value: Any) -> None:
+    valid = envelope(EventType.ORDER_PLACED, "ord-1", placed_data())
+    refused = _with(valid, path, value)
+    result = decode(TYPE_TOPIC[EventType.ORDER_PLACED], b"ord-1", json.dumps(refused).encode())
+    assert isinstance(result, Rejection), "the worker takes it: not a case for this test"
+    schema = _published_schema(EventType.ORDER_PLACED)
+    assert not schema.is_valid(refused), f"the schema takes {path}={value!r}"
+    assert schema.is_valid(valid)
