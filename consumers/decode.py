@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from consumers.kafka_records import printable_name
-from schemas.cloudevents import envelope_model
+from schemas.cloudevents import CONTENT_TYPE_HEADER, envelope_model
 from schemas.errors import problems
 from schemas.events import INPUT_DATA, Envelope, Inbound, InputData
 from schemas.limits import MAX_INPUT_BYTES
@@ -107,7 +107,7 @@ def _from_headers(
     document: dict[str, Any] = {}
     for name, raw in headers:
         attribute = name.removeprefix("ce_") if name.startswith("ce_") else None
-        if name.lower() == "content-type":
+        if name.lower() == CONTENT_TYPE_HEADER:
             attribute = "datacontenttype"
         if attribute is None or raw is None:
             continue

@@ -27,7 +27,7 @@ from aiokafka.partitioner import murmur2
 
 from config import Settings
 from consumers.retry import is_outage
-from schemas.cloudevents import CONTENT_TYPE
+from schemas.cloudevents import CONTENT_TYPE, CONTENT_TYPE_HEADER
 from schemas.limits import MAX_RECORD_BYTES
 
 CLOUDEVENTS_JSON = CONTENT_TYPE.encode()
@@ -54,7 +54,7 @@ class Message:
 
 def event_message(topic: str, key: str, value: str) -> Message:
     """A CloudEvent (JSON text) in structured mode; the key is the order id."""
-    return Message(topic, key.encode(), value.encode(), [("content-type", CLOUDEVENTS_JSON)])
+    return Message(topic, key.encode(), value.encode(), [(CONTENT_TYPE_HEADER, CLOUDEVENTS_JSON)])
 
 
 def _read_outcome(future: asyncio.Future[Any]) -> None:

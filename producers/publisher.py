@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from config import Settings
-from schemas.cloudevents import CONTENT_TYPE, cloud_event, envelope_model
+from schemas.cloudevents import CONTENT_TYPE, CONTENT_TYPE_HEADER, cloud_event, envelope_model
 from schemas.events import (
     INPUT_DATA,
     FulfillmentCancelRequested,
@@ -24,7 +24,7 @@ from schemas.events import (
     ShipmentStatusReported,
     WireModel,
 )
-from schemas.limits import MAX_INPUT_BYTES
+from schemas.limits import MAX_INPUT_BYTES, MAX_RECORD_BYTES
 from schemas.names import TYPE_TOPIC, EventType
 
 __all__ = ["EventTooLarge", "FulfillmentPublisher", "PublisherClosed", "SendFailed", "cloud_event"]
@@ -32,6 +32,11 @@ __all__ = ["EventTooLarge", "FulfillmentPublisher", "PublisherClosed", "SendFail
 
 class EventTooLarge(ValueError):
     """An event above the contract's size limit: the worker would dead-letter it unapplied."""
+
+
+# How long sends wait, after a failure, for the failed producer to deliver or fail what it
+# holds: their order is kept within this; a longer wait would hold up every other order.
+FAILED_PRODUCER_WAIT_S = 5.0
 
 
 class SendFailed(Exception):
@@ -67,6 +72,7 @@ class FulfillmentPublisher:
         self._failed: AIOKafkaProducer | None = None
         self._replacing = asyncio.Lock()
         self._retired: set[asyncio.Task[None]] = set()
+        self._retiring: tuple[AIOKafkaProducer, asyncio.Task[None]] | None = None
         self._closed = False
 
     async def __aenter__(self) -> FulfillmentPublisher:
@@ -82,8 +88,10 @@ class FulfillmentPublisher:
 
     async def __aexit__(self, *_: object) -> None:
         self._closed = True
-        if self._producer is not None:
-            await self._producer.stop()
+        # After a replacement under way: the producer it started is the one to stop.
+        async with self._replacing:
+            if self._producer is not None:
+                await self._producer.stop()
         if self._retired:
             await asyncio.gather(*self._retired)
 
@@ -101,18 +109,15 @@ class FulfillmentPublisher:
         sequence numbers of a batch the broker refused or that expired unsent, and the broker
         then refuses every later batch of that producer to the partition
         (aio-libs/aiokafka#1017): without this, one failure would fail every later send."""
-        if self._producer is None or self._closed:
-            # Never a producer of its own that nothing would stop.
-            raise PublisherClosed("use FulfillmentPublisher inside `async with`, not after it")
+        self._check_open()
         # One replacement for sends that wait together.
         async with self._replacing:
             if self._failed is not None and self._failed is self._producer:
                 # What the failed producer still holds goes out (or fails) before anything
-                # sent after it, so that one order's events keep their order; up to its
-                # request timeout, then the new producer goes on regardless.
-                await asyncio.wait(
-                    {self._retire(self._producer)}, timeout=self.settings.kafka_request_timeout_s
-                )
+                # sent after it, so that one order's events keep their order; for a while,
+                # then the new producer goes on regardless (every sender waits meanwhile).
+                await asyncio.wait({self._retire(self._producer)}, timeout=FAILED_PRODUCER_WAIT_S)
+                self._check_open()  # closed meanwhile: no producer that nothing would stop
                 self._producer = self._new_producer()
                 # An outage raises here; the unstarted producer counts as failed, for the next
                 # send to replace.
@@ -121,12 +126,20 @@ class FulfillmentPublisher:
                 self._failed = None
             return self._producer
 
+    def _check_open(self) -> None:
+        if self._producer is None or self._closed:
+            # Never a producer of its own that nothing would stop.
+            raise PublisherClosed("use FulfillmentPublisher inside `async with`, not after it")
+
     def _retire(self, producer: AIOKafkaProducer) -> asyncio.Task[None]:
-        """Stop a failed producer: stopping delivers (or fails) what it holds queued; awaited
-        on exit if the caller does not wait for it all."""
+        """Stop a failed producer, once (a sender that gave up waiting leaves it stopping):
+        stopping delivers (or fails) what it holds queued; awaited on exit."""
+        if self._retiring is not None and self._retiring[0] is producer:
+            return self._retiring[1]
         task = asyncio.create_task(_stop_quietly(producer))
         self._retired.add(task)
         task.add_done_callback(self._retired.discard)
+        self._retiring = (producer, task)
         return task
 
     @contextlib.asynccontextmanager
@@ -200,10 +213,13 @@ class FulfillmentPublisher:
         envelope_model(event_type).model_validate(event)
         # Non-ASCII as UTF-8, not \u escapes: what is measured is what is sent, no larger.
         value = json.dumps(event, ensure_ascii=False).encode()
-        if len(value) > MAX_INPUT_BYTES:
+        # The record as the worker's outputs are measured (key and header too): above Kafka's
+        # default limit the client refuses it before sending, and resending could never help.
+        size = len(value) + len(order_id.encode()) + len(CONTENT_TYPE_HEADER) + len(CONTENT_TYPE)
+        if len(value) > MAX_INPUT_BYTES or size > MAX_RECORD_BYTES:
             raise EventTooLarge(
-                f"the event would be {len(value):,} bytes, above the contract's limit of"
-                f" {MAX_INPUT_BYTES:,}: split it (fewer lines per fulfillment, say)"
+                f"the event would be a record of {size:,} bytes, above the {MAX_RECORD_BYTES:,}"
+                " a Kafka record may carry: split it (fewer lines per fulfillment, say)"
             )
         sent_id = str(event["id"])
         try:
@@ -218,7 +234,7 @@ class FulfillmentPublisher:
 
     async def send_many(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
         """Send many records, then wait for every ack (faster than one round trip each)."""
-        headers = [("content-type", CONTENT_TYPE.encode())]
+        headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
         async with self._sending() as producer:
             pending = [
                 await producer.send(topic, value, key=key, headers=headers)
@@ -234,7 +250,7 @@ class FulfillmentPublisher:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Send bytes as they are (for replays and tests); waits for the broker's ack."""
-        default = [("content-type", CONTENT_TYPE.encode())]
+        default = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
         async with self._sending() as producer:
             await producer.send_and_wait(
                 topic, value, key=key, headers=headers if headers is not None else default

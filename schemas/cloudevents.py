@@ -21,7 +21,9 @@ from schemas.names import EventType
 
 SPECVERSION = "1.0"
 DATA_CONTENT_TYPE = "application/json"
-# The Kafka `content-type` header of a structured-mode record.
+# The Kafka header that names a record's content type, and its value for a structured-mode
+# record.
+CONTENT_TYPE_HEADER = "content-type"
 CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
 _DATA = {**INPUT_DATA, **OUTPUT_DATA}
 

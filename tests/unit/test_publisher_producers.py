@@ -129,3 +129,33 @@ async def test_non_ascii_text_is_sent_and_measured_as_utf8_not_escapes() -> None
             "ord-1", FulfillmentTrackingUpdated(fulfillment_id="ful-1", carrier="日本郵便")
         )
     assert "日本郵便".encode() in (Producer.made[0].sent[0] or b"")
+
+
+async def test_a_publisher_closed_while_a_send_waits_to_replace_its_producer_starts_no_new_one() -> (
+    None
+):
+    publisher = FulfillmentPublisher(Settings())
+    await publisher.__aenter__()
+    with pytest.raises(KafkaTimeoutError):
+        await publisher.send_raw("t", b"k", b"lost")
+    Producer.made[0].stop_takes = 0.2
+    waiting = asyncio.create_task(publisher.send_raw("t", b"k", b"late"))
+    await asyncio.sleep(0.05)  # the send waits for the failed producer to stop
+    await publisher.__aexit__(None, None, None)
+    with pytest.raises(PublisherClosed):
+        await waiting
+    assert len(Producer.made) == 1
+
+
+async def test_senders_wait_for_a_failed_producer_a_bounded_time_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("producers.publisher.FAILED_PRODUCER_WAIT_S", 0.05)
+    async with FulfillmentPublisher(Settings()) as publisher:
+        with pytest.raises(KafkaTimeoutError):
+            await publisher.send_raw("t", b"k", b"lost")
+        Producer.made[0].stop_takes = 1.0  # a partition whose leader does not answer
+        started = asyncio.get_running_loop().time()
+        await publisher.send_raw("t", b"k", b"other order")
+        assert asyncio.get_running_loop().time() - started < 0.5
+    assert Producer.made[1].sent == [b"other order"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -10,8 +11,9 @@ from pydantic import ValidationError
 
 from config import Settings
 from producers.publisher import EventTooLarge, FulfillmentPublisher, PublisherClosed
+from schemas.cloudevents import cloud_event
 from schemas.events import Credentials, Distribution, FulfillmentRequested, OrderPlaced
-from schemas.limits import MAX_ITEMS
+from schemas.limits import MAX_INPUT_BYTES, MAX_ITEMS, MAX_RECORD_BYTES
 from schemas.names import EventType
 from tests.factories import line, placed_data
 
@@ -49,7 +51,24 @@ async def test_an_event_above_the_contracts_size_limit_is_refused_before_anythin
     for each in data["lines"]:
         each["title"] = "T" * 1000
     publisher = FulfillmentPublisher(Settings(), source="urn:shop")
-    with pytest.raises(EventTooLarge, match="above the contract's limit of 1,048,576: split it"):
+    with pytest.raises(EventTooLarge, match="above the 1,000,000 a Kafka record may carry"):
+        await publisher.order_placed("ord-1", OrderPlaced.model_validate(data))
+
+
+async def test_an_event_the_worker_takes_but_no_kafka_record_could_carry_is_too_large() -> None:
+    # Under the worker's 1 MiB, over what a record with its key and header may be: the Kafka
+    # client would refuse it unsent, and no resend could help.
+    data = placed_data([line(f"L{i}", 1, "shipment") for i in range(MAX_ITEMS)])
+    for title in range(700, 1001):
+        for each in data["lines"]:
+            each["title"] = "T" * title
+        event = cloud_event(EventType.ORDER_PLACED, "ord-1", OrderPlaced.model_validate(data), "s")
+        if MAX_RECORD_BYTES < len(json.dumps(event)) < MAX_INPUT_BYTES:
+            break
+    else:
+        pytest.fail("no title length puts the event between the two limits")
+    publisher = FulfillmentPublisher(Settings(), source="s")
+    with pytest.raises(EventTooLarge, match="a Kafka record may carry"):
         await publisher.order_placed("ord-1", OrderPlaced.model_validate(data))
 
 
