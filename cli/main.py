@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import typer
 from pydantic import ValidationError
@@ -35,6 +35,8 @@ from config.kafka_security import KafkaRefused, refusal
 # Typer's click (a copy of its own in recent Typer): its usage errors, reached through a
 # public class since the module's path is Typer's to change.
 _CLICK = importlib.import_module(typer.BadParameter.__module__)
+# Click 8.2 and later; before, a bare command shows its help and exits on its own.
+_NO_ARGS_IS_HELP: Any = getattr(_CLICK, "NoArgsIsHelpError", ())
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 stack_app = typer.Typer(
     no_args_is_help=True, help="Start, stop and show the local Kafka broker and store."
@@ -361,7 +363,7 @@ def demo(
 ) -> None:
     """The main job end to end: stack, workers, realistic traffic, live progress, summary."""
     from console.server import ConsoleError
-    from tools.demo import Unreachable
+    from tools.demo import Stalled, Unreachable
     from tools.demo import demo as run_demo
 
     try:
@@ -373,8 +375,8 @@ def demo(
         fail(str(problem), EXIT_USAGE)
     except Unreachable as problem:
         fail(str(problem), EXIT_UNAVAILABLE)
-    except TimeoutError:
-        fail("the demo's outputs did not all arrive in time; see the worker logs in .stack/demo/")
+    except Stalled as problem:
+        fail(str(problem))
 
 
 @app.command("console")
@@ -420,7 +422,7 @@ def main() -> None:
     try:
         # Not standalone: a usage error comes here, to be one line rather than Typer's box.
         code = app(standalone_mode=False)
-    except _CLICK.NoArgsIsHelpError as problem:
+    except _NO_ARGS_IS_HELP as problem:
         # The help, as a bare command asks for it: Typer has printed it already, plain
         # click leaves it in the message.
         if problem.format_message().strip():

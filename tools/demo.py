@@ -190,6 +190,11 @@ async def _wait_applied(
         await asyncio.sleep(0.1)
 
 
+class Stalled(Exception):
+    """The workers did not produce what the demo waits for in time: a failed run, not an
+    outage (which would be exit 69)."""
+
+
 class Unreachable(Exception):
     """Kafka or the store does not answer; the message is one line for the operator."""
 
@@ -413,7 +418,14 @@ def demo(
         asyncio.run(check_reachable(settings))
         console.print(f"starting {workers} workers (logs in {stack_dir() / 'demo'}) ...")
         processes = start_workers(workers)
-        asyncio.run(run_demo(settings, workers, console))
+        try:
+            asyncio.run(run_demo(settings, workers, console))
+        except TimeoutError:
+            # One of the demo's own waits: the run failed; Kafka and the store answered.
+            raise Stalled(
+                "the demo's outputs did not all arrive in time; see the worker logs in"
+                f" {stack_dir() / 'demo'}"
+            ) from None
         if with_console:
             serve_console(console, console_port)
     finally:

@@ -586,3 +586,23 @@ async def test_a_replay_stopped_part_way_keeps_what_went_out_and_the_next_run_se
     assert rest.replayed == len(keys) - 2
     replayed = await dead_letters.replayed()
     assert sorted(key for key, _ in replayed) == sorted(keys)  # each exactly once
+
+
+def test_a_demo_whose_outputs_do_not_arrive_in_time_fails_as_a_run_not_an_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tools import demo
+
+    async def waits_too_long(*_: object) -> None:
+        raise TimeoutError  # as one of the demo's own bounded waits ends
+
+    async def reachable(*_: object) -> None:
+        return None
+
+    monkeypatch.setattr("stack.up", lambda say: None)
+    monkeypatch.setattr("stack.status", lambda: [])
+    monkeypatch.setattr(demo, "check_reachable", reachable)
+    monkeypatch.setattr(demo, "start_workers", lambda count: [])
+    monkeypatch.setattr(demo, "run_demo", waits_too_long)
+    with pytest.raises(demo.Stalled, match="did not all arrive in time"):
+        demo.demo(workers=1)
