@@ -104,15 +104,30 @@ async def refusal(bootstrap: str, options: Mapping[str, str], timeout_ms: int = 
                 f" KAFKA_SECURITY_PROTOCOL is {protocol}; check the listener's protocol"
             )
         except ConnectionResetError:
-            if "SSL" not in protocol:
+            # A plaintext listener drops a TLS handshake; so may a broker going down. Only
+            # one that then answers a plaintext request is a settings mismatch.
+            if "SSL" not in protocol or not await _answers_plaintext(host, int(port), timeout_ms):
                 continue
-            # It took the connection and dropped the TLS handshake: a plaintext listener.
             return (
-                f"Kafka at {address} closed the connection at the TLS handshake:"
-                f" KAFKA_SECURITY_PROTOCOL is {protocol}; check the listener's protocol"
+                f"Kafka at {address} closed the connection at the TLS handshake but answers"
+                f" without TLS: KAFKA_SECURITY_PROTOCOL is {protocol}; check the listener's"
+                " protocol"
             )
         except (OSError, KafkaError, TimeoutError, ValueError):
             continue  # not answering: the next address, else an outage
         connection.close()
         return None
     return None
+
+
+async def _answers_plaintext(host: str, port: int, timeout_ms: int) -> bool:
+    """Whether a Kafka broker answers at `host:port` without TLS or SASL."""
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import KafkaError
+
+    try:
+        connection = await create_conn(host, port, request_timeout_ms=timeout_ms)
+    except (OSError, KafkaError, TimeoutError, ValueError):
+        return False
+    connection.close()
+    return True
