@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel
 
+from schemas.cloudevents import CONTENT_TYPE, CONTENT_TYPE_HEADER
 from schemas.contracts import event_model, json_schema
 from schemas.names import (
     CONTRACT_VERSION,
@@ -37,6 +38,36 @@ _DLQ_SOMETIMES = (
     f"{DeadLetterHeader.VALUE_OMITTED.value} (then {DeadLetterHeader.KEY_OMITTED.value}) when"
     f" the letter was too large for the broker, {DeadLetterHeader.REPLAYS.value} once replayed"
 )
+
+
+STRUCTURED_MEDIA_TYPE = CONTENT_TYPE.split(";")[0]
+KAFKA_BINDING_VERSION = "0.5.0"
+_KEY = {
+    "type": "string",
+    "description": (
+        "The order id in UTF-8, equal to the event's `subject` (another key is dead-lettered"
+        " as key_mismatch); partitioned by murmur2, Kafka's default partitioner."
+    ),
+}
+_DLQ_KEY = {
+    "type": "string",
+    "description": "The original record's key, byte for byte (dropped only when too large).",
+}
+_HEADER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        CONTENT_TYPE_HEADER: {
+            "type": "string",
+            "description": f"`{CONTENT_TYPE}` in structured mode (every output).",
+        }
+    },
+}
+_DLQ_HEADER_SCHEMA = {
+    "type": "object",
+    "description": "The original record's headers, plus the dead-letter headers.",
+    "properties": {header.value: {"type": "string"} for header in DeadLetterHeader},
+    "required": [header.value for header in DeadLetterHeader if header not in _SOMETIMES],
+}
 
 
 def asyncapi_document() -> dict[str, Any]:
@@ -84,9 +115,16 @@ def asyncapi_document() -> dict[str, Any]:
         schema_version="3.0.0",
     )
     document: dict[str, Any] = specification.to_specification().to_jsonable()
-    for message in document["components"]["messages"].values():
+    # Structured mode: what every output is, and what a producer sends unless it uses binary
+    # mode (then the `ce_` headers carry the attributes and `content-type` the data's type).
+    document["defaultContentType"] = STRUCTURED_MEDIA_TYPE
+    for name, message in document["components"]["messages"].items():
         # FastStream declares its own correlation header, which is no part of the contract.
         message.pop("correlationId", None)
+        letter = ".dlq:" in name
+        key = _DLQ_KEY if letter else _KEY
+        message["bindings"] = {"kafka": {"key": key, "bindingVersion": KAFKA_BINDING_VERSION}}
+        message["headers"] = _DLQ_HEADER_SCHEMA if letter else _HEADER_SCHEMA
     return document
 
 

@@ -37,6 +37,21 @@ def test_asyncapi_declares_every_contract_topic_with_its_typed_event() -> None:
         assert event_model(TOPIC_TYPE[topic]).__name__ in document["components"]["schemas"]
 
 
+def test_asyncapi_says_each_message_is_keyed_by_order_and_names_its_headers() -> None:
+    document = json.loads((CONTRACTS_DIR / "asyncapi.json").read_text())
+    assert document["defaultContentType"] == "application/cloudevents+json"
+    for name, message in document["components"]["messages"].items():
+        key = message["bindings"]["kafka"]["key"]
+        assert key["type"] == "string"
+        if ".dlq:" in name:
+            assert {"x-dlq-reason", "x-dlq-error", "x-original-topic"} <= set(
+                message["headers"]["required"]
+            )
+        else:
+            assert "subject" in key["description"]
+            assert "content-type" in message["headers"]["properties"]
+
+
 def test_typed_event_model_accepts_a_contract_event_and_hides_sealed_credentials() -> None:
     event = envelope(EventType.ORDER_PLACED, "ord-1", placed_data())
     assert event_model(EventType.ORDER_PLACED).model_validate(event)
