@@ -38,6 +38,8 @@ class CloudEvent:
     subject: str
     time: datetime
     data: WireModel
+    # CloudEvents' `sequence` extension on outputs: their order among one order's outputs.
+    sequence: str | None = None
 
     @cached_property
     def json(self) -> str:
@@ -58,6 +60,12 @@ def envelope_model(event_type: EventType) -> type[BaseModel]:
         data=(_DATA[event_type], ...),
     )
     return model
+
+
+def sequence(version: int, index: int) -> str:
+    """An output's place among its order's outputs, as text that sorts in that order: the
+    version of the order's document that saved it, then its place in that save."""
+    return f"{version:012d}.{index:06d}"
 
 
 def format_time(moment: datetime) -> str:
@@ -126,6 +134,8 @@ def _structured(event: CloudEvent) -> str:
         "time": event.time.astimezone(UTC),
         "datacontenttype": DATA_CONTENT_TYPE,
     }
+    if event.sequence is not None:
+        attributes["sequence"] = event.sequence
     # orjson writes the attributes (and the time as RFC 3339 with a Z) an order of magnitude
     # faster than json; pydantic writes `data` straight to JSON without a dict in between.
     head = orjson.dumps(attributes, option=orjson.OPT_UTC_Z).decode()
@@ -143,4 +153,5 @@ def from_json(text: str) -> CloudEvent:
         subject=document["subject"],
         time=datetime.fromisoformat(document["time"]),
         data=_DATA[event_type].model_validate(document["data"]),
+        sequence=document.get("sequence"),
     )

@@ -104,7 +104,10 @@ def asyncapi_document() -> dict[str, Any]:
         broker.publisher(
             topic.value,
             title=f"{topic.value}:publish",
-            description=f"`{TOPIC_TYPE[topic].value}` events with deterministic ids.",
+            description=(
+                f"`{TOPIC_TYPE[topic].value}` events with deterministic ids and the CloudEvents"
+                " `sequence` extension (one order's outputs sort by it across topics)."
+            ),
             schema=event_model(TOPIC_TYPE[topic]),
         )
     specification = AsyncAPI(

@@ -48,6 +48,14 @@ async def test_paid_order_is_fulfilled_and_announced(harness: Harness) -> None:
         "fulfilled",
     ]
     assert [s["data"]["from_status"] for s in statuses] == [None, "awaiting_payment", "unfulfilled"]
+    # Across topics, `sequence` puts the order's outputs in the order they happened.
+    ordered = sorted([*completed, *statuses], key=lambda output: output["sequence"])
+    assert [(o["type"], o["data"].get("to_status")) for o in ordered] == [
+        ("order.status_changed", "awaiting_payment"),
+        ("order.status_changed", "unfulfilled"),
+        ("fulfillment.completed", None),
+        ("order.status_changed", "fulfilled"),
+    ]
     # Every output: a structured CloudEvent from this service, keyed by the order, on the
     # partition number all of the order's messages share.
     inputs = await read_topic(

@@ -532,3 +532,50 @@ async def test_an_order_the_store_refuses_again_and_again_is_tried_after_growing
     # The first two tries at once (a race another worker won goes again at once), then
     # growing pauses.
     assert pauses == [0.05, 0.1, 0.2, 0.4]
+
+
+def _sequences(outputs: FakeOutputs) -> list[tuple[str, str]]:
+    """(sequence, type) of every output sent, in the order sent."""
+    return [
+        (event["sequence"], event["type"])
+        for event in (json.loads(m.value or b"{}") for m in outputs.sent)
+    ]
+
+
+async def test_an_orders_outputs_carry_a_sequence_that_sorts_them_across_topics_and_batches() -> (
+    None
+):
+    store, outputs = FakeStore(), FakeOutputs()
+    pipeline = make(store, outputs)
+    for one in order_records("ord-seq"):  # a batch each: versions 1, 2 and 3
+        await pipeline.handle([one])
+    sent = _sequences(outputs)
+    assert [seq for seq, _ in sent] == sorted(seq for seq, _ in sent)
+    assert len({seq for seq, _ in sent}) == len(sent)
+    assert sent[0] == ("000000000001.000000", "order.status_changed")
+    assert {seq.split(".")[0] for seq, _ in sent} == {
+        "000000000001",
+        "000000000002",
+        "000000000003",
+    }
+
+
+async def test_outputs_resent_by_the_relay_keep_the_sequence_they_were_saved_with() -> None:
+    class Crash(Exception):
+        pass
+
+    def die(message: Any) -> Exception | None:
+        raise Crash
+
+    store, crashing = FakeStore(), FakeOutputs()
+    crashing.refuse = die
+    with pytest.raises(Crash):
+        await make(store, crashing).handle(order_records("ord-seq"))  # saved, never sent
+    first, again = FakeOutputs(), FakeOutputs()
+    assert await relay_once(make(store, first), grace=0) > 0
+    await make(store, again).handle(order_records("ord-seq"))  # redelivered: duplicates
+    assert _sequences(first) and [seq for seq, _ in _sequences(first)] == sorted(
+        seq for seq, _ in _sequences(first)
+    )
+    assert all(seq.startswith("000000000001.") for seq, _ in _sequences(first))
+    assert _sequences(again) == []  # nothing new: the events were applied once
