@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Protocol
@@ -26,7 +26,7 @@ from consumers.outputs import Message, event_message, is_too_large
 from consumers.retry import Backoff, QuietLog, is_outage, retrying
 from consumers.sealing import Sealer, UnknownKey
 from lifecycle import Outcome, apply, size_problem
-from schemas.cloudevents import sequence
+from schemas.cloudevents import numbered, sequence
 from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
 from schemas.events import Inbound
 from schemas.limits import MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES
@@ -555,7 +555,7 @@ def _decide_order(
     # Numbered after the version this save writes: consumers order one order's outputs,
     # across topics, by their `sequence`; a save re-decided after a crash numbers them alike.
     outputs = [
-        replace(output, sequence=sequence(loaded_version + 1, index))
+        numbered(output, sequence(loaded_version + 1, index))
         for index, output in enumerate(output for result in results for output in result.outputs)
     ]
     with stage("encoding the outputs"):

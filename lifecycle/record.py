@@ -7,7 +7,7 @@ from collections.abc import Collection
 from datetime import datetime
 from itertools import islice
 
-from schemas.cloudevents import CloudEvent, to_json
+from schemas.cloudevents import SEQUENCE_BYTES, CloudEvent, to_json
 from schemas.document import OrderDocument, TimelineEntry
 from schemas.events import Inbound, OrderStatusChanged, WireModel
 from schemas.limits import MAX_OUTPUT_BYTES, MAX_SUMMARY_CHARS
@@ -65,9 +65,11 @@ def note_for(
 def size_problem(event: CloudEvent) -> str | None:
     """Why `event` may not be published (its JSON is above `MAX_OUTPUT_BYTES`), else None."""
     text = to_json(event)
-    if len(text) * MAX_UTF8_BYTES <= MAX_OUTPUT_BYTES:
+    # Measured as it will be sent: numbered by the shell if it is not yet.
+    extra = SEQUENCE_BYTES if event.sequence is None else 0
+    if len(text) * MAX_UTF8_BYTES + extra <= MAX_OUTPUT_BYTES:
         return None
-    size = len(text.encode())
+    size = len(text.encode()) + extra
     if size <= MAX_OUTPUT_BYTES:
         return None
     return (

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache, cached_property
 from typing import Any, Literal
@@ -66,6 +66,23 @@ def sequence(version: int, index: int) -> str:
     """An output's place among its order's outputs, as text that sorts in that order: the
     version of the order's document that saved it, then its place in that save."""
     return f"{version:012d}.{index:06d}"
+
+
+# What the `sequence` attribute adds to an event's JSON (its width is fixed): the lifecycle
+# measures outputs before the shell numbers them.
+SEQUENCE_BYTES = len(f',"sequence":"{sequence(0, 0)}"')
+
+
+def numbered(event: CloudEvent, place: str) -> CloudEvent:
+    """`event` with its `sequence`; JSON already written for it is reused, the attribute put
+    where `_structured` puts it (before `data`, which no attribute's text can hold unescaped)."""
+    result = replace(event, sequence=place)
+    written = event.__dict__.get("json")
+    if written is not None:
+        head, _, data = written.partition(',"data":')
+        # The cached_property's own slot: a frozen dataclass keeps its fields, not this.
+        result.__dict__["json"] = f'{head},"sequence":"{place}","data":{data}'
+    return result
 
 
 def format_time(moment: datetime) -> str:
