@@ -112,6 +112,7 @@ class FulfillmentPublisher:
         self._check_open()
         # One replacement for sends that wait together.
         async with self._replacing:
+            self._check_open()  # closed while this send waited for the lock
             if self._failed is not None and self._failed is self._producer:
                 # What the failed producer still holds goes out (or fails) before anything
                 # sent after it, so that one order's events keep their order; for a while,

@@ -159,3 +159,16 @@ async def test_senders_wait_for_a_failed_producer_a_bounded_time_only(
         await publisher.send_raw("t", b"k", b"other order")
         assert asyncio.get_running_loop().time() - started < 0.5
     assert Producer.made[1].sent == [b"other order"]
+
+
+async def test_a_send_that_waited_for_the_lock_while_the_publisher_closed_is_refused() -> None:
+    publisher = FulfillmentPublisher(Settings())
+    await publisher.__aenter__()
+    async with publisher._replacing:  # a replacement under way
+        waiting = asyncio.create_task(publisher.send_raw("t", b"k", b"queued"))
+        await asyncio.sleep(0.02)
+        publisher._closed = True  # as __aexit__ sets it before it waits for the lock
+    with pytest.raises(PublisherClosed):
+        await waiting
+    await publisher.__aexit__(None, None, None)
+    assert Producer.made[0].sent == []
