@@ -50,7 +50,7 @@ _KEY = {
     ),
 }
 _DLQ_KEY = {
-    "type": "string",
+    "type": ["string", "null"],
     "description": "The original record's key, byte for byte (dropped only when too large).",
 }
 _HEADER_SCHEMA = {
@@ -58,7 +58,10 @@ _HEADER_SCHEMA = {
     "properties": {
         CONTENT_TYPE_HEADER: {
             "type": "string",
-            "description": f"`{CONTENT_TYPE}` in structured mode (every output).",
+            "description": (
+                f"`{CONTENT_TYPE}` in structured mode (every output); in binary mode (inputs"
+                " only) the data's media type, the attributes then in `ce_` headers."
+            ),
         }
     },
 }
@@ -128,6 +131,9 @@ def asyncapi_document() -> dict[str, Any]:
         key = _DLQ_KEY if letter else _KEY
         message["bindings"] = {"kafka": {"key": key, "bindingVersion": KAFKA_BINDING_VERSION}}
         message["headers"] = _DLQ_HEADER_SCHEMA if letter else _HEADER_SCHEMA
+        if letter:
+            # The original value byte for byte: any bytes, JSON or not.
+            message["contentType"] = "application/octet-stream"
     return document
 
 
