@@ -32,7 +32,7 @@ from consumers.decode import Rejection, decode
 from consumers.outputs import KafkaOutputs, Message, event_message
 from consumers.sealing import Sealer
 from lifecycle import apply
-from schemas.cloudevents import numbered, sequence
+from schemas.cloudevents import numbered
 from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
 from schemas.names import INPUT_TOPICS
 from store.orders import connect
@@ -66,10 +66,7 @@ def plan(work: Workload) -> Plan:
             assert not isinstance(event, Rejection)
             outputs = apply(order, sealer.seal(event), now).outputs
             order.version += 1
-            order.outbox = [
-                OutboxMessage.of(numbered(output, sequence(order.version, index)))
-                for index, output in enumerate(outputs)
-            ]
+            order.outbox = [OutboxMessage.of(output) for output in numbered(outputs, order.version)]
             sent = [(e.topic, e.key, sealer.open_output(e)) for e in order.outbox]
             steps.setdefault(order_id, []).append(Step(order.to_mongo(), sent))
     return steps

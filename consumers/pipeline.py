@@ -26,7 +26,7 @@ from consumers.outputs import Message, event_message, is_too_large
 from consumers.retry import Backoff, QuietLog, is_outage, retrying
 from consumers.sealing import Sealer, UnknownKey
 from lifecycle import Outcome, apply, size_problem
-from schemas.cloudevents import numbered, sequence
+from schemas.cloudevents import numbered
 from schemas.document import OrderDocument, OutboxMessage, PendingOutbox
 from schemas.events import Inbound
 from schemas.limits import MAX_DOCUMENT_BYTES, MAX_RECORD_BYTES
@@ -554,10 +554,9 @@ def _decide_order(
     round_.outcomes[order_id] = [result.outcome for result in results]
     # Numbered after the version this save writes: consumers order one order's outputs,
     # across topics, by their `sequence`; a save re-decided after a crash numbers them alike.
-    outputs = [
-        numbered(output, sequence(loaded_version + 1, index))
-        for index, output in enumerate(output for result in results for output in result.outputs)
-    ]
+    outputs = numbered(
+        (output for result in results for output in result.outputs), loaded_version + 1
+    )
     with stage("encoding the outputs"):
         problem = next(filter(None, map(size_problem, outputs)), None)
         if problem is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache, cached_property
@@ -73,7 +74,12 @@ def sequence(version: int, index: int) -> str:
 SEQUENCE_BYTES = len(f',"sequence":"{sequence(0, 0)}"')
 
 
-def numbered(event: CloudEvent, place: str) -> CloudEvent:
+def numbered(events: Iterable[CloudEvent], version: int) -> list[CloudEvent]:
+    """The outputs of one save, at `version`, in order, each with its `sequence`."""
+    return [_with_sequence(event, sequence(version, index)) for index, event in enumerate(events)]
+
+
+def _with_sequence(event: CloudEvent, place: str) -> CloudEvent:
     """`event` with its `sequence`; JSON already written for it is reused, the attribute put
     where `_structured` puts it (before `data`, which no attribute's text can hold unescaped)."""
     result = replace(event, sequence=place)

@@ -50,8 +50,8 @@ def test_a_numbered_events_json_is_the_fresh_rendering_with_the_sequence(
     original = event()
     if written_first:
         to_json(original)
-    place = sequence(3, 1)
-    result = to_json(numbered(original, place))
+    place = sequence(3, 0)
+    result = to_json(numbered([original], 3)[0])
     assert result == to_json(replace(original, sequence=place))
     assert json.loads(result)["sequence"] == place
     assert len(result) == len(to_json(original)) + SEQUENCE_BYTES
@@ -66,4 +66,4 @@ def test_an_output_within_the_sequences_width_of_the_limit_is_already_too_large(
     assert record.size_problem(unnumbered) is not None
     monkeypatch.setattr(record, "MAX_OUTPUT_BYTES", size + SEQUENCE_BYTES)
     assert record.size_problem(unnumbered) is None
-    assert record.size_problem(numbered(unnumbered, sequence(1, 0))) is None
+    assert record.size_problem(numbered([unnumbered], 1)[0]) is None
