@@ -19,7 +19,6 @@ import gc
 import pstats
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.fernet import Fernet
@@ -27,7 +26,7 @@ from cryptography.fernet import Fernet
 from bench.data import workload
 from config import Settings
 from consumers.outputs import Message
-from consumers.pipeline import Pipeline
+from consumers.pipeline import Pipeline, PlainRecord
 from consumers.sealing import Sealer
 from consumers.worker import tune_garbage_collection
 from schemas.document import OrderDocument, PendingOutbox
@@ -43,16 +42,6 @@ STEPS = (
     ("publishing (records, marker bookkeeping)", "consumers/pipeline.py", "publish"),
     ("metrics and logs per event", "consumers/pipeline.py", "_count"),
 )
-
-
-@dataclass(frozen=True)
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 class MemoryStore:
@@ -104,13 +93,15 @@ class MemoryOutputs:
         return [None] * len(messages)
 
 
-def batches(settings: Settings, orders: int, size: int) -> list[list[Record]]:
+def batches(settings: Settings, orders: int, size: int) -> list[list[PlainRecord]]:
     """The workload's records, a topic at a time, in batches of `size`."""
     work = workload(orders, "own")
-    out: list[list[Record]] = []
+    out: list[list[PlainRecord]] = []
     for topic, records in work.by_topic().items():
         name = settings.topic(topic)
-        made = [Record(name, 0, offset, key, value) for offset, (key, value) in enumerate(records)]
+        made = [
+            PlainRecord(name, 0, offset, key, value) for offset, (key, value) in enumerate(records)
+        ]
         out += [made[start : start + size] for start in range(0, len(made), size)]
     return out
 

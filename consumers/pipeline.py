@@ -53,6 +53,18 @@ class Record(Protocol):
     def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
 
 
+@dataclass(frozen=True)
+class PlainRecord:
+    """A record handed to the pipeline directly, not fetched (the in-process bench, tests)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes | None]] = ()
+
+
 class Orders(Protocol):
     """The order store as the pipeline uses it (store.orders.OrderStore; an in-memory fake in tests)."""
 

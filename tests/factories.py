@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from consumers.pipeline import PlainRecord
 from schemas import cloudevents
 from schemas.document import OrderDocument
 from schemas.events import INPUT_DATA, Inbound
 from schemas.names import EventType, Topic
+
+# A consumed Kafka record, for driving the pipeline directly.
+Record = PlainRecord
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -159,18 +161,6 @@ def status_reported(
 ) -> Inbound:
     data = report_data(fulfillment_id, status, happened_at, **extra)
     return inbound(EventType.SHIPMENT_STATUS_REPORTED, order_id, data, event_id)
-
-
-@dataclass
-class Record:
-    """A consumed Kafka record, for driving the pipeline directly in integration tests."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]] = ()
 
 
 def fulfillable_order(

@@ -344,7 +344,7 @@ async def test_an_output_the_broker_refuses_parks_its_order_and_the_others_go_ou
 
 def test_a_dead_letter_too_large_for_the_broker_keeps_key_and_headers_without_its_value() -> None:
     value = b"x" * (MAX_RECORD_BYTES - 10)
-    original = Record("orders.placed", 2, 7, b"ord-1", value, [("trace", b"\xff\x00"), ("n", None)])  # type: ignore[list-item]
+    original = Record("orders.placed", 2, 7, b"ord-1", value, [("trace", b"\xff\x00"), ("n", None)])
     letter = dead_letter(original, Rejection(DeadLetterReason.NOT_JSON, "value is not JSON"))
     headers = dict(letter.headers)
     assert letter.key == b"ord-1" and letter.value is None
