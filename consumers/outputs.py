@@ -28,7 +28,7 @@ from aiokafka.partitioner import murmur2
 from config import Settings
 from consumers.retry import is_outage
 from schemas.cloudevents import CONTENT_TYPE, CONTENT_TYPE_HEADER
-from schemas.limits import MAX_RECORD_BYTES
+from schemas.limits import MAX_RECORD_BYTES, record_bytes
 
 CLOUDEVENTS_JSON = CONTENT_TYPE.encode()
 # Seconds a replaced producer may take to stop (and then to close its connections).
@@ -48,8 +48,7 @@ class Message:
     @property
     def size(self) -> int:
         """Bytes of key, value and headers: what counts against the broker's record limit."""
-        headers = sum(len(name.encode()) + len(value or b"") for name, value in self.headers)
-        return len(self.key or b"") + len(self.value or b"") + headers
+        return record_bytes(self.key, self.value, self.headers)
 
 
 def event_message(topic: str, key: str, value: str) -> Message:

@@ -24,7 +24,7 @@ from schemas.events import (
     ShipmentStatusReported,
     WireModel,
 )
-from schemas.limits import MAX_INPUT_BYTES, MAX_RECORD_BYTES
+from schemas.limits import MAX_INPUT_BYTES, MAX_RECORD_BYTES, record_bytes
 from schemas.names import TYPE_TOPIC, EventType
 
 __all__ = ["EventTooLarge", "FulfillmentPublisher", "PublisherClosed", "SendFailed", "cloud_event"]
@@ -34,6 +34,8 @@ class EventTooLarge(ValueError):
     """An event above the contract's size limit: the worker would dead-letter it unapplied."""
 
 
+# The headers of a structured-mode record: what `publish` sends, and `send_raw` by default.
+STRUCTURED_HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
 # How long sends wait, after a failure, for the failed producer to deliver or fail what it
 # holds: their order is kept within this; a longer wait would hold up every other order.
 FAILED_PRODUCER_WAIT_S = 5.0
@@ -214,9 +216,9 @@ class FulfillmentPublisher:
         envelope_model(event_type).model_validate(event)
         # Non-ASCII as UTF-8, not \u escapes: what is measured is what is sent, no larger.
         value = json.dumps(event, ensure_ascii=False).encode()
-        # The record as the worker's outputs are measured (key and header too): above Kafka's
-        # default limit the client refuses it before sending, and resending could never help.
-        size = len(value) + len(order_id.encode()) + len(CONTENT_TYPE_HEADER) + len(CONTENT_TYPE)
+        # The whole record (key and header too): above Kafka's default limit the client refuses
+        # it before sending, and resending could never help.
+        size = record_bytes(order_id.encode(), value, STRUCTURED_HEADERS)
         if len(value) > MAX_INPUT_BYTES or size > MAX_RECORD_BYTES:
             raise EventTooLarge(
                 f"the event would be a record of {size:,} bytes, above the {MAX_RECORD_BYTES:,}"
@@ -235,7 +237,7 @@ class FulfillmentPublisher:
 
     async def send_many(self, records: Sequence[tuple[str, bytes | None, bytes | None]]) -> None:
         """Send many records, then wait for every ack (faster than one round trip each)."""
-        headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
+        headers = STRUCTURED_HEADERS
         async with self._sending() as producer:
             pending = [
                 await producer.send(topic, value, key=key, headers=headers)
@@ -251,10 +253,12 @@ class FulfillmentPublisher:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         """Send bytes as they are (for replays and tests); waits for the broker's ack."""
-        default = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
         async with self._sending() as producer:
             await producer.send_and_wait(
-                topic, value, key=key, headers=headers if headers is not None else default
+                topic,
+                value,
+                key=key,
+                headers=headers if headers is not None else STRUCTURED_HEADERS,
             )
 
 
