@@ -23,9 +23,14 @@ _MECHANISMS: dict[str, type[SASLPlaintext | SASLScram256 | SASLScram512]] = {
 }
 
 
+def security_protocol(options: Mapping[str, str]) -> str:
+    """KAFKA_SECURITY_PROTOCOL as given, upper case; PLAINTEXT when unset."""
+    return options.get("security_protocol", "PLAINTEXT").upper()
+
+
 def broker_security(options: Mapping[str, str]) -> BaseSecurity | None:
     """FastStream's security object for KAFKA_SECURITY_PROTOCOL and friends; None for plaintext."""
-    protocol = options.get("security_protocol", "PLAINTEXT").upper()
+    protocol = security_protocol(options)
     if protocol == "PLAINTEXT":
         return None
     if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
@@ -78,7 +83,7 @@ async def refusal(bootstrap: str, options: Mapping[str, str], timeout_ms: int = 
     from aiokafka.conn import create_conn
     from aiokafka.errors import IllegalSaslStateError, KafkaError, SaslAuthenticationFailed
 
-    protocol = options.get("security_protocol", "PLAINTEXT").upper()
+    protocol = security_protocol(options)
     kwargs = client_options(options)
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
